@@ -1,0 +1,66 @@
+"""The event and fault schemas: the contract every reader of the store relies on.
+
+One row per event. ``latency_ms`` is receive time minus the *intended* send
+time (the schedule's, not the moment the sender got round to it), so a stalled
+server cannot hide behind a slowed sender (no coordinated omission);
+``service_ms`` is receive minus the actual send. ``sent_ns`` (the actual send
+time, wall clock) is an added column so schedule lag can be computed exactly.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+class Kind(IntEnum):
+    """Event kinds; the integer is only the in-memory code, the store holds the name."""
+
+    SEND = 0
+    RECV = 1
+    ERROR = 2
+    TIMEOUT = 3
+    CONNECT = 4
+    DISCONNECT = 5
+    FAULT = 6
+
+
+KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in Kind)
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("protocol", pa.string(), nullable=False),
+        pa.field("conn", pa.int32(), nullable=False),
+        pa.field("seq", pa.int64()),
+        pa.field("cid", pa.string()),
+        pa.field("intended_ns", pa.int64()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("service_ms", pa.float64()),
+        pa.field("bytes", pa.int32()),
+        pa.field("topic", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("payload", pa.string()),
+        pa.field("sent_ns", pa.int64()),
+        pa.field("worker", pa.int32()),
+    ]
+)
+
+FAULT_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # "client" | "target"
+        pa.field("kind", pa.string(), nullable=False),  # delay, drop, stall, disconnect, ...
+        pa.field("start", pa.timestamp("ns", tz="UTC"), nullable=False),
+        pa.field("end", pa.timestamp("ns", tz="UTC"), nullable=False),
+        pa.field("conn", pa.int32()),  # None: every connection
+        pa.field("cid", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)

@@ -1,0 +1,100 @@
+"""Every error streambench raises on purpose.
+
+The tree::
+
+    StreambenchError                 root: the CLI prints str(exc) on one line, exit 2
+    ├── ScenarioError                a scenario file is unreadable or invalid (all problems)
+    ├── ConfigError                  bad option, missing secret, bad rule file, ...
+    ├── TargetError                  the system under test could not be used
+    │   └── TargetUnreachable        refused / DNS / connect timeout at start
+    ├── StoreError                   the store cannot be read or written
+    │   └── RunNotFound              no run with that id in the store
+    └── RunInterrupted               a run was stopped by SIGINT/SIGTERM (captured data kept)
+
+Third-party exceptions are translated at the boundary that calls the library
+(`raise ... from exc`) so users never see a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class StreambenchError(Exception):
+    """Root of every error streambench raises deliberately."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a file: where it is and what was expected."""
+
+    path: str  # field path such as "load.stages[1].rate", or "" for the whole file
+    message: str
+    line: int | None = None
+
+    def render(self, file: str) -> str:
+        where = file if self.line is None else f"{file}:{self.line}"
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ScenarioError(StreambenchError):
+    """A scenario file is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, file: str, problems: Sequence[Problem]) -> None:
+        super().__init__(file, tuple(problems))
+        self.file = file
+        self.problems = tuple(problems)
+
+    def __str__(self) -> str:
+        lines = [p.render(self.file) for p in self.problems]
+        if len(lines) == 1:
+            return lines[0]
+        return f"{self.file}: {len(lines)} problems\n" + "\n".join(f"  {ln}" for ln in lines)
+
+
+class ConfigError(StreambenchError):
+    """A bad option, a missing secret, an unusable rule file."""
+
+
+class TargetError(StreambenchError):
+    """The system under test could not be used."""
+
+
+class TargetUnreachable(TargetError):
+    """The target refused or did not answer at start: nothing to measure."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"target {self.url} is unreachable: {self.reason}"
+
+
+class StoreError(StreambenchError):
+    """The store cannot be read or written."""
+
+
+class RunNotFound(StoreError):
+    def __init__(self, store: str, run_id: str) -> None:
+        super().__init__(store, run_id)
+        self.store = store
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"no run {self.run_id!r} in store {self.store} (see `streambench runs`)"
+
+
+class RunInterrupted(StreambenchError):
+    """A run was stopped by a signal; what it captured was flushed and kept."""
+
+    def __init__(self, run_id: str, signal_name: str) -> None:
+        super().__init__(run_id, signal_name)
+        self.run_id = run_id
+        self.signal_name = signal_name
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} interrupted by {self.signal_name}; captured events were kept"

@@ -1,0 +1,179 @@
+"""The scenario model: the one place YAML becomes typed, validated objects.
+
+Every model is frozen and forbids unknown keys, so a typo is an error (the
+loader turns pydantic's errors into one line each, with file, field path, line
+and a suggestion). Durations are seconds as floats; YAML may say ``500ms``,
+``30s``, ``5m``, ``2h`` or a bare number of seconds.
+
+Strings may carry secrets as ``${ENV_VAR}``: they stay unresolved in the model
+(so dumping a scenario into a manifest never leaks them) and are resolved only
+when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"500ms"`` -> 0.5, ``"5m"`` -> 300.0, ``2`` -> 2.0 (seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 500ms, 30s, 5m or 2h")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("expected a duration >= 0")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 2h, got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerFaults(_Model):
+    """Fault knobs of the built-in target (``streambench serve`` and ``url: embedded``).
+
+    Rates are probabilities per message; periods fire on a clock from server start.
+    """
+
+    latency: Duration = 0.0  # added to every reply
+    jitter: Duration = 0.0  # uniform extra delay in [0, jitter]
+    stall_every: Duration | None = None  # period of stalls: replies held back...
+    stall_for: Duration = 1.0  # ...for this long, then released together
+    drop_rate: Probability = 0.0  # reply never sent
+    error_rate: Probability = 0.0  # reply is {"cid": ..., "error": "injected error"}
+    disconnect_rate: Probability = 0.0  # connection closed abruptly instead of a reply
+    disconnect_every: Duration | None = None  # every connection closed once per period
+    seed: int = 0
+
+
+class Reconnect(_Model):
+    initial: Duration = 0.1
+    max: Duration = 5.0
+    factor: float = Field(default=2.0, ge=1.0)
+    attempts: int | None = Field(default=None, ge=0)  # None: keep trying until the run ends
+
+
+class Target(_Model):
+    protocol: Literal["websocket", "mqtt", "http"] = "websocket"
+    url: str = "embedded"  # "embedded" starts the built-in target for the run
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
+    connect_timeout: Duration = 5.0
+    reconnect: Reconnect = Field(default_factory=Reconnect)
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger frames are errors
+    fallback: Literal["http"] | None = None
+    server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+    # MQTT (see docs/scenarios.md); ignored by other protocols
+    publish: str = "streambench/{conn}"
+    subscribe: str | None = None  # None: same as publish (the broker's fan-out is the echo)
+    qos: Literal[0, 1, 2] = 1
+    mqtt_version: Literal["3.1.1", "5"] = "5"
+    clean_session: bool = True
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    retain: bool = False
+    # HTTP
+    method: str = "POST"
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "embedded"
+
+
+class Stage(_Model):
+    """One stage of a load profile: ``rate`` at its start, ramping linearly to ``to``."""
+
+    duration: Duration = Field(gt=0)
+    rate: float = Field(ge=0)
+    to: float | None = Field(default=None, ge=0)  # None: hold `rate` for the whole stage
+
+
+class Load(_Model):
+    connections: int = Field(default=1, ge=1, le=1_000_000)
+    rate: float | None = Field(default=None, gt=0)  # messages/s over all connections
+    duration: Duration | None = Field(default=None, gt=0)
+    stages: tuple[Stage, ...] | None = None
+    arrival: Literal["constant", "poisson"] = "constant"
+    timeout: Duration = Field(default=5.0, gt=0)  # a reply later than this is a timeout
+    heartbeat: Duration | None = None  # websocket ping interval; None: no pings
+
+    @model_validator(mode="after")
+    def _one_profile(self) -> Load:
+        if self.stages is not None:
+            if self.rate is not None or self.duration is not None:
+                raise ValueError("give either rate and duration, or stages, not both")
+            if not self.stages:
+                raise ValueError("stages must list at least one stage")
+        elif self.rate is None or self.duration is None:
+            raise ValueError("give rate and duration (or a list of stages)")
+        return self
+
+    def profile(self) -> tuple[Stage, ...]:
+        """The load as stages, whichever way the scenario said it."""
+        if self.stages is not None:
+            return self.stages
+        assert self.rate is not None and self.duration is not None
+        return (Stage(duration=self.duration, rate=self.rate),)
+
+    @property
+    def total_duration(self) -> float:
+        return sum(stage.duration for stage in self.profile())
+
+
+class Message(_Model):
+    body: dict[str, Any] = Field(default_factory=lambda: {"text": "{{sentence}}"})
+    cid_field: str = "cid"
+    seq_field: str = "seq"
+    pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
+
+
+class Redaction(_Model):
+    allow: tuple[str, ...] = ()
+    hash: tuple[str, ...] = ()
+    key_file: str | None = None
+    rotation: Literal["daily", "weekly", "monthly", "never"] = "monthly"
+
+
+class Capture(_Model):
+    redaction: Redaction = Field(default_factory=Redaction)
+    retention_days: int = Field(default=14, ge=1)
+    payloads: bool = True  # store (redacted) payloads; False keeps only metadata
+    flush_every: Duration = Field(default=1.0, gt=0)
+    flush_rows: int = Field(default=200_000, ge=1000)
+
+
+class Slo(_Model):
+    p50_ms: float | None = Field(default=None, gt=0)
+    p90_ms: float | None = Field(default=None, gt=0)
+    p95_ms: float | None = Field(default=None, gt=0)
+    p99_ms: float | None = Field(default=None, gt=0)
+    max_ms: float | None = Field(default=None, gt=0)
+    error_rate: Probability | None = None
+    min_throughput: float | None = Field(default=None, ge=0)  # received messages/s
+
+
+class Scenario(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = 0
+    target: Target = Field(default_factory=Target)
+    load: Load
+    message: Message = Field(default_factory=Message)
+    capture: Capture = Field(default_factory=Capture)
+    slo: Slo = Field(default_factory=Slo)
+    faults: tuple[dict[str, Any], ...] = ()  # client-side fault injection (docs/scenarios.md)
