@@ -1,0 +1,57 @@
+"""The ``streambench`` command: thin. It parses arguments and calls the library.
+
+Each package contributes its sub-commands through a ``register(subparsers)``
+function in its ``commands`` module; the list below is the whole registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streambench import __version__
+from streambench.errors import StreambenchError
+
+# (module, attribute) pairs, imported lazily so `streambench --help` stays fast.
+_COMMAND_MODULES = (
+    "streambench.generate.commands",  # run, validate
+    "streambench.target.commands",  # serve
+    "streambench.capture.commands",  # runs, prune, forget
+    "streambench.analyze.commands",  # metrics, slo, anomalies, compare, kb
+    "streambench.report.commands",  # report, nightly
+    "streambench.doctor",  # doctor
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="streambench",
+        description="Drive WebSocket, MQTT and HTTP load from YAML scenarios; "
+        "capture to Parquet; analyse.",
+    )
+    parser.add_argument("--version", action="version", version=f"streambench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency, not a package not yet written
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except StreambenchError as exc:
+        print(f"streambench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streambench: interrupted", file=sys.stderr)
+        return 130
