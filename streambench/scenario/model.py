@@ -12,28 +12,55 @@ when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from streambench.scenario.synth import check_body
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# "1h30m", "2m30s", "1s500ms": whole-number parts, largest unit first
+_COMPOUND = re.compile(r"^\s*(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?\s*$")
+_LONG_UNITS = {  # words people write, for the "did you mean" hint
+    "ms": ("msec", "msecs", "millis", "millisecond", "milliseconds"),
+    "s": ("sec", "secs", "second", "seconds"),
+    "m": ("min", "mins", "minute", "minutes"),
+    "h": ("hr", "hrs", "hour", "hours"),
+}
+_EXPECTED_DURATION = "expected a duration such as 500ms, 30s, 5m, 2h or 1h30m"
 
 
 def parse_duration(value: Any) -> float:
-    """``"500ms"`` -> 0.5, ``"5m"`` -> 300.0, ``2`` -> 2.0 (seconds)."""
+    """``"500ms"`` -> 0.5, ``"5m"`` -> 300.0, ``"1h30m"`` -> 5400.0, ``2`` -> 2.0 (seconds)."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 500ms, 30s, 5m or 2h")
+        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("expected a duration >= 0")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"expected a duration >= 0, got {value!r}")
         return float(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError(f"expected a duration such as 500ms, 30s, 5m or 2h, got {value!r}")
+        compound = _COMPOUND.match(value)
+        if compound and any(compound.groups()):
+            h, m, s, ms = (int(part or 0) for part in compound.groups())
+            return h * 3600.0 + m * 60.0 + s + ms / 1000
+        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}{_duration_hint(value)}")
+    raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
+
+
+def _duration_hint(text: str) -> str:
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$", text)
+    if match:
+        number, word = match.group(1), match.group(2).lower()
+        for unit, words in _LONG_UNITS.items():
+            if word in words or word == unit:
+                return f"; did you mean {number}{unit}?"
+    return ""
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -41,7 +68,8 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are never a sensible rate, duration or threshold.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerFaults(_Model):
@@ -127,7 +155,8 @@ class Load(_Model):
         """The load as stages, whichever way the scenario said it."""
         if self.stages is not None:
             return self.stages
-        assert self.rate is not None and self.duration is not None
+        assert self.rate is not None
+        assert self.duration is not None
         return (Stage(duration=self.duration, rate=self.rate),)
 
     @property
@@ -140,6 +169,13 @@ class Message(_Model):
     cid_field: str = "cid"
     seq_field: str = "seq"
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> Message:
+        # Raises synth.BodyProblem (a ValueError carrying every problem with its
+        # position in the body); the loader expands it into one Problem each.
+        check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field)
+        return self
 
 
 class Redaction(_Model):

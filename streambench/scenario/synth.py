@@ -1,0 +1,369 @@
+"""Deterministic synthetic data for ``{{placeholder}}`` strings in message bodies.
+
+A body is compiled once per run into a :class:`BodyPool`: ``pool`` distinct
+bodies rendered ahead of time from the scenario's seed, stored as JSON bytes
+without their closing brace. The send loop then only appends the correlation
+fields (:meth:`BodyPool.frame`), so synthetic data costs nothing on the hot
+path and a run is reproducible from its seed.
+
+Placeholders (``{{name}}`` or ``{{name:ARG:ARG}}``, spaces inside the braces
+allowed) are listed in :data:`PLACEHOLDERS`. A string that is exactly one
+placeholder becomes a typed value (``"{{int}}"`` -> ``42``); inside a longer
+string the value is interpolated as text (``"order {{int}}"`` -> ``"order 42"``).
+Dictionary keys are literal. The reference is docs/scenarios.md.
+
+This module is free of the scenario model on purpose: the model's validator
+calls :func:`check_body`, so nothing here may import it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from streambench.errors import ConfigError
+
+Loc = tuple[str | int, ...]  # a position inside the body: keys and list indexes
+
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+
+
+class BodyProblem(ValueError):
+    """The body has bad placeholders or reserved keys; carries every problem found.
+
+    ``problems`` holds ``(loc, message)`` pairs, ``loc`` relative to the body
+    (``("user", "name")`` or ``("items", 0)``), so the scenario loader can point
+    at the exact field and line.
+    """
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = problems
+        first_loc, first_msg = problems[0]
+        where = _format_loc(("body", *first_loc))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{where}: {first_msg}{more}")
+
+
+def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
+    """Raise :class:`BodyProblem` listing every unknown or malformed placeholder
+    and any top-level key that collides with the correlation fields."""
+    problems: list[tuple[Loc, str]] = []
+    for key in (cid_field, seq_field):
+        if key in body:
+            problems.append(((key,), f"key {key!r} is reserved: streambench adds it to every "
+                             "message (rename the key, or set message.cid_field/seq_field)"))
+    for loc, text in _strings(body, ()):
+        for match in _PLACEHOLDER.finditer(text):
+            message = _placeholder_problem(match.group(1))
+            if message is not None:
+                problems.append((loc, message))
+    if problems:
+        raise BodyProblem(problems)
+
+
+class BodyPool:
+    """``size`` pre-rendered bodies; :meth:`frame` makes message ``i`` from body ``i % size``.
+
+    Build with :func:`compile_body`. Immutable once built; safe to share between
+    connections and threads.
+    """
+
+    __slots__ = ("_cid_key", "_prefixes", "_seq_key", "size")
+
+    def __init__(self, prefixes: list[bytes], *, cid_field: str, seq_field: str) -> None:
+        self._prefixes = tuple(prefixes)
+        self.size = len(prefixes)
+        # The field names are JSON-encoded once here; frame() only concatenates.
+        self._cid_key = orjson.dumps(cid_field) + b':"'
+        self._seq_key = b'",' + orjson.dumps(seq_field) + b":"
+
+    def frame(self, i: int, cid: str, seq: int) -> bytes:
+        """The full JSON message number ``i``: body ``i % size`` + ``"cid":"<cid>","seq":<seq>}``.
+
+        The correlation id is always the last-but-one field and the sequence
+        number the last. ``cid`` is written as is, without JSON escaping (this is
+        the hot path): it must be plain ASCII without quotes or backslashes, as
+        the ``"<conn>-<seq>"`` ids streambench makes are.
+        """
+        return b"%s%s%s%s%d}" % (
+            self._prefixes[i % self.size], self._cid_key, cid.encode(), self._seq_key, seq
+        )
+
+    def body(self, i: int) -> dict[str, Any]:
+        """Body ``i % size`` as a dict, without the correlation fields (for tests and previews)."""
+        prefix = self._prefixes[i % self.size]
+        text = prefix[:-1] if prefix.endswith(b",") else prefix
+        return orjson.loads(text + b"}")
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def compile_body(
+    body: dict[str, Any], *, seed: int, pool: int, cid_field: str = "cid", seq_field: str = "seq"
+) -> BodyPool:
+    """Render ``pool`` bodies from ``body`` deterministically for ``seed``.
+
+    Raises :class:`~streambench.errors.ConfigError` for an invalid body (the
+    scenario loader reports the same problems earlier, with line numbers).
+    """
+    if pool < 1:
+        raise ConfigError(f"message.pool: expected a whole number >= 1, got {pool}")
+    try:
+        check_body(body, cid_field=cid_field, seq_field=seq_field)
+    except BodyProblem as exc:
+        raise ConfigError(f"message.{exc}") from exc
+    template = _compile(body)
+    rng = random.Random(f"streambench-body:{seed}")
+    prefixes = []
+    for _ in range(pool):
+        rendered = orjson.dumps(template(rng))
+        prefixes.append(rendered[:-1] + (b"," if len(rendered) > 2 else b""))
+    return BodyPool(prefixes, cid_field=cid_field, seq_field=seq_field)
+
+
+def render(body: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    """One body rendered for ``seed`` (a preview; no validation beyond the placeholders)."""
+    check_body(body, cid_field="\0cid", seq_field="\0seq")
+    return _compile(body)(random.Random(f"streambench-body:{seed}"))
+
+
+# --- the placeholders --------------------------------------------------------------
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FIRST = _words("Ada Alan Grace Linus Margaret Ken Barbara Dennis Frances Edsger Radia Guido "
+          "Hedy Tim Katherine John Sophie Donald Joan Niklaus Lucia Yukihiro Anita Bjarne")
+_LAST = _words("Lovelace Turing Hopper Torvalds Hamilton Thompson Liskov Ritchie Allen Dijkstra "
+         "Perlman Rossum Lamarr Berners-Lee Johnson Backus Wilson Knuth Clarke Wirth Sato "
+         "Matsumoto Borg Stroustrup")
+_WORDS = _words("stream socket packet latency broker topic server client message queue reply "
+          "signal window buffer frame channel route cache batch shard token session event "
+          "river harbor lantern meadow copper silver quiet rapid gentle bright early late "
+          "sends waits reads writes opens closes keeps drops holds finds makes takes")
+_CITIES = _words("Lisbon Osaka Nairobi Lima Oslo Montreal Auckland Porto Kyoto Accra Bogota "
+                  "Tallinn Hanoi Dublin Cusco Tbilisi Perth Quito Seville Busan Dakar Bergen")
+_TEST_NETS = ("192.0.2", "198.51.100", "203.0.113")  # RFC 5737: never routed
+_YEAR_START = 1_704_067_200  # 2024-01-01T00:00:00Z: synthetic timestamps fall in 2024
+_YEAR_SECONDS = 366 * 86_400
+
+PLACEHOLDERS: dict[str, str] = {
+    "user_id": "a user id such as user-04217 (10 000 distinct users)",
+    "uuid": "a random UUID (version 4 layout)",
+    "email": "an address at example.com / example.org / example.net",
+    "phone": "a fictional phone number such as +1-415-555-0142",
+    "name": "first and last name",
+    "first_name": "a first name",
+    "last_name": "a last name",
+    "word": "one word",
+    "sentence": "a sentence of 5 to 12 words",
+    "chars:N": "exactly N characters of words (for payload size tests)",
+    "hex:N": "N random hex digits (default 16)",
+    "int": "a whole number in 0..1000000 (typed when the string is only this placeholder)",
+    "int:LO:HI": "a whole number in LO..HI inclusive (typed)",
+    "float": "a number in [0, 1), 3 decimals (typed)",
+    "float:LO:HI": "a number in [LO, HI), 3 decimals (typed)",
+    "bool": "true or false (typed)",
+    "choice:A:B:...": "one of the listed words",
+    "ip": "an IPv4 address from the documentation ranges (RFC 5737)",
+    "city": "a city name",
+    "timestamp": "an ISO-8601 UTC time in 2024 (not the send time)",
+    "epoch_ms": "milliseconds since 1970 for a time in 2024 (typed)",
+}
+
+
+def _no_args(name: str, args: list[str]) -> tuple[()]:
+    if args:
+        raise ValueError(f"{{{{{name}}}}} takes no arguments")
+    return ()
+
+
+def _number_range(kind: type, default: tuple[Any, Any]) -> Any:
+    def parse(name: str, args: list[str]) -> tuple[Any, Any]:
+        if not args:
+            return default
+        if len(args) != 2:
+            raise ValueError(f"expected {{{{{name}:LO:HI}}}} with two bounds")
+        try:
+            lo, hi = kind(args[0]), kind(args[1])
+        except ValueError:
+            noun = "whole numbers" if kind is int else "numbers"
+            raise ValueError(f"LO and HI must be {noun}, got {args[0]!r} and {args[1]!r}") from None
+        if lo > hi:
+            raise ValueError(f"LO must be <= HI, got {lo} > {hi}")
+        return lo, hi
+    return parse
+
+
+def _count(default: int | None) -> Any:
+    def parse(name: str, args: list[str]) -> tuple[int]:
+        if not args and default is not None:
+            return (default,)
+        if len(args) != 1 or not args[0].isdigit():
+            raise ValueError(f"expected {{{{{name}:N}}}} with N a whole number >= 0")
+        if int(args[0]) > 1 << 24:
+            raise ValueError(f"N must be at most {1 << 24}, got {args[0]}")
+        return (int(args[0]),)
+    return parse
+
+
+def _choices(name: str, args: list[str]) -> tuple[tuple[str, ...]]:
+    if not args or not all(args):
+        raise ValueError("expected {{choice:A:B:...}} with at least one non-empty option")
+    return (tuple(args),)
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.choices(_WORDS, k=rng.randint(5, 12))
+    return " ".join(words).capitalize() + "."
+
+
+def _chars(n: int) -> Render:
+    def make(rng: random.Random) -> str:
+        out = ""
+        while len(out) < n:
+            out += rng.choice(_WORDS) + " "
+        return out[:n]
+    return make
+
+
+def _when(rng: random.Random) -> int:
+    return (_YEAR_START + rng.randrange(_YEAR_SECONDS)) * 1000 + rng.randrange(1000)
+
+
+def _iso(ms: int) -> str:
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_PARSERS: dict[str, Any] = {
+    "int": _number_range(int, (0, 1_000_000)),
+    "float": _number_range(float, (0.0, 1.0)),
+    "chars": _count(None),
+    "hex": _count(16),
+    "choice": _choices,
+}
+
+# name -> factory(*parsed args) -> (rng -> value)
+GENERATORS: dict[str, Any] = {
+    "user_id": lambda: lambda rng: f"user-{rng.randrange(10_000):05d}",
+    "uuid": lambda: lambda rng: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+    "email": lambda: lambda rng: (
+        f"{rng.choice(_FIRST).lower()}.{rng.choice(_LAST).lower()}{rng.randrange(100)}"
+        f"@example.{rng.choice(('com', 'org', 'net'))}"
+    ),
+    "phone": lambda: lambda rng: f"+1-{rng.randint(201, 989)}-555-01{rng.randrange(100):02d}",
+    "name": lambda: lambda rng: f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
+    "first_name": lambda: lambda rng: rng.choice(_FIRST),
+    "last_name": lambda: lambda rng: rng.choice(_LAST),
+    "word": lambda: lambda rng: rng.choice(_WORDS),
+    "sentence": lambda: _sentence,
+    "chars": _chars,
+    "hex": lambda n: lambda rng: f"{rng.getrandbits(4 * n):0{n}x}" if n else "",
+    "int": lambda lo, hi: lambda rng: rng.randint(lo, hi),
+    "float": lambda lo, hi: lambda rng: round(rng.uniform(lo, hi), 3),
+    "bool": lambda: lambda rng: rng.random() < 0.5,
+    "choice": lambda options: lambda rng: rng.choice(options),
+    "ip": lambda: lambda rng: f"{rng.choice(_TEST_NETS)}.{rng.randint(1, 254)}",
+    "city": lambda: lambda rng: rng.choice(_CITIES),
+    "timestamp": lambda: lambda rng: _iso(_when(rng)),
+    "epoch_ms": lambda: _when,
+}
+
+
+def parse_args(name: str, args: list[str]) -> tuple[Any, ...]:
+    """The converted arguments of ``{{name:ARGS}}``; ValueError says what was expected."""
+    parser = _PARSERS.get(name)
+    return _no_args(name, args) if parser is None else parser(name, args)
+
+
+# --- compiling a template into a function of the random generator -----------------
+
+Render = Any  # Callable[[random.Random], Any]; kept loose to stay readable
+
+
+def _compile(value: Any) -> Render:
+    if isinstance(value, dict):
+        parts = [(key, _compile(item)) for key, item in value.items()]
+        return lambda rng: {key: part(rng) for key, part in parts}
+    if isinstance(value, list | tuple):
+        items = [_compile(item) for item in value]
+        return lambda rng: [item(rng) for item in items]
+    if isinstance(value, str) and "{{" in value:
+        return _compile_string(value)
+    return lambda rng: value
+
+
+def _compile_string(text: str) -> Render:
+    whole = _PLACEHOLDER.fullmatch(text)
+    if whole is not None:
+        return _generator(whole.group(1))
+    pieces: list[Render] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(text):
+        literal = text[last : match.start()]
+        pieces.append(lambda rng, literal=literal: literal)
+        generate = _generator(match.group(1))
+        pieces.append(lambda rng, generate=generate: _as_text(generate(rng)))
+        last = match.end()
+    tail = text[last:]
+    pieces.append(lambda rng: tail)
+    return lambda rng: "".join(piece(rng) for piece in pieces)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _generator(inner: str) -> Render:
+    name, args = _split(inner)
+    make = GENERATORS[name]
+    return make(*parse_args(name, args))
+
+
+def _split(inner: str) -> tuple[str, list[str]]:
+    name, *args = inner.strip().split(":")
+    return name.strip(), [arg.strip() for arg in args]
+
+
+def _placeholder_problem(inner: str) -> str | None:
+    name, args = _split(inner)
+    if name not in GENERATORS:
+        close = difflib.get_close_matches(name, list(GENERATORS), n=1, cutoff=0.6)
+        hint = f"; did you mean {{{{{close[0]}}}}}?" if close else " (see docs/scenarios.md)"
+        return f"unknown placeholder {{{{{inner.strip()}}}}}{hint}"
+    try:
+        parse_args(name, args)
+    except ValueError as exc:
+        return f"placeholder {{{{{inner.strip()}}}}}: {exc}"
+    return None
+
+
+def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*loc, index))
+    elif isinstance(value, str):
+        yield loc, value
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
