@@ -1,0 +1,220 @@
+"""Capture: rows appended on the event loop, converted and written off it.
+
+The hot path is one ``list.append`` of a tuple per event (``Recorder.append``,
+bound once by each client). Timestamps in rows are *monotonic* nanoseconds;
+the writer turns them into UTC wall-clock time with one offset taken at start,
+so a clock step during a run cannot reorder events.
+
+A row is ``(kind, ts_mono, conn, seq, cid, intended_mono, sent_mono, bytes,
+topic, status, error, payload)`` with ``kind`` a :class:`Kind` code and
+``None`` where a field does not apply. ``latency_ms`` and ``service_ms`` are
+computed vectorised at flush time for ``recv`` rows.
+
+Flushing hands a batch to one writer thread which builds the Arrow table,
+redacts it, and writes one part per UTC date under a temporary name before
+renaming it into place: a crash loses at most the batch in memory and never
+leaves a part a reader would trip over.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, Kind
+from streambench.capture.store import Store
+
+Row = tuple[Any, ...]
+_KINDS = pa.array(KIND_NAMES, pa.string())
+_NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def wall_offset_ns() -> int:
+    """Add to ``time.monotonic_ns()`` to get epoch nanoseconds (taken once per run)."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+class Recorder:
+    """Where clients put events. Single-threaded: only the event loop appends."""
+
+    __slots__ = ("append", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.append: Callable[[Row], None] = self.rows.append
+
+    def take(self) -> list[Row]:
+        """Everything recorded so far; the list object stays (clients hold ``append``)."""
+        batch = self.rows.copy()
+        self.rows.clear()
+        return batch
+
+
+def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns: int,
+                  worker: int = 0, payloads: bool = True) -> pa.Table:
+    """Build an EVENT_SCHEMA table from recorder rows (runs in the writer thread)."""
+    n = len(rows)
+    (kind, ts, conn, seq, cid, intended, sent, nbytes, topic, status, error,
+     payload) = zip(*rows, strict=True) if n else ((),) * 12
+    kind_codes = pa.array(kind, pa.int8())
+    ts_ns = np.fromiter(ts, np.int64, n) + offset_ns
+    intended_ns = _shift(pa.array(intended, pa.int64()), offset_ns)
+    sent_ns = _shift(pa.array(sent, pa.int64()), offset_ns)
+    is_recv = pc.equal(kind_codes, pa.scalar(Kind.RECV, pa.int8()))
+    ts_arr = pa.array(ts_ns, pa.int64())
+    latency = pc.if_else(is_recv, pc.divide(pc.subtract(ts_arr, intended_ns).cast(pa.float64()),
+                                            1e6), None)
+    service = pc.if_else(is_recv, pc.divide(pc.subtract(ts_arr, sent_ns).cast(pa.float64()),
+                                            1e6), None)
+    columns = {
+        "run_id": pa.repeat(run_id, n).cast(pa.string()),
+        "ts": ts_arr.cast(pa.timestamp("ns", tz="UTC")),
+        "kind": pc.take(_KINDS, kind_codes),
+        "protocol": pa.repeat(protocol, n).cast(pa.string()),
+        "conn": pa.array(conn, pa.int32()),
+        "seq": pa.array(seq, pa.int64()),
+        "cid": pa.array(cid, pa.string()),
+        "intended_ns": intended_ns,
+        "latency_ms": latency,
+        "service_ms": service,
+        "bytes": pa.array(nbytes, pa.int32()),
+        "topic": pa.array(topic, pa.string()),
+        "status": pa.array(status, pa.string()),
+        "error": pa.array(error, pa.string()),
+        "payload": pa.array(payload if payloads else (None,) * n, pa.string()),
+        "sent_ns": sent_ns,
+        "worker": pa.repeat(worker, n).cast(pa.int32()),
+    }
+    return pa.table(columns, schema=EVENT_SCHEMA)
+
+
+def _shift(values: pa.Array, offset_ns: int) -> pa.Array:
+    return pc.add(values, pa.scalar(offset_ns, pa.int64()))
+
+
+class PartWriter:
+    """Writes tables of one run into ``<table>/date=/run_id=/part-NNNNN.parquet``."""
+
+    def __init__(self, store: Store, table: str, run_id: str, *, first_part: int = 0) -> None:
+        self.store = store
+        self.table = table
+        self.run_id = run_id
+        self.next_part = first_part
+        self.rows_written = 0
+        self.bytes_written = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        time_column = "ts" if "ts" in table.column_names else "start"
+        days = pc.divide(table.column(time_column).cast(pa.int64()), _NS_PER_DAY)
+        unique_days = pc.unique(days).to_pylist()
+        if len(unique_days) == 1:  # the usual case: no copy
+            self._write_part(table, _date(unique_days[0]))
+            return
+        for day in unique_days:  # a batch that straddles midnight UTC
+            self._write_part(table.filter(pc.equal(days, day)), _date(day))
+
+    def _write_part(self, table: pa.Table, date: str) -> None:
+        directory = self.store.partition_dir(self.table, date, self.run_id)
+        fs = self.store.fs
+        fs.makedirs(directory, exist_ok=True)
+        name = f"part-{self.next_part:05d}.parquet"
+        self.next_part += 1
+        tmp = f"{directory}/.{name}.tmp"
+        with fs.open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+        fs.mv(tmp, f"{directory}/{name}")
+        self.rows_written += table.num_rows
+        self.bytes_written += fs.size(f"{directory}/{name}")
+
+
+def _date(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
+
+
+class CaptureWriter:
+    """Turns recorder batches into redacted Parquet parts on one background thread.
+
+    ``submit()`` is called from the event loop and returns at once; ``close()``
+    waits until every submitted batch is on disk. Errors in the thread are
+    re-raised by the next ``submit()`` or by ``close()``: capture failing is
+    never silent.
+    """
+
+    def __init__(self, store: Store, run_id: str, *, protocol: str, offset_ns: int,
+                 redactor: Any | None = None, payloads: bool = True, worker: int = 0) -> None:
+        self.events = PartWriter(store, "events", run_id, first_part=worker * 100_000)
+        self.faults = PartWriter(store, "faults", run_id, first_part=worker * 100_000)
+        self.run_id = run_id
+        self.protocol = protocol
+        self.offset_ns = offset_ns
+        self.redactor = redactor
+        self.payloads = payloads
+        self.worker = worker
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture")
+        self._pending: list[concurrent.futures.Future[None]] = []
+
+    def submit(self, rows: list[Row]) -> None:
+        self._raise_failures()
+        if rows:
+            self._pending.append(self._pool.submit(self._write_events, rows))
+
+    def submit_faults(self, faults: Sequence[dict[str, Any]]) -> None:
+        if faults:
+            self._pending.append(self._pool.submit(self._write_faults, list(faults)))
+
+    def _write_events(self, rows: list[Row]) -> None:
+        table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
+                              offset_ns=self.offset_ns, worker=self.worker,
+                              payloads=self.payloads)
+        if self.redactor is not None:
+            table = self.redactor.redact_table(table)
+        self.events.write(table)
+
+    def _write_faults(self, faults: list[dict[str, Any]]) -> None:
+        self.faults.write(faults_table(faults, run_id=self.run_id))
+
+    def _raise_failures(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for future in done:
+            future.result()
+
+    def close(self) -> None:
+        """Wait for every batch to be written; re-raise the first failure."""
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True)
+
+
+def faults_table(faults: Sequence[dict[str, Any]], *, run_id: str) -> pa.Table:
+    """Ground-truth rows (``start_ns``/``end_ns`` epoch ns) as a FAULT_SCHEMA table."""
+    def column(name: str) -> list[Any]:
+        return [f.get(name) for f in faults]
+
+    return pa.table(
+        {
+            "run_id": pa.repeat(run_id, len(faults)).cast(pa.string()),
+            "source": column("source"),
+            "kind": column("kind"),
+            "start": pa.array(column("start_ns"), pa.int64()).cast(pa.timestamp("ns", "UTC")),
+            "end": pa.array(column("end_ns"), pa.int64()).cast(pa.timestamp("ns", "UTC")),
+            "conn": pa.array(column("conn"), pa.int32()),
+            "cid": pa.array(column("cid"), pa.string()),
+            "detail": pa.array([None if d is None else str(d) for d in column("detail")],
+                               pa.string()),
+        },
+        schema=FAULT_SCHEMA,
+    )

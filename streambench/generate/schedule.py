@@ -1,0 +1,96 @@
+"""Open-model arrival schedules: when each message *should* be sent.
+
+Pure and seeded: no clock, no I/O. A schedule is an iterator of intended send
+offsets in nanoseconds from the start of the run. Senders never wait for
+replies before sending the next message; latency is measured from these
+intended times, so a server that stalls shows up in the percentiles instead
+of slowing the senders down (no coordinated omission).
+
+The load is split over connections without changing its shape:
+
+* constant / stages: message ``k`` of connection ``c`` is global message
+  ``k * n + c``; with ``Λ(t)`` the cumulative expected count of the profile
+  it is sent when ``Λ(t) = k * n + c``. The union over connections is exactly
+  the global schedule.
+* poisson: each connection is an independent Poisson process at ``λ(t) / n``
+  (by thinning a homogeneous one); their superposition is Poisson at ``λ(t)``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+
+from streambench.scenario.model import Load, Stage
+
+NS = 1_000_000_000
+
+
+def _segments(profile: Sequence[Stage]) -> Iterator[tuple[float, float, float, float]]:
+    """(start_s, duration_s, rate_at_start, rate_at_end) per stage."""
+    start = 0.0
+    for stage in profile:
+        end_rate = stage.rate if stage.to is None else stage.to
+        yield start, stage.duration, stage.rate, end_rate
+        start += stage.duration
+
+
+def expected_count(profile: Sequence[Stage]) -> float:
+    """Messages the profile asks for in total (the integral of its rate)."""
+    return sum(d * (r0 + r1) / 2 for _, d, r0, r1 in _segments(profile))
+
+
+def _solve_in_segment(need: float, duration: float, r0: float, r1: float) -> float:
+    """Time t in [0, duration] with integral_0^t rate = need (rate linear r0 -> r1)."""
+    slope = (r1 - r0) / duration
+    if abs(slope) < 1e-12:
+        return need / r0
+    # r0 t + slope t^2 / 2 = need  ->  stable root of the quadratic
+    disc = max(r0 * r0 + 2 * slope * need, 0.0)
+    return 2 * need / (r0 + math.sqrt(disc))
+
+
+def deterministic(profile: Sequence[Stage], *, conn: int = 0, connections: int = 1
+                  ) -> Iterator[int]:
+    """Evenly spaced arrivals following the profile (constant, ramps, steps)."""
+    index = conn  # global message number this connection sends next
+    done = 0.0  # messages the profile held before the current segment
+    for start, duration, r0, r1 in _segments(profile):
+        in_segment = duration * (r0 + r1) / 2
+        while index + 0.5 <= done + in_segment:
+            # +0.5: message k sits in the middle of its slot, so a 1 s stage at
+            # 10 msg/s sends at 0.05, 0.15, ... and never at the boundary.
+            offset = _solve_in_segment(index + 0.5 - done, duration, r0, r1)
+            yield round((start + offset) * NS)
+            index += connections
+        done += in_segment
+
+
+def poisson(profile: Sequence[Stage], *, seed: int, conn: int = 0, connections: int = 1
+            ) -> Iterator[int]:
+    """Poisson arrivals at rate(t) / connections for one connection (seeded)."""
+    rng = random.Random(f"{seed}:{conn}")
+    for start, duration, r0, r1 in _segments(profile):
+        peak = max(r0, r1) / connections
+        if peak <= 0:
+            continue
+        t = 0.0
+        while True:
+            t += rng.expovariate(peak)
+            if t >= duration:
+                break
+            rate_here = (r0 + (r1 - r0) * t / duration) / connections
+            if rng.random() * peak <= rate_here:  # thinning for ramps
+                yield round((start + t) * NS)
+
+
+def schedule(load: Load, *, seed: int, conn: int, connections: int | None = None
+             ) -> Iterator[int]:
+    """Intended send offsets (ns from run start) for one connection of a load."""
+    n = connections or load.connections
+    if not 0 <= conn < n:
+        raise ValueError(f"connection {conn} is outside 0..{n - 1}")
+    if load.arrival == "poisson":
+        return poisson(load.profile(), seed=seed, conn=conn, connections=n)
+    return deterministic(load.profile(), conn=conn, connections=n)
