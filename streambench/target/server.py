@@ -122,13 +122,19 @@ def _start_clocks(state: TargetState) -> list[asyncio.Task[None]]:
 
 
 async def _stall_clock(state: TargetState) -> None:
-    """Emit one "stall" row as each stall window ends (replies hold themselves)."""
+    """Emit one "stall" row as each stall window ends (replies hold themselves).
+
+    Windows are walked from the last one's end, not from "now", so a timer that
+    fires a little early cannot report a window twice.
+    """
+    t = state.now()
     while True:
-        window = state.plan.next_stall(state.now())
+        window = state.plan.next_stall(t)
         assert window is not None
-        await asyncio.sleep(window[1] - state.now())
+        await asyncio.sleep(max(0.0, window[1] - state.now()))
         state.record("stall", start=window[0], end=window[1],
                      detail=f"replies held {state.plan.faults.stall_for * 1000:g}ms")
+        t = window[1]
 
 
 def _record_open_stall(state: TargetState, end: float) -> None:
@@ -141,11 +147,12 @@ def _record_open_stall(state: TargetState, end: float) -> None:
 async def _disconnect_clock(state: TargetState) -> None:
     """At each ``disconnect_every`` tick, close every faulted connection once."""
     closing: set[asyncio.Task[None]] = set()
+    tick: float | None = state.now()
     try:
         while True:
-            tick = state.plan.disconnect_tick(state.now())
+            tick = state.plan.disconnect_tick(tick)
             assert tick is not None
-            await asyncio.sleep(tick - state.now())
+            await asyncio.sleep(max(0.0, tick - state.now()))
             for conn in list(state.live_connections):
                 task = asyncio.create_task(conn.close_periodic(), name="streambench.target.close")
                 closing.add(task)

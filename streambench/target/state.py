@@ -71,9 +71,10 @@ class TargetState:
         self.plan = plan
         self.counters = Counters()
         self.loop = asyncio.get_running_loop()
-        # One instant read on both clocks: fault times are scheduled on the
-        # monotonic loop clock and reported as epoch nanoseconds.
-        self.start_mono = self.loop.time()
+        # One instant read on both clocks: fault times are kept on the monotonic
+        # clock and reported as epoch nanoseconds. Not loop.time(): uvloop's
+        # clock ticks in whole milliseconds.
+        self.start_mono = time.monotonic()
         self.start_epoch_ns = time.time_ns()
         self.closing = asyncio.Event()
         # Every open WebSocket (close() says goodbye to them), and the ones served
@@ -83,8 +84,8 @@ class TargetState:
         self._sink = fault_sink
 
     def now(self) -> float:
-        """Seconds since server start on the loop's monotonic clock."""
-        return self.loop.time() - self.start_mono
+        """Seconds since server start on the monotonic clock."""
+        return time.monotonic() - self.start_mono
 
     def epoch_ns(self, t: float) -> int:
         """Epoch nanoseconds of the server-relative time ``t``."""

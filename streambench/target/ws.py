@@ -26,7 +26,8 @@ from streambench.target.state import TargetState, cid_of
 
 _DATA_TYPES = (WSMsgType.TEXT, WSMsgType.BINARY)
 MAX_MESSAGE_BYTES = 16 << 20  # above the clients' largest max_message_bytes
-CLOSE_INJECTED = 1011  # "internal error": what a crashing server's proxy would send
+CLOSE_INJECTED = 1011
+TIMER_TICK_S = 0.001  # "internal error": what a crashing server's proxy would send
 
 
 class ReplyQueue:
@@ -67,7 +68,10 @@ class ReplyQueue:
         self._wake = wake = loop.create_future()
         timer = None
         if due is not None:
-            timer = loop.call_at(self._state.start_mono + due, _set_done, wake)
+            # At least one timer tick: uvloop rounds timers to milliseconds, and a
+            # timer firing early would only spin this loop until the reply is due.
+            delay = max(due - self._state.now(), TIMER_TICK_S)
+            timer = loop.call_later(delay, _set_done, wake)
         try:
             await wake
         finally:

@@ -1,0 +1,177 @@
+"""``streambench serve``: run the built-in target until SIGINT/SIGTERM.
+
+Stdout carries exactly one line, the ready line, flushed as soon as the port
+listens: ``{"ws_url": ..., "http_url": ..., "pid": ...}``. Everything for humans
+goes to stderr. ``--faults-out FILE`` writes the ground truth as JSON lines,
+flushed per line so a crash loses nothing already injected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pydantic
+
+from streambench.errors import ConfigError, TargetError
+from streambench.scenario.model import ServerFaults, parse_duration
+
+# flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
+_DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
+_RATE_FLAGS = ("drop_rate", "error_rate", "disconnect_rate")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` to the ``streambench`` command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the built-in WebSocket + HTTP echo target with fault knobs",
+        description="Run the built-in target: WebSocket echo on any path (use /echo), "
+        "HTTP echo, GET /health and GET /sse. Prints one JSON ready line on stdout.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    knobs = parser.add_argument_group("fault knobs (override --scenario's target.server)")
+    for dest in _DURATION_FLAGS:
+        knobs.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_duration,
+                           metavar="DURATION", help="e.g. 20ms, 1s")
+    for dest in _RATE_FLAGS:
+        knobs.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_rate,
+                           metavar="P", help="probability per message, 0..1")
+    knobs.add_argument("--seed", type=int, help="seed of the fault decisions (default 0)")
+    parser.add_argument("--scenario", metavar="FILE", help="take the knobs from target.server")
+    parser.add_argument("--faults-out", metavar="FILE", help="write ground truth as JSON lines")
+    parser.set_defaults(handler=serve)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability 0..1, got {text!r}")
+    return value
+
+
+def faults_from_args(args: argparse.Namespace) -> ServerFaults:
+    """The knobs: the scenario's ``target.server`` (if any), then the flags given."""
+    knobs: dict[str, Any] = {}
+    if args.scenario:
+        knobs = _scenario_faults(args.scenario).model_dump()
+    for dest in (*_DURATION_FLAGS, *_RATE_FLAGS, "seed"):
+        value = getattr(args, dest)
+        if value is not None:
+            knobs[dest] = value
+    try:
+        return ServerFaults.model_validate(knobs)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"serve: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _scenario_faults(path: str) -> ServerFaults:
+    try:
+        from streambench.scenario import load_scenario  # type: ignore[attr-defined]
+    except ImportError:
+        return _load_scenario_fallback(path).target.server
+    return load_scenario(path).target.server
+
+
+def _load_scenario_fallback(path: str) -> Any:
+    """Interim loader until :func:`streambench.scenario.load_scenario` exists."""
+    import yaml
+
+    from streambench.errors import Problem, ScenarioError
+    from streambench.scenario.model import Scenario
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(path, [Problem("", f"cannot read: {exc}".splitlines()[0])]) from None
+    try:
+        return Scenario.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+        raise ScenarioError(path, problems) from None
+
+
+class JsonLinesSink:
+    """A fault sink writing one JSON object per line, flushed per line."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 -- closed by close()
+        except OSError as exc:
+            raise ConfigError(f"--faults-out {path}: {exc.strerror}") from None
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self._file.write(orjson.dumps(row) + b"\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="streambench serve: %(message)s")
+    faults = faults_from_args(args)
+    sink = JsonLinesSink(args.faults_out) if args.faults_out else None
+    try:
+        _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink))
+    finally:
+        if sink is not None:
+            sink.close()
+    return 0
+
+
+def _run(coro: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+async def _serve(
+    *, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None
+) -> None:
+    from streambench.target.server import start_server
+
+    try:
+        server = await start_server(host=host, port=port, faults=faults, fault_sink=sink)
+    except OSError as exc:
+        raise TargetError(f"serve: cannot listen on {host}:{port}: {exc.strerror}") from None
+    ready = {"ws_url": server.ws_url, "http_url": server.http_url, "pid": os.getpid()}
+    sys.stdout.write(orjson.dumps(ready).decode() + "\n")
+    sys.stdout.flush()
+    logging.getLogger("streambench.target").info(
+        "serving %s and %s (faults: %s)", server.ws_url, server.http_url,
+        faults.model_dump(exclude_defaults=True) or "none",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+        logging.getLogger("streambench.target").info("stopped: %s", server.stats)
