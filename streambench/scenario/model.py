@@ -67,6 +67,18 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+class FieldProblem(ValueError):
+    """Raised by a model-level validator about one of the model's fields.
+
+    ``loc`` is the field's position relative to the model, so the loader can
+    report ``target.url`` rather than ``target``.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Model(BaseModel):
     # NaN and infinity are never a sensible rate, duration or threshold.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -96,6 +108,13 @@ class Reconnect(_Model):
     attempts: int | None = Field(default=None, ge=0)  # None: keep trying until the run ends
 
 
+_URL_SCHEMES = {  # MQTT may also run over WebSockets (aiomqtt transport="websockets")
+    "websocket": ("ws", "wss"),
+    "http": ("http", "https"),
+    "mqtt": ("mqtt", "mqtts", "ws", "wss"),
+}
+
+
 class Target(_Model):
     protocol: Literal["websocket", "mqtt", "http"] = "websocket"
     url: str = "embedded"  # "embedded" starts the built-in target for the run
@@ -121,6 +140,19 @@ class Target(_Model):
     @property
     def embedded(self) -> bool:
         return self.url == "embedded"
+
+    @model_validator(mode="after")
+    def _url_fits_protocol(self) -> Target:
+        # A URL that is a ${SECRET} template is checked when it is resolved.
+        if self.embedded or self.url.startswith("${"):
+            return self
+        scheme = self.url.partition("://")[0].lower() if "://" in self.url else ""
+        allowed = _URL_SCHEMES[self.protocol]
+        if scheme not in allowed:
+            schemes = " or ".join(f"{s}://" for s in allowed)
+            raise FieldProblem(("url",), f"url {self.url!r} does not fit protocol "
+                               f"{self.protocol}: expected embedded or a {schemes} URL")
+        return self
 
 
 class Stage(_Model):

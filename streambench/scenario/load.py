@@ -1,0 +1,364 @@
+"""Reading scenario files: YAML -> :class:`Scenario`, or every problem at once.
+
+``load_scenario`` and ``parse_scenario`` never let a YAML or pydantic error
+escape: they raise :class:`~streambench.errors.ScenarioError` carrying one
+:class:`~streambench.errors.Problem` per thing wrong, each with the field path
+(``load.stages[1].rate``), a plain-words message of what was expected, and
+the line of the file where the field is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import annotated_types as at
+import yaml
+from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic.fields import FieldInfo
+
+from streambench.errors import ConfigError, Problem, ScenarioError
+from streambench.scenario.model import FieldProblem, Scenario, parse_duration
+from streambench.scenario.synth import BodyProblem
+
+Loc = tuple[str | int, ...]
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate the scenario at ``path``; raise ScenarioError listing every problem."""
+    file = os.fspath(path)
+    try:
+        with open(file, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ScenarioError(file, [Problem("", "file not found")]) from None
+    except IsADirectoryError:
+        raise ScenarioError(file, [Problem("", "is a directory, not a scenario file")]) from None
+    except PermissionError:
+        raise ScenarioError(file, [Problem("", "permission denied")]) from None
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text (byte {exc.start} cannot be decoded)"
+        raise ScenarioError(file, [Problem("", message)]) from None
+    except OSError as exc:
+        raise ScenarioError(file, [Problem("", f"cannot be read: {exc.strerror}")]) from None
+    return parse_scenario(text, file=file)
+
+
+def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
+    """Validate scenario YAML ``text``; ``file`` names it in problems."""
+    node = _compose(text, file)
+    if node is None:
+        raise ScenarioError(file, [Problem("", "the file is empty; a scenario needs at least "
+                                           "name and load (see docs/scenarios.md)")])
+    if not isinstance(node, yaml.MappingNode):
+        got = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
+        message = f"expected a mapping of keys (name, target, load, ...) at top level, got {got}"
+        raise ScenarioError(file, [Problem("", message, node.start_mark.line + 1)])
+    data = _construct(node, file)
+    lines: dict[Loc, int] = {}
+    problems = list(_index(node, (), lines))
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems += _convert(exc, lines)
+    if problems:
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
+        raise ScenarioError(file, problems)
+    return scenario
+
+
+def with_overrides(
+    scenario: Scenario,
+    *,
+    rate: float | None = None,
+    connections: int | None = None,
+    duration: float | None = None,
+    target: str | None = None,
+    seed: int | None = None,
+) -> Scenario:
+    """The scenario with the CLI's ``--rate/--connections/--duration/--target/--seed`` applied.
+
+    On a constant load, ``rate`` and ``duration`` replace ``load.rate`` and
+    ``load.duration``. On a staged load they keep its shape: ``rate`` scales
+    every stage's ``rate`` and ``to`` by the same factor so the peak equals the
+    given rate, and ``duration`` scales every stage's duration so the stages
+    add up to it. ``target`` replaces ``target.url`` (its scheme must fit
+    ``target.protocol``). Raises ConfigError for values that cannot work.
+    """
+    data = scenario.model_dump()
+    load = data["load"]
+    if rate is not None:
+        _positive("--rate", rate)
+        if load["stages"] is None:
+            load["rate"] = rate
+        else:
+            load["stages"] = _scale_rates(load["stages"], rate)
+    if duration is not None:
+        _positive("--duration", duration)
+        if load["stages"] is None:
+            load["duration"] = duration
+        else:
+            factor = duration / sum(stage["duration"] for stage in load["stages"])
+            load["stages"] = [{**s, "duration": s["duration"] * factor} for s in load["stages"]]
+    if connections is not None:
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise ConfigError(f"--connections: expected a whole number >= 1, got {connections!r}")
+        load["connections"] = connections
+    if target is not None:
+        data["target"]["url"] = target
+    if seed is not None:
+        data["seed"] = seed
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = _convert(exc, {})
+        detail = "; ".join(f"{p.path}: {p.message}" for p in problems)
+        raise ConfigError(f"scenario {scenario.name} with overrides is invalid: {detail}") from None
+
+
+def _positive(option: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{option}: expected a number > 0, got {value!r}")
+
+
+def _scale_rates(stages: list[dict[str, Any]], rate: float) -> list[dict[str, Any]]:
+    peak = max(max(s["rate"], s["to"] or 0.0) for s in stages)
+    if peak == 0:
+        raise ConfigError("--rate: cannot scale load.stages to a peak rate: every stage has rate 0")
+    factor = rate / peak
+    return [
+        {**s, "rate": s["rate"] * factor, "to": None if s["to"] is None else s["to"] * factor}
+        for s in stages
+    ]
+
+
+# --- YAML -> nodes, data and line numbers -------------------------------------------
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, [_yaml_problem(exc)]) from None
+
+
+def _construct(node: yaml.Node, file: str) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(file, [_yaml_problem(exc)]) from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    if mark is not None:
+        message += f" at column {mark.column + 1}"
+    return Problem("", message, None if mark is None else mark.line + 1)
+
+
+def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Iterator[Problem]:
+    """Record the line of every field into ``lines``; yield a Problem per duplicate key."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                yield Problem(_format_loc((*loc, key)),
+                              f"key {key!r} appears twice (first on line {seen[key]}); "
+                              "remove one", line)
+            seen[key] = line
+            lines[(*loc, key)] = line
+            yield from _index(value_node, (*loc, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = item.start_mark.line + 1
+            yield from _index(item, (*loc, index), lines)
+
+
+def _line(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of ``loc``, else of its nearest written parent (a missing key)."""
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def _convert(exc: ValidationError, lines: dict[Loc, int]) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        for loc, message in _describe(error):
+            problems.append(Problem(_format_loc(loc), message, _line(loc, lines)))
+    return problems
+
+
+# --- pydantic errors -> plain words ------------------------------------------------
+
+_NOUNS = {  # error type prefix -> what was expected
+    "float": "a number", "int": "a whole number", "bool": "true or false",
+    "string": "text", "dict": "a mapping (key: value)", "model": "a mapping (key: value)",
+    "tuple": "a list", "list": "a list", "finite": "a finite number (not .inf or .nan)",
+}
+_PROTOCOL_ALIASES = {"ws": "websocket", "wss": "websocket", "https": "http", "mqtts": "mqtt"}
+_MISSING_HINTS = {
+    ("load",): " (give load.rate and load.duration, or load.stages)",
+    ("name",): " (a short name such as smoke, used in run ids and reports)",
+}
+_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
+    """``(loc, message)`` for one pydantic error; a BodyProblem expands into several."""
+    loc, kind = tuple(part for part in error["loc"] if part != "[key]"), error["type"]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, BodyProblem):
+        for where, message in cause.problems:
+            yield (*loc, "body", *where), message
+    elif isinstance(cause, FieldProblem):
+        yield (*loc, *cause.loc), str(cause)
+    elif kind == "extra_forbidden":
+        yield loc, _unknown_key(loc)
+    elif kind == "missing":
+        yield loc, f"required key {loc[-1]!r} is missing{_MISSING_HINTS.get(loc, '')}"
+    elif cause is not None:
+        yield loc, str(cause)
+    else:
+        yield loc, _expected(error, loc, kind)
+
+
+def _expected(error: Any, loc: Loc, kind: str) -> str:
+    got = _show(error.get("input"))
+    info = _field(loc)
+    if kind == "literal_error":
+        options = error["ctx"]["expected"]
+        return f"expected {options}, got {got}{_suggest(error.get('input'), options)}"
+    if kind == "string_pattern_mismatch" and loc == ("name",):
+        return f"expected letters, digits, '.', '_' or '-' (no spaces), got {got}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind in ("too_short", "too_long"):
+        return error["msg"].replace("Tuple should", "expected a list with").lower() + f", got {got}"
+    noun = next((n for prefix, n in _NOUNS.items() if kind.startswith(prefix)), None)
+    if noun is None and kind not in _BOUNDS:
+        return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got}"
+    if noun is None:
+        noun = _noun_of(info)
+    return f"expected {noun}{_bounds(info)}, got {got}"
+
+
+def _unknown_key(loc: Loc) -> str:
+    key, parent = str(loc[-1]), _model_at(loc[:-1])
+    names = [] if parent is None else list(parent.model_fields)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    for name in names:  # a key written one level too high: `rate:` beside `load:`
+        child = _model_at((*loc[:-1], name))
+        if child is not None and key in child.model_fields:
+            return f"unknown key {key!r} here; it belongs under {name!r} ({name}.{key})"
+    return f"unknown key {key!r}; expected one of: {', '.join(names)}" if names else \
+        f"unknown key {key!r}"
+
+
+def _suggest(value: Any, options: str) -> str:
+    if value in _PROTOCOL_ALIASES and "websocket" in options:
+        return f"; did you mean {_PROTOCOL_ALIASES[value]!r}?"
+    choices = [part.strip(" '") for part in options.replace(" or ", ", ").split(",")]
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close and isinstance(value, str) else ""
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = None if model is None else model.model_fields.get(part)
+        model = None if info is None else _inner_model(info.annotation)
+    return model
+
+
+def _field(loc: Loc) -> FieldInfo | None:
+    names = [part for part in loc if isinstance(part, str)]
+    parent = _model_at(tuple(names[:-1])) if names else None
+    return None if parent is None else parent.model_fields.get(names[-1])
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _metadata(info: FieldInfo | None) -> list[Any]:
+    """Constraints and validators on a field, including those inside Annotated aliases."""
+    if info is None:
+        return []
+    found = list(info.metadata)
+    stack = [info.annotation]
+    while stack:
+        annotation = stack.pop()
+        found += [m for extra in getattr(annotation, "__metadata__", ()) for m in
+                  (extra.metadata if isinstance(extra, FieldInfo) else [extra])]
+        stack += typing.get_args(annotation)
+    return found
+
+
+def _noun_of(info: FieldInfo | None) -> str:
+    metadata = _metadata(info)
+    if any(isinstance(m, BeforeValidator) and m.func is parse_duration for m in metadata):
+        return "a duration"
+    text = repr(None if info is None else info.annotation)
+    return "a whole number" if "int" in text and "float" not in text else "a number"
+
+
+def _bounds(info: FieldInfo | None) -> str:
+    found: dict[str, float] = {}
+    for item in _metadata(info):
+        for kind, attr in (("Gt", "gt"), ("Ge", "ge"), ("Lt", "lt"), ("Le", "le")):
+            if isinstance(item, getattr(at, kind)):
+                found[attr] = getattr(item, attr)
+    low = next(((op, found[a]) for a, op in (("gt", ">"), ("ge", ">=")) if a in found), None)
+    high = next(((op, found[a]) for a, op in (("lt", "<"), ("le", "<=")) if a in found), None)
+    if low and high and (low[0], high[0]) == (">=", "<="):
+        return f" between {_num(low[1])} and {_num(high[1])}"
+    parts = [f"{bound[0]} {_num(bound[1])}" for bound in (low, high) if bound]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
