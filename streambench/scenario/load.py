@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from streambench.errors import ConfigError, Problem, ScenarioError
 from streambench.scenario.model import FieldProblem, Scenario, parse_duration
+from streambench.scenario.secrets import REDACTED
 from streambench.scenario.synth import BodyProblem
 
 Loc = tuple[str | int, ...]
@@ -237,7 +238,9 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
 
 
 def _expected(error: Any, loc: Loc, kind: str) -> str:
-    got = _show(error.get("input"))
+    # Never echo what was written in a credential field: error output lands in CI logs.
+    secret = loc[:2] in (("target", "password"), ("target", "headers"))
+    got = REDACTED if secret else _show(error.get("input"))
     info = _field(loc)
     if kind == "literal_error":
         options = error["ctx"]["expected"]

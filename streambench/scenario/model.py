@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import check_body
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -140,6 +141,18 @@ class Target(_Model):
     @property
     def embedded(self) -> bool:
         return self.url == "embedded"
+
+    @model_validator(mode="after")
+    def _templates(self) -> Target:
+        fields: list[tuple[tuple[str, ...], str | None]] = [
+            (("url",), self.url), (("username",), self.username), (("password",), self.password)
+        ]
+        fields += [(("headers", name), value) for name, value in self.headers.items()]
+        for loc, text in fields:
+            problem = None if text is None else template_problem(text)
+            if problem is not None:
+                raise FieldProblem(loc, problem)
+        return self
 
     @model_validator(mode="after")
     def _url_fits_protocol(self) -> Target:
