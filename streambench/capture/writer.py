@@ -110,6 +110,7 @@ class PartWriter:
         self.next_part = first_part
         self.rows_written = 0
         self.bytes_written = 0
+        self.parts_written = 0
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -134,6 +135,7 @@ class PartWriter:
             pq.write_table(table, f, compression="zstd")
         fs.mv(tmp, f"{directory}/{name}")
         self.rows_written += table.num_rows
+        self.parts_written += 1
         self.bytes_written += fs.size(f"{directory}/{name}")
 
 

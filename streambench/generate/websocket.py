@@ -76,36 +76,33 @@ class WebSocketConnection:
         except OSError as exc:
             raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
 
-    async def run(self) -> None:
-        """Connect, receive until the schedule is done and replies are in, reconnect on loss.
+    async def run(self, ws: ClientConnection) -> None:
+        """Receive on an open connection until the schedule is done and replies are in.
 
-        The first connection failure raises (an unreachable target is an
-        answer, not a measurement); later ones are recorded and retried.
+        A lost connection is recorded and re-opened with backoff; failures to
+        reconnect are recorded as ``connect_failed`` errors, not raised (the
+        first connection is opened by the engine, where failing is an answer).
         """
         ctx = self.ctx
         reconnect = ctx.scenario.target.reconnect
-        delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
-        attempts = 0
-        first = True
-        while not ctx.stop.is_set():
-            try:
-                ws = await self.open()
-            except (TargetError, ConfigError) as exc:
-                if first:
-                    raise
-                self._record(Kind.ERROR, status="connect_failed", error=str(exc))
-                attempts += 1
-                if reconnect.attempts is not None and attempts > reconnect.attempts:
-                    return
-                await asyncio.sleep(next(delays))
-                continue
-            first = False
-            attempts = 0
-            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+        while True:
             await self._serve(ws)
-            if self.sending_done.is_set() and not self.inflight.pending:
+            if ctx.stop.is_set() or (self.sending_done.is_set() and not self.inflight.pending):
                 return
-            await asyncio.sleep(next(delays))
+            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+            attempts = 0
+            while True:
+                await asyncio.sleep(next(delays))
+                try:
+                    ws = await self.open()
+                    break
+                except (TargetError, ConfigError) as exc:
+                    self._record(Kind.ERROR, status="connect_failed", error=str(exc))
+                    attempts += 1
+                    if reconnect.attempts is not None and attempts >= reconnect.attempts:
+                        return
+                if self.sending_done.is_set() and not self.inflight.pending:
+                    return
 
     async def _serve(self, ws: ClientConnection) -> None:
         self.ws = ws

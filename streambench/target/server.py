@@ -75,9 +75,11 @@ async def start_server(
     """
     plan = FaultPlan(faults)
     state = TargetState(plan=plan, fault_sink=fault_sink)
-    runner = web.AppRunner(_build_app(state), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        _build_app(state), access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE_S
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=CLOSE_GRACE_S)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError:

@@ -1,0 +1,142 @@
+"""The run summary: the numbers ``streambench run`` prints and ``--json`` promises.
+
+Exact, from the captured events (no histograms). Contract of the JSON keys:
+``run_id``, ``status``, ``sent``, ``received``, ``errors``, ``timeouts``,
+``intended_rate``, ``achieved_rate`` and ``latency_ms`` with ``p50``, ``p90``,
+``p95``, ``p99``, ``max`` are always present (latencies are null when
+nothing was received), plus ``schema_version``.
+
+Reconciliation: every message sent ends as exactly one of received, errors
+(error replies and connection losses) or timeouts, so
+``sent == received + errors + timeouts``. Messages that were due but could
+not be sent are ``send_failures``; replies that match nothing are
+``protocol_errors``; neither is part of ``sent``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from streambench.capture.schema import SCHEMA_VERSION
+from streambench.generate.context import MESSAGE_ERRORS, PROTOCOL_ERRORS, SEND_ERRORS
+
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+
+
+def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Summarise one run's events; ``manifest`` supplies the scenario and status."""
+    kind, status = pl.col("kind"), pl.col("status")
+    recv = kind == "recv"
+    lat = pl.col("latency_ms").filter(recv)
+    lag = ((pl.col("sent_ns") - pl.col("intended_ns")) / 1e6).filter(kind == "send")
+    send_ts = pl.col("ts").filter(kind == "send")
+    row = events.select(
+        sent=(kind == "send").sum(),
+        received=recv.sum(),
+        errors=((kind == "error") & status.is_in(MESSAGE_ERRORS)).sum(),
+        timeouts=(kind == "timeout").sum(),
+        send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
+        protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
+        connects=(kind == "connect").sum(),
+        disconnects=(kind == "disconnect").sum(),
+        first_send=send_ts.min(),
+        last_send=send_ts.max(),
+        lat_mean=lat.mean(),
+        lat_max=lat.max(),
+        **{f"lat_{k}": lat.quantile(q, "linear") for k, q in QUANTILES.items()},
+        lag_p50=lag.quantile(0.5, "linear"),
+        lag_p99=lag.quantile(0.99, "linear"),
+        lag_max=lag.max(),
+        svc_p50=pl.col("service_ms").filter(recv).quantile(0.5, "linear"),
+        svc_p99=pl.col("service_ms").filter(recv).quantile(0.99, "linear"),
+    ).collect().row(0, named=True)
+    return _shape(row, manifest)
+
+
+def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    scenario = manifest.get("scenario", {})
+    load = scenario.get("load", {})
+    duration = _duration(load)
+    intended = _expected(load) / duration if duration else None
+    span = 0.0
+    if row["first_send"] is not None and row["last_send"] is not None:
+        span = (row["last_send"] - row["first_send"]).total_seconds()
+    achieved = row["sent"] / max(duration or 0.0, span) if row["sent"] and (duration or span) \
+        else 0.0
+    attempted = row["sent"] + row["send_failures"]
+    failed = row["errors"] + row["timeouts"] + row["send_failures"]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": manifest.get("run_id"),
+        "scenario": scenario.get("name"),
+        "status": manifest.get("status"),
+        "started": manifest.get("started"),
+        "ended": manifest.get("ended"),
+        "connections": load.get("connections"),
+        "duration_s": duration,
+        "sent": row["sent"],
+        "received": row["received"],
+        "errors": row["errors"],
+        "timeouts": row["timeouts"],
+        "send_failures": row["send_failures"],
+        "protocol_errors": row["protocol_errors"],
+        "connects": row["connects"],
+        "disconnects": row["disconnects"],
+        "error_rate": failed / attempted if attempted else 0.0,
+        "intended_rate": intended,
+        "achieved_rate": achieved,
+        "achieved_ratio": achieved / intended if intended else None,
+        "latency_ms": {
+            **{k: _round(row[f"lat_{k}"]) for k in QUANTILES},
+            "max": _round(row["lat_max"]),
+            "mean": _round(row["lat_mean"]),
+        },
+        "service_ms": {"p50": _round(row["svc_p50"]), "p99": _round(row["svc_p99"])},
+        "schedule_lag_ms": {"p50": _round(row["lag_p50"]), "p99": _round(row["lag_p99"]),
+                            "max": _round(row["lag_max"])},
+    }
+
+
+def _duration(load: dict[str, Any]) -> float | None:
+    if load.get("stages"):
+        return float(sum(s["duration"] for s in load["stages"]))
+    return load.get("duration")
+
+
+def _expected(load: dict[str, Any]) -> float:
+    if load.get("stages"):
+        return sum(s["duration"] * (s["rate"] + (s["rate"] if s.get("to") is None else s["to"]))
+                   / 2 for s in load["stages"])
+    return float(load.get("rate") or 0) * float(load.get("duration") or 0)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The human summary ``streambench run`` prints at the end."""
+    lat = summary["latency_ms"]
+    lag = summary["schedule_lag_ms"]
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    intended = summary["intended_rate"]
+    ratio = summary["achieved_ratio"]
+    lines = [
+        f"run {summary['run_id']}  ({summary['scenario']}, {summary['status']})",
+        f"  sent {summary['sent']}  received {summary['received']}  errors {summary['errors']}"
+        f"  timeouts {summary['timeouts']}  send failures {summary['send_failures']}"
+        f"  protocol errors {summary['protocol_errors']}",
+        f"  rate  achieved {summary['achieved_rate']:.1f}/s"
+        + (f" of intended {intended:.1f}/s ({ratio:.1%})" if intended and ratio is not None
+           else ""),
+        f"  latency ms (from intended send)  p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}"
+        f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
+        f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}  max {ms(lag['max'])}",
+        f"  error rate {summary['error_rate']:.4%}",
+    ]
+    return "\n".join(lines)

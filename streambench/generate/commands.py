@@ -1,0 +1,80 @@
+"""``streambench run``: run a scenario, show progress, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from streambench.cli_common import add_json, add_store, is_terminal, print_json, store_root
+from streambench.scenario.model import parse_duration
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "run", help="run a scenario and capture every event",
+        description="Run a scenario against its target (url: embedded starts the built-in "
+        "one), capture every event to the store and print a summary.",
+    )
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
+    overrides = p.add_argument_group("overrides")
+    overrides.add_argument("--rate", type=float, help="messages/s over all connections")
+    overrides.add_argument("--connections", type=int, help="number of connections")
+    overrides.add_argument("--duration", type=parse_duration, help="e.g. 30s, 5m")
+    overrides.add_argument("--target", metavar="URL", help="target URL, or 'embedded'")
+    overrides.add_argument("--seed", type=int, help="seed for schedules and synthetic data")
+    add_store(p)
+    add_json(p)
+    p.add_argument("--run-id", help="use this run id instead of a generated one")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="live progress on stderr (auto: only on a terminal)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streambench.analyze.summary import format_summary
+    from streambench.capture.store import Store
+    from streambench.errors import RunInterrupted
+    from streambench.generate.runner import run
+    from streambench.scenario.load import load_scenario, with_overrides
+
+    scenario = with_overrides(
+        load_scenario(args.scenario), rate=args.rate, connections=args.connections,
+        duration=args.duration, target=args.target, seed=args.seed,
+    )
+    store = Store(store_root(args.store))
+    show = args.progress == "always" or (args.progress == "auto" and is_terminal())
+    try:
+        result = run(scenario, store=store, run_id=args.run_id,
+                     on_progress=_progress_printer() if show else None)
+    except RunInterrupted as exc:
+        summary = _summary_after_interrupt(store, exc.run_id)
+        _print(summary, as_json=args.json, format_summary=format_summary)
+        print(f"streambench: {exc}", file=sys.stderr)
+        return 130
+    _print(result.summary, as_json=args.json, format_summary=format_summary)
+    return 0 if result.status == "completed" else 1
+
+
+def _summary_after_interrupt(store: Any, run_id: str) -> dict[str, Any]:
+    from streambench.analyze.summary import summarize
+
+    return summarize(store.events(run_id), store.manifest(run_id))
+
+
+def _print(summary: dict[str, Any], *, as_json: bool, format_summary: Any) -> None:
+    if as_json:
+        print_json(summary)
+    else:
+        print(format_summary(summary))
+
+
+def _progress_printer() -> Any:
+    tty = is_terminal()
+
+    def show(progress: Any) -> None:
+        end = "\n" if progress.final or not tty else ""
+        sys.stderr.write(("\r" if tty else "") + progress.line() + end)
+        sys.stderr.flush()
+
+    return show

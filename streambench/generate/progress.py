@@ -1,0 +1,73 @@
+"""Live progress of a run, computed from each batch of rows before it is written.
+
+The p95 shown live is of the last interval only (exact over that batch), and
+says so: the run's real percentiles come from the store afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from streambench.capture.schema import Kind
+
+_kind = itemgetter(0)
+
+
+@dataclass(frozen=True)
+class Progress:
+    elapsed_s: float
+    total_s: float
+    sent: int
+    received: int
+    errors: int
+    timeouts: int
+    rate: float  # sent/s over the last interval
+    p95_ms: float | None  # over the last interval
+    lag_ms: float | None  # worst schedule lag over the last interval
+    final: bool = False
+
+    def line(self) -> str:
+        p95 = "-" if self.p95_ms is None else f"{self.p95_ms:.1f}"
+        lag = "-" if self.lag_ms is None else f"{self.lag_ms:.1f}"
+        return (f"{self.elapsed_s:6.1f}/{self.total_s:.0f}s  rate {self.rate:8.0f}/s  "
+                f"sent {self.sent:>9}  recv {self.received:>9}  err {self.errors:>6}  "
+                f"timeout {self.timeouts:>6}  p95(1s) {p95:>7} ms  lag {lag:>6} ms")
+
+
+class ProgressTracker:
+    def __init__(self, *, total_s: float) -> None:
+        self.total_s = total_s
+        self.counts: Counter[int] = Counter()
+        self.start_mono = time.monotonic_ns()
+        self.last_mono = self.start_mono
+
+    def start(self, start_mono: int) -> None:
+        self.start_mono = self.last_mono = start_mono
+
+    def update(self, batch: Sequence[tuple[Any, ...]], *, final: bool = False) -> Progress:
+        now = time.monotonic_ns()
+        kinds = Counter(map(_kind, batch))
+        self.counts.update(kinds)
+        interval = max((now - self.last_mono) / 1e9, 1e-9)
+        self.last_mono = now
+        latencies = [r[1] - r[5] for r in batch if r[0] == Kind.RECV]
+        lags = [r[6] - r[5] for r in batch if r[0] == Kind.SEND]
+        return Progress(
+            elapsed_s=max(now - self.start_mono, 0) / 1e9,
+            total_s=self.total_s,
+            sent=self.counts[Kind.SEND],
+            received=self.counts[Kind.RECV],
+            errors=self.counts[Kind.ERROR],
+            timeouts=self.counts[Kind.TIMEOUT],
+            rate=kinds[Kind.SEND] / interval,
+            p95_ms=float(np.percentile(latencies, 95)) / 1e6 if latencies else None,
+            lag_ms=max(lags) / 1e6 if lags else None,
+            final=final,
+        )
