@@ -31,11 +31,11 @@ from streambench.capture.redact import Redactor
 from streambench.capture.store import Store
 from streambench.capture.writer import CaptureWriter, Recorder, wall_offset_ns
 from streambench.errors import RunInterrupted
+from streambench.generate.clients import Connection, client_for
 from streambench.generate.context import RunContext
 from streambench.generate.manifest import finish_manifest, start_manifest
 from streambench.generate.progress import Progress, ProgressTracker
 from streambench.generate.schedule import schedule
-from streambench.generate.websocket import WebSocketConnection
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import resolve
 from streambench.scenario.synth import compile_body
@@ -94,7 +94,8 @@ async def run_async(
     try:
         with _signals(control, enabled=handle_signals):
             async with _target(scenario, writer) as url:
-                await _drive(scenario, url, recorder, writer, tracker, control, on_progress)
+                await _drive(scenario, url=url, recorder=recorder, writer=writer,
+                             tracker=tracker, control=control, on_progress=on_progress)
         if control.reason is not None:
             status = "aborted"
     except BaseException as exc:
@@ -135,7 +136,7 @@ def _new_loop_run(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-async def _drive(scenario: Scenario, url: str, recorder: Recorder, writer: CaptureWriter,
+async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                  tracker: ProgressTracker, control: RunControl,
                  on_progress: Callable[[Progress], None] | None) -> None:
     load = scenario.load
@@ -150,15 +151,16 @@ async def _drive(scenario: Scenario, url: str, recorder: Recorder, writer: Captu
         schedule=lambda conn: schedule(load, seed=scenario.seed, conn=conn),
         connections=load.connections,
     )
-    conns = [WebSocketConnection(ctx, c) for c in range(load.connections)]
+    client = client_for(scenario.target.protocol)
+    conns = [client(ctx, c) for c in range(load.connections)]
     first = await _open_all(conns)
     ctx.start_mono = time.monotonic_ns() + 5_000_000  # let every sender get scheduled first
     tracker.start(ctx.start_mono)
     async with asyncio.TaskGroup() as tg:
         tasks = []
         for c, ws in zip(conns, first, strict=True):
-            tasks.append(tg.create_task(c.run(ws), name=f"websocket[{c.conn}].receive"))
-            tasks.append(tg.create_task(c.send_all(), name=f"websocket[{c.conn}].send"))
+            tasks.append(tg.create_task(c.run(ws), name=f"{c.name}.receive"))
+            tasks.append(tg.create_task(c.send_all(), name=f"{c.name}.send"))
         background = [
             tg.create_task(_flush_loop(recorder, writer, tracker, scenario, on_progress),
                            name="capture.flush"),
@@ -178,15 +180,15 @@ async def _drive(scenario: Scenario, url: str, recorder: Recorder, writer: Captu
         on_progress(tracker.update(recorder.rows, final=True))
 
 
-async def _open_all(conns: list[WebSocketConnection]) -> list[Any]:
+async def _open_all(conns: list[Connection]) -> list[Any]:
     gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
 
-    async def open_one(c: WebSocketConnection) -> Any:
+    async def open_one(c: Connection) -> Any:
         async with gate:
             return await c.open()
 
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(open_one(c), name=f"websocket[{c.conn}].open") for c in conns]
+        tasks = [tg.create_task(open_one(c), name=f"{c.name}.open") for c in conns]
     return [t.result() for t in tasks]
 
 
@@ -196,7 +198,8 @@ async def _flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: Progre
     limit = scenario.capture.flush_rows
     while True:
         deadline = time.monotonic() + every
-        while time.monotonic() < deadline and len(recorder.rows) < limit:
+        # Polling the row count: the hot path must not pay for an Event per append.
+        while time.monotonic() < deadline and len(recorder.rows) < limit:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, every))
         batch = recorder.take()
         snapshot = tracker.update(batch)
@@ -205,7 +208,7 @@ async def _flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: Progre
             on_progress(snapshot)
 
 
-async def _sweep_loop(ctx: RunContext, conns: list[WebSocketConnection]) -> None:
+async def _sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:
     timeout_ns = ctx.timeout_ns
     interval = min(0.05, ctx.scenario.load.timeout / 10)
     while True:

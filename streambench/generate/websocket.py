@@ -36,6 +36,7 @@ class WebSocketConnection:
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
+        self.name = f"websocket[{conn}]"
         self.topic = urlsplit(ctx.url).path or "/"
         self.inflight = Inflight(conn, ctx.record)
         self.ws: ClientConnection | None = None
@@ -125,7 +126,8 @@ class WebSocketConnection:
     async def _close_when_done(self, ws: ClientConnection) -> None:
         """Close once the schedule is done and every reply is in (or timed out)."""
         await self.sending_done.wait()
-        while self.inflight.pending and not self.ctx.stop.is_set():
+        # Polled: signalling "empty" from the reply path would cost every reply.
+        while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await ws.close()
 
@@ -135,7 +137,7 @@ class WebSocketConnection:
             async for message in ws:
                 self.on_reply(message)
         except ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == 1009 or (
+            if (exc.rcvd is not None and exc.rcvd.code == 1009) or (
                 exc.sent is not None and exc.sent.code == 1009
             ):
                 self._record(Kind.ERROR, status="too_big",
