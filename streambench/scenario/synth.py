@@ -18,7 +18,9 @@ calls :func:`check_body`, so nothing here may import it.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import math
 import random
 import re
 import uuid
@@ -58,9 +60,14 @@ def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
         if key in body:
             problems.append(((key,), f"key {key!r} is reserved: streambench adds it to every "
                              "message (rename the key, or set message.cid_field/seq_field)"))
-    for loc, text in _strings(body, ()):
-        for match in _PLACEHOLDER.finditer(text):
-            message = _placeholder_problem(match.group(1))
+    for loc, value in _leaves(body, (), problems):
+        if isinstance(value, str):
+            for match in _PLACEHOLDER.finditer(value):
+                message = _placeholder_problem(match.group(1))
+                if message is not None:
+                    problems.append((loc, message))
+        else:
+            message = _json_problem(value)
             if message is not None:
                 problems.append((loc, message))
     if problems:
@@ -240,8 +247,6 @@ def _when(rng: random.Random) -> int:
 
 
 def _iso(ms: int) -> str:
-    import datetime as dt
-
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -351,15 +356,29 @@ def _placeholder_problem(inner: str) -> str | None:
     return None
 
 
-def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+def _leaves(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Iterator[tuple[Loc, Any]]:
+    """Every scalar in the body with its position; non-text keys go to ``problems``."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(item, (*loc, key))
+            if not isinstance(key, str):
+                problems.append(((*loc, str(key)), f"key {key!r} must be text: quote it in YAML"))
+            yield from _leaves(item, (*loc, str(key)), problems)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _strings(item, (*loc, index))
-    elif isinstance(value, str):
+            yield from _leaves(item, (*loc, index), problems)
+    else:
         yield loc, value
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why a scalar cannot be sent as JSON, or None."""
+    if value is None or isinstance(value, bool | dt.date):
+        return None
+    if isinstance(value, int):
+        return None if -(1 << 63) <= value < (1 << 64) else f"{value} is too large for JSON"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    return f"a value of type {type(value).__name__} cannot be sent as JSON"
 
 
 def _format_loc(loc: Loc) -> str:
