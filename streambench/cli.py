@@ -7,6 +7,7 @@ function in its ``commands`` module; the list below is the whole registry.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from streambench import __version__
@@ -32,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         "capture to Parquet; analyse.",
     )
     parser.add_argument("--version", action="version", version=f"streambench {__version__}")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines on stderr as text or JSON lines (default: text)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default="warning", help="least severe log level shown")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         try:
@@ -45,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streambench.logs import configure
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(fmt=args.log_format, level=args.log_level)
     try:
         return int(args.handler(args) or 0)
     except StreambenchError as exc:
@@ -55,3 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streambench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `streambench runs --json | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
