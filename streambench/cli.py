@@ -15,9 +15,11 @@ from streambench.errors import StreambenchError
 
 # (module, attribute) pairs, imported lazily so `streambench --help` stays fast.
 _COMMAND_MODULES = (
-    "streambench.generate.commands",  # run, validate
+    "streambench.generate.commands",  # run
+    "streambench.scenario.commands",  # validate
     "streambench.target.commands",  # serve
-    "streambench.capture.commands",  # runs, prune, forget
+    "streambench.capture.commands",  # runs
+    "streambench.capture.retention",  # prune, forget
     "streambench.analyze.commands",  # metrics, slo, anomalies, compare, kb
     "streambench.report.commands",  # report, nightly
     "streambench.doctor",  # doctor
