@@ -94,9 +94,11 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
         return type(target).model_validate({**target.model_dump(), **update})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in ("target", *first["loc"]))
+        cause_loc = getattr(first.get("ctx", {}).get("error"), "loc", ())
+        where = ".".join(str(part) for part in ("target", *first["loc"], *cause_loc))
         # The message names the field only: the resolved value may be a secret.
-        raise ConfigError(f"{where}: invalid after resolving ${{...}} references") from None
+        hint = f" (it must fit protocol {target.protocol})" if where == "target.url" else ""
+        raise ConfigError(f"{where}: invalid after resolving ${{...}} references{hint}") from None
 
 
 def secret_fields(scenario: Scenario) -> list[tuple[str, str]]:
