@@ -7,7 +7,8 @@ Layout (a contract)::
     <root>/runs/<id>.json                      one manifest per run
 
 The root is a local path or any URL fsspec understands (``s3://bucket/prefix``).
-Parts are written under a hidden temporary name and renamed into place, so a
+Partition columns (``date``, ``run_id``) live in the path, not inside the part
+files, as Hive partitioning expects. Parts are written under a hidden temporary name and renamed into place, so a
 reader never sees half a part; manifests likewise. A run whose manifest still
 says ``running`` but whose process is gone (``kill -9``) is reported as
 ``aborted`` with ``stale: true``.
@@ -127,16 +128,17 @@ class Store:
         if not parts:
             if run_id is not None and not self.fs.exists(self.manifest_path(run_id)):
                 raise RunNotFound(self.root, run_id)
-            return pl.LazyFrame(pl.from_arrow(schema.empty_table()))
-        options = self.storage_options()
-        return pl.scan_parquet(
+            return pl.LazyFrame(schema=pl.from_arrow(schema.empty_table()).schema)
+        frame = pl.scan_parquet(
             [self.url(p) for p in parts],
-            hive_partitioning=False,
-            storage_options=options,
+            hive_partitioning=True,
+            hive_schema={"date": pl.Date, "run_id": pl.String},
+            storage_options=self.storage_options(),
             missing_columns="insert",
             extra_columns="ignore",
-            schema=pl.from_arrow(schema.empty_table()).schema,
+            schema=_file_schema(schema),
         )
+        return frame.select(schema.names)
 
     def events(self, run_id: str | None = None) -> pl.LazyFrame:
         """Events of one run (``latest`` allowed), or of every run when None."""
@@ -152,10 +154,23 @@ class Store:
         options = getattr(self.fs, "storage_options", None)
         return dict(options) if options else None
 
-    def read_parts(self, table: str, run_id: str) -> Iterator[pa.Table]:
+    def read_parts(self, table: str, run_id: str) -> Iterator[tuple[str, pa.Table]]:
+        """(path, table) for each part of a run, ``run_id`` column restored."""
         for path in self.parts(table, run_id):
             with self.fs.open(path, "rb") as f:
-                yield pq.read_table(f)
+                part = pq.read_table(f)
+            yield path, part.add_column(0, "run_id", pa.repeat(run_id, part.num_rows)
+                                        .cast(pa.string()))
+
+
+def _file_schema(schema: pa.Schema) -> pl.Schema:
+    """Columns inside the part files: ``run_id`` lives in the partition path only.
+
+    Keeping partition columns out of the files is what lets pyarrow, DuckDB
+    and Spark read the store with plain Hive partitioning (Spark refuses a
+    column that is both in the data and in the path).
+    """
+    return pl.from_arrow(schema.empty_table().drop_columns(["run_id"])).schema
 
 
 def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:

@@ -131,6 +131,8 @@ class PartWriter:
         name = f"part-{self.next_part:05d}.parquet"
         self.next_part += 1
         tmp = f"{directory}/.{name}.tmp"
+        if "run_id" in table.column_names:  # it is in the path (Hive partitioning)
+            table = table.drop_columns(["run_id"])
         with fs.open(tmp, "wb") as f:
             pq.write_table(table, f, compression="zstd")
         fs.mv(tmp, f"{directory}/{name}")

@@ -1,0 +1,54 @@
+"""Helpers shared by the test modules (not tests themselves)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streambench.scenario.model import Scenario
+
+# Slow machines can scale every wait in the tests (like websockets' tests/utils.py MS).
+TIME_SCALE = float(os.environ.get("STREAMBENCH_TEST_TIME_SCALE", "1"))
+
+
+def scenario(**sections: Any) -> Scenario:
+    """A small valid scenario; keyword arguments replace whole top-level sections."""
+    doc: dict[str, Any] = {
+        "name": "test",
+        "target": {"protocol": "websocket", "url": "embedded"},
+        "load": {"connections": 2, "rate": 100, "duration": "1s"},
+        "message": {"body": {"text": "{{sentence}}", "value": 1.5}},
+        "capture": {"redaction": {"allow": ["text", "value"]}},
+    }
+    doc.update(sections)
+    return Scenario.model_validate(doc)
+
+
+def write_scenario(path: Path, **sections: Any) -> Path:
+    path.write_text(yaml.safe_dump(scenario(**sections).model_dump(mode="json",
+                                                                   exclude_defaults=True)))
+    return path
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition"
+             ) -> Any:
+    """Poll a condition (a file appears, a port opens) until true; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
