@@ -8,8 +8,9 @@ Layout (a contract)::
 
 The root is a local path or any URL fsspec understands (``s3://bucket/prefix``).
 Partition columns (``date``, ``run_id``) live in the path, not inside the part
-files, as Hive partitioning expects. Parts are written under a hidden temporary name and renamed into place, so a
-reader never sees half a part; manifests likewise. A run whose manifest still
+files, as Hive partitioning expects. Parts are written under a hidden
+temporary name and renamed into place, so a reader never sees half a part;
+manifests likewise. A run whose manifest still
 says ``running`` but whose process is gone (``kill -9``) is reported as
 ``aborted`` with ``stale: true``.
 """

@@ -19,7 +19,7 @@ from streambench.errors import RunNotFound
 def recv_row(seq: int, latency_ns: int = 2_000_000) -> tuple:
     now = time.monotonic_ns()
     return (Kind.RECV, now, 0, seq, f"0-{seq}", now - latency_ns, now - latency_ns // 2, 10,
-            "/echo", None, None, '{"cid":"0-%d"}' % seq)
+            "/echo", None, None, f'{{"cid":"0-{seq}"}}')
 
 
 def test_rows_become_the_event_schema_with_latency_from_intended_send():
