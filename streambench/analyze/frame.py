@@ -105,7 +105,8 @@ def _flag(frame: pl.DataFrame, timeout_ns: int, t_end: int) -> pl.DataFrame:
     is_recv = kind == "recv"
     recv_key = pl.when(is_recv).then(key)
     duplicate = is_recv & ~recv_key.is_first_distinct() & recv_key.is_not_null()
-    prior_max = pl.when(is_recv).then(pl.col("seq")).cum_max().shift(1).over("conn")
+    seen = pl.when(is_recv).then(pl.col("seq")).cum_max().forward_fill()
+    prior_max = seen.shift(1).over("conn")
     return frame.with_columns(
         duplicate=duplicate,
         out_of_order=is_recv & (pl.col("seq") < prior_max).fill_null(False),
@@ -124,7 +125,7 @@ def prepare(events: pl.LazyFrame, *, timeout_s: float = 5.0, payloads: bool = Tr
         return Prepared(frame.with_columns(
             lost=pl.lit(False), duplicate=pl.lit(False), out_of_order=pl.lit(False)
         ), 0, 0, int(timeout_s * 1e9))  # fmt: skip
-    t_first = int(frame["ts"].min())  # type: ignore[arg-type]
+    t_first = int(min(frame["ts"].min(), frame["at"].min()))  # type: ignore[type-var,arg-type]
     t_end = int(frame["ts"].max())  # type: ignore[arg-type]
     timeout_ns = int(timeout_s * 1e9)
     t0 = t_first - t_first % 1_000_000_000

@@ -132,7 +132,9 @@ def simulate(run: SyntheticRun) -> Outcome:
             out.recv[_window(run, fault, out.intended)] += int(fault.intensity * 1e6)
     if run.noise:
         _gc_pauses(run, out.recv, rng)
-    for fault in run.faults:
+    out.fifo()
+    # Stalls first: their in-order release must not undo an injected reorder.
+    for fault in sorted(run.faults, key=lambda f: f.kind != "stall"):
         out.apply(fault, _window(run, fault, out.intended), _window(run, fault, out.recv))
     out.finish()
     return out
@@ -195,7 +197,8 @@ def write_tables(
     root = Path(root)
     run_id = manifest["run_id"]
     date = manifest["started"][:10]
-    for table, frame, schema in (("events", events, EVENT_SCHEMA), ("faults", faults, FAULT_SCHEMA)):
+    tables = (("events", events, EVENT_SCHEMA), ("faults", faults, FAULT_SCHEMA))
+    for table, frame, schema in tables:
         folder = root / table / f"date={date}" / f"run_id={run_id}"
         folder.mkdir(parents=True, exist_ok=True)
         for number, offset in enumerate(range(0, max(frame.height, 1), part_rows)):

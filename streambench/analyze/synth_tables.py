@@ -57,6 +57,13 @@ class Outcome:
         held = np.flatnonzero(by_recv & (self.status == OK))
         release = self.run.start_ns + int((fault.at + fault.duration) * 1e9)
         self.recv[held] = release + np.arange(len(held), dtype=np.int64) * 10_000
+        self.fifo()
+
+    def fifo(self) -> None:
+        """One connection delivers replies in order: none overtakes an earlier one."""
+        for conn in range(self.run.connections):
+            replies = self.recv[conn :: self.run.connections]
+            np.maximum.accumulate(replies, out=replies)
 
     def _apply_drop(self, fault, by_intended, by_recv) -> None:
         self.status[self._pick(by_intended, fault.intensity)] = LOST
@@ -92,7 +99,8 @@ class Outcome:
             self.status[in_flight] = CONN_ERROR
             self.error_ns[in_flight] = down
             self.status[mine & (self.intended >= down) & (self.intended < up)] = NOT_SENT
-            self.churn += [(down, int(conn), "disconnect", "1006"), (up, int(conn), "connect", "101")]
+            self.churn.append((down, int(conn), "disconnect", "1006"))
+            self.churn.append((up, int(conn), "connect", "101"))
 
     def finish(self) -> None:
         """Replies later than the timeout are timeouts, as the client records them."""

@@ -1,0 +1,144 @@
+"""Per-window statistics of a prepared run: the table metrics, SLOs and rules read.
+
+Windows are aligned to whole multiples of the window length from the run's
+first second (window ``w`` covers ``[t0 + w*len, t0 + (w+1)*len)``), and every
+window from the first to the last appears, empty ones with zero counts.
+
+Two clocks, on purpose:
+
+* ``sent``, latency quantiles, ``errors``, ``timeouts``, ``lost``,
+  ``duplicates``, ``out_of_order`` and schedule lag are counted at the
+  *problem time* (the message's intended send time);
+* ``received``, ``connects``, ``reconnects`` and ``disconnects`` at the time
+  they were observed (``ts``): throughput is what the client actually saw.
+
+``disconnects`` counts only closes before the run's last send (the tear-down at
+the end is not churn). ``active`` marks windows at least 90% inside the
+sending period: rules about rates ignore the partial windows at both ends.
+Latency quantiles are exact nearest-rank values: the smallest observed latency
+with at least q of the window's replies at or below it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from streambench.analyze.frame import Prepared
+
+QUANTILES: dict[str, float] = {
+    "p50_ms": 0.50,
+    "p90_ms": 0.90,
+    "p95_ms": 0.95,
+    "p99_ms": 0.99,
+    "p999_ms": 0.999,
+}
+COUNT_COLUMNS = (
+    "sent", "received", "replies", "errors", "timeouts", "lost", "duplicates",
+    "out_of_order", "connects", "reconnects", "disconnects",
+)  # fmt: skip
+
+WINDOW_METRICS: tuple[str, ...] = (
+    *COUNT_COLUMNS, *QUANTILES, "max_ms", "mean_ms", "lag_p99_ms", "lag_max_ms",
+    "throughput_sent", "throughput_recv", "error_rate", "timeout_rate", "loss_rate", "churn",
+)  # fmt: skip
+"""Columns of the per-window table a rule may name as its ``metric``."""
+
+
+def nearest_rank(sorted_values: pl.Expr, q: float) -> pl.Expr:
+    """The nearest-rank q-quantile of an already ascending-sorted expression."""
+    index = ((sorted_values.len() * q).ceil().cast(pl.Int64) - 1).clip(lower_bound=0)
+    return sorted_values.gather(index).first()
+
+
+def latency_summary(sorted_latency: pl.Expr) -> list[pl.Expr]:
+    """Quantile, max and mean expressions over ascending-sorted latencies."""
+    return [
+        *(nearest_rank(sorted_latency, q).alias(name) for name, q in QUANTILES.items()),
+        sorted_latency.max().alias("max_ms"),
+        sorted_latency.mean().alias("mean_ms"),
+    ]
+
+
+def _by_problem_time(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
+    k = pl.col("kind")
+    return frame.group_by(w).agg(
+        sent=(k == "send").sum(),
+        replies=(k == "recv").sum(),
+        errors=(k == "error").sum(),
+        timeouts=(k == "timeout").sum(),
+        lost=pl.col("lost").sum(),
+        duplicates=pl.col("duplicate").sum(),
+        out_of_order=pl.col("out_of_order").sum(),
+        lag_p99_ms=pl.col("lag_ms").quantile(0.99, "higher"),
+        lag_max_ms=pl.col("lag_ms").max(),
+    )
+
+
+def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
+    k = pl.col("kind")
+    sends = frame.filter(k == "send")["ts"]
+    last_send = sends.max() if sends.len() else 0
+    first_connect = pl.when(k == "connect").then(pl.col("conn")).is_first_distinct()
+    return frame.group_by(w).agg(
+        received=(k == "recv").sum(),
+        connects=(k == "connect").sum(),
+        reconnects=((k == "connect") & ~first_connect).sum(),
+        disconnects=((k == "disconnect") & (pl.col("ts") < last_send)).sum(),
+    )
+
+
+def _latency(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
+    replies = frame.filter(pl.col("kind") == "recv", pl.col("latency_ms").is_not_null())
+    replies = replies.select(w, pl.col("latency_ms")).sort("latency_ms")
+    return replies.group_by("w").agg(latency_summary(pl.col("latency_ms")))
+
+
+def _active(prep: Prepared, length: int) -> pl.Expr:
+    """Windows at least 90% inside the sending period (rate rules skip the others)."""
+    sends = prep.frame.filter(pl.col("kind") == "send")["at"]
+    if sends.len() == 0:
+        return pl.lit(False)
+    first, last = int(sends.min()), int(sends.max())  # type: ignore[arg-type]
+    start = pl.col("w") * length + prep.t0
+    overlap = pl.min_horizontal(start + length, last) - pl.max_horizontal(start, first)
+    return overlap >= 0.9 * length
+
+
+def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
+    """One row per window: counts, rates, throughput, latency quantiles, schedule lag."""
+    length = int(window_s * 1e9)
+    if length <= 0:
+        raise ValueError("window must be > 0 seconds")
+    frame = prep.frame
+    at = ((pl.col("at") - prep.t0) // length).alias("w")
+    seen = ((pl.col("ts") - prep.t0) // length).alias("w")
+    parts = [_by_problem_time(frame, at), _by_observed_time(frame, seen), _latency(frame, at)]
+    last = max((int(p["w"].max()) for p in parts if p.height), default=-1)  # type: ignore[arg-type]
+    table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
+    for part in parts:
+        table = table.join(part, on="w", how="left")
+    sent = pl.col("sent").clip(lower_bound=1)
+    return table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0)).with_columns(
+        active=_active(prep, length),
+        start=pl.from_epoch(pl.col("w") * length + prep.t0, time_unit="ns").dt.replace_time_zone(
+            "UTC"
+        ),
+        throughput_sent=pl.col("sent") / window_s,
+        throughput_recv=pl.col("received") / window_s,
+        error_rate=pl.col("errors") / sent,
+        timeout_rate=pl.col("timeouts") / sent,
+        loss_rate=pl.col("lost") / sent,
+        churn=pl.col("reconnects") + pl.col("disconnects"),
+    ).sort("w")
+
+
+def shape_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
+    """Replies per (window, schema fingerprint): ``w``, ``shape``, ``count``."""
+    length = int(window_s * 1e9)
+    shaped = prep.frame.filter(pl.col("shape").is_not_null())
+    return (
+        shaped.group_by(((pl.col("at") - prep.t0) // length).alias("w"), pl.col("shape"))
+        .agg(count=pl.len())
+        .with_columns(pl.col("shape").cast(pl.String))
+        .sort("w", "shape")
+    )
