@@ -68,7 +68,7 @@ def warnings_for(scenario: Scenario, *, env: Any) -> list[Problem]:
     redaction = scenario.capture.redaction
     for rule, names in (("allow", redaction.allow), ("hash", redaction.hash)):
         for index, name in enumerate(names):
-            if name not in known and not any(c in name for c in "*?["):
+            if name.replace("[]", "") not in known and not any(c in name for c in "*?"):
                 found.append(Problem(f"capture.redaction.{rule}[{index}]",
                                      f"{name!r} is not a field of message.body"))
     return found
@@ -112,11 +112,15 @@ def _number(value: float) -> str:
 
 
 def _body_paths(body: Any, prefix: str = "") -> set[str]:
+    """Dotted paths into the body; lists are walked through, as the redactor does."""
     paths: set[str] = set()
     if isinstance(body, dict):
         for key, value in body.items():
             path = f"{prefix}{key}"
             paths |= {path} | _body_paths(value, f"{path}.")
+    elif isinstance(body, list):
+        for item in body:
+            paths |= _body_paths(item, prefix)
     return paths
 
 

@@ -102,8 +102,9 @@ def test_redaction_rule_naming_no_field_is_a_warning(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "typo.yaml"
     file.write_text("name: t\nload: {rate: 1, duration: 1}\n"
-                    "message: {body: {text: '{{sentence}}', user: {id: 1}}}\n"
-                    "capture: {redaction: {allow: [txt, user.id, cid]}}\n")
+                    "message: {body: {text: '{{sentence}}', user: {id: 1}, items: [{sku: a}]}}\n"
+                    "capture:\n  redaction:\n"
+                    "    allow: [txt, user.id, cid, items.sku, 'items[].sku']\n")
     status, out = run(["validate", str(file)], capsys)
     assert status == 0
     assert out.splitlines()[1:] == [
