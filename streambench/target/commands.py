@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -40,11 +39,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
     knobs = parser.add_argument_group("fault knobs (override --scenario's target.server)")
     for dest in _DURATION_FLAGS:
-        knobs.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_duration,
-                           metavar="DURATION", help="e.g. 20ms, 1s")
+        knobs.add_argument(
+            f"--{dest.replace('_', '-')}",
+            dest=dest,
+            type=_duration,
+            metavar="DURATION",
+            help="e.g. 20ms, 1s",
+        )
     for dest in _RATE_FLAGS:
-        knobs.add_argument(f"--{dest.replace('_', '-')}", dest=dest, type=_rate,
-                           metavar="P", help="probability per message, 0..1")
+        knobs.add_argument(
+            f"--{dest.replace('_', '-')}",
+            dest=dest,
+            type=_rate,
+            metavar="P",
+            help="probability per message, 0..1",
+        )
     knobs.add_argument("--seed", type=int, help="seed of the fault decisions (default 0)")
     parser.add_argument("--scenario", metavar="FILE", help="take the knobs from target.server")
     parser.add_argument("--faults-out", metavar="FILE", help="write ground truth as JSON lines")
@@ -85,29 +94,9 @@ def faults_from_args(args: argparse.Namespace) -> ServerFaults:
 
 
 def _scenario_faults(path: str) -> ServerFaults:
-    try:
-        from streambench.scenario import load_scenario  # type: ignore[attr-defined]
-    except ImportError:
-        return _load_scenario_fallback(path).target.server
+    from streambench.scenario import load_scenario
+
     return load_scenario(path).target.server
-
-
-def _load_scenario_fallback(path: str) -> Any:
-    """Interim loader until :func:`streambench.scenario.load_scenario` exists."""
-    import yaml
-
-    from streambench.errors import Problem, ScenarioError
-    from streambench.scenario.model import Scenario
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ScenarioError(path, [Problem("", f"cannot read: {exc}".splitlines()[0])]) from None
-    try:
-        return Scenario.model_validate(data)
-    except pydantic.ValidationError as exc:
-        problems = [Problem(".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
-        raise ScenarioError(path, problems) from None
 
 
 class JsonLinesSink:
@@ -129,8 +118,9 @@ class JsonLinesSink:
 
 def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="streambench serve: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="streambench serve: %(message)s"
+    )
     faults = faults_from_args(args)
     sink = JsonLinesSink(args.faults_out) if args.faults_out else None
     try:
@@ -150,11 +140,14 @@ def _run(coro: Any) -> None:
         uvloop.run(coro)
 
 
-async def _serve(
-    *, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None
-) -> None:
+async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None) -> None:
     from streambench.target.server import start_server
 
+    # Handlers first: whoever reads the ready line may signal us right away.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         server = await start_server(host=host, port=port, faults=faults, fault_sink=sink)
     except OSError as exc:
@@ -163,13 +156,11 @@ async def _serve(
     sys.stdout.write(orjson.dumps(ready).decode() + "\n")
     sys.stdout.flush()
     logging.getLogger("streambench.target").info(
-        "serving %s and %s (faults: %s)", server.ws_url, server.http_url,
+        "serving %s and %s (faults: %s)",
+        server.ws_url,
+        server.http_url,
         faults.model_dump(exclude_defaults=True) or "none",
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

@@ -102,8 +102,11 @@ class EmbeddedTarget:
         argv = serve_argv(self._faults_config, faults_out=str(self._faults_path))
         with self._stderr_path.open("wb") as stderr:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=stderr, env=child_env(),
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                env=child_env(),
             )
         ready = await self._read_ready_line()
         self.ws_url, self.http_url, self.pid = ready["ws_url"], ready["http_url"], ready["pid"]
@@ -159,11 +162,17 @@ class EmbeddedTarget:
         has_delay = faults.latency > 0 or faults.jitter > 0
         if not has_delay or not self._ready_ns or any(r["kind"] == "delay" for r in rows):
             return rows
-        rows.append({
-            "source": "target", "kind": "delay", "start_ns": self._ready_ns,
-            "end_ns": time.time_ns(), "conn": None, "cid": None,
-            "detail": describe_delay(faults) + " (target killed; times from the runner)",
-        })
+        rows.append(
+            {
+                "source": "target",
+                "kind": "delay",
+                "start_ns": self._ready_ns,
+                "end_ns": time.time_ns(),
+                "conn": None,
+                "cid": None,
+                "detail": describe_delay(faults) + " (target killed; times from the runner)",
+            }
+        )
         return rows
 
     def _stderr_tail(self) -> str:

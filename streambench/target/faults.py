@@ -87,8 +87,10 @@ class FaultPlan:
         self.has_stalls = bool(faults.stall_every) and faults.stall_for > 0.0
         self.has_timing = self.has_delay or self.has_stalls
         self.has_any = self.has_actions or self.has_timing or bool(faults.disconnect_every)
-        if self.has_stalls and faults.stall_every is not None and (
-            faults.stall_for >= faults.stall_every
+        if (
+            self.has_stalls
+            and faults.stall_every is not None
+            and (faults.stall_for >= faults.stall_every)
         ):
             raise ConfigError(
                 f"target.server.stall_for ({faults.stall_for:g}s) must be shorter than "

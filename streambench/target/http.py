@@ -63,8 +63,13 @@ async def _apply_faults(
         await state.closing.wait()
         return web.Response(status=503, text="target closing")
     if action is Action.DISCONNECT:
-        state.record("disconnect", start=arrived, end=arrived, cid=cid_of(body),
-                     detail="connection aborted (disconnect_rate)")
+        state.record(
+            "disconnect",
+            start=arrived,
+            end=arrived,
+            cid=cid_of(body),
+            detail="connection aborted (disconnect_rate)",
+        )
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=500)  # never reaches the client: the socket is gone

@@ -134,8 +134,12 @@ async def _stall_clock(state: TargetState) -> None:
         window = state.plan.next_stall(t)
         assert window is not None
         await asyncio.sleep(max(0.0, window[1] - state.now()))
-        state.record("stall", start=window[0], end=window[1],
-                     detail=f"replies held {state.plan.faults.stall_for * 1000:g}ms")
+        state.record(
+            "stall",
+            start=window[0],
+            end=window[1],
+            detail=f"replies held {state.plan.faults.stall_for * 1000:g}ms",
+        )
         t = window[1]
 
 

@@ -155,8 +155,9 @@ class FaultyConnection:
             action = plan.action()
             data, opcode = msg.data, msg.type
             if action is Action.DROP:
-                state.record("drop", start=arrived, end=arrived, cid=cid_of(data),
-                             detail="reply dropped")
+                state.record(
+                    "drop", start=arrived, end=arrived, cid=cid_of(data), detail="reply dropped"
+                )
                 continue
             if action is Action.DISCONNECT:
                 self.abort(cid=cid_of(data), at=arrived)
@@ -176,16 +177,27 @@ class FaultyConnection:
 
     def abort(self, *, cid: str | None, at: float) -> None:
         """Drop the TCP connection with no close frame (the client sees code 1006)."""
-        self.state.record("disconnect", start=at, end=at, cid=cid, conn=self.conn,
-                          detail="connection aborted (disconnect_rate)")
+        self.state.record(
+            "disconnect",
+            start=at,
+            end=at,
+            cid=cid,
+            conn=self.conn,
+            detail="connection aborted (disconnect_rate)",
+        )
         if self.transport is not None:
             self.transport.abort()
 
     async def close_periodic(self) -> None:
         """Close with code 1011 (the ``disconnect_every`` fault), recording it first."""
         now = self.state.now()
-        self.state.record("disconnect", start=now, end=now, conn=self.conn,
-                          detail="closed with 1011 (disconnect_every)")
+        self.state.record(
+            "disconnect",
+            start=now,
+            end=now,
+            conn=self.conn,
+            detail="closed with 1011 (disconnect_every)",
+        )
         with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
             await self.ws.close(code=CLOSE_INJECTED, message=b"injected disconnect")
 
