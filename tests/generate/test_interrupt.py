@@ -1,0 +1,58 @@
+"""Ctrl-C, SIGTERM and kill -9 in the middle of a run: nothing captured is lost or torn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streambench.capture.store import Store
+from tests.helpers import wait_for, write_scenario
+
+
+def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Store]:
+    path = write_scenario(tmp_path / "long.yaml",
+                          load={"connections": 2, "rate": 200, "duration": "60s"},
+                          capture={"redaction": {"allow": ["text"]}, "flush_every": "200ms"})
+    store = Store(tmp_path / "store")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streambench", "run", str(path), "--store", store.root, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: the test can end the run's child too
+    )
+    # synchronise on what the run has written, not on time
+    wait_for(lambda: len(store.parts("events")) >= 3, timeout=20, what="three parts on disk")
+    return proc, store
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_flushes_everything_and_marks_the_run_aborted(tmp_path: Path, sig):
+    proc, store = start_run(tmp_path)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert f"interrupted by {sig.name}" in err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "aborted"
+    assert manifest["abort_reason"] == sig.name
+    events = store.events(manifest["run_id"]).collect()
+    assert events.height == manifest["counts"]["events"] > 0
+    sent = events.filter(events["kind"] == "send").height
+    assert f'"sent": {sent}' in out  # the printed summary is of what was captured
+    assert not list(Path(store.path).rglob("*.tmp"))
+
+
+def test_kill_9_leaves_a_store_that_reads_cleanly(tmp_path: Path):
+    proc, store = start_run(tmp_path)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its embedded target, all at once
+    proc.communicate(timeout=30)
+    (manifest,) = store.runs()
+    assert manifest["status"] == "aborted"  # "running", but its process is gone
+    assert manifest["stale"] is True
+    events = store.events(manifest["run_id"]).collect()
+    assert events.height > 0
+    assert events["kind"].is_in(["connect", "send", "recv"]).all()
