@@ -118,9 +118,7 @@ class JsonLinesSink:
 
 def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="streambench serve: %(message)s"
-    )
+    _log_to_stderr()
     faults = faults_from_args(args)
     sink = JsonLinesSink(args.faults_out) if args.faults_out else None
     try:
@@ -129,6 +127,17 @@ def serve(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Human log lines of the target go to stderr (stdout is for the ready line only)."""
+    logger = logging.getLogger("streambench.target")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _run(coro: Any) -> None:
