@@ -185,3 +185,11 @@ async def test_close_says_goodbye_to_open_sockets(serve) -> None:
             await asyncio.wait_for(ws.recv(), WAIT_S)
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 1001
+
+
+async def test_http_disconnect_aborts_without_a_response(serve) -> None:
+    server, rows = await serve(disconnect_rate=1.0)
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await http.post(server.http_url, data=b'{"cid": "6-1"}')
+    assert [(r["kind"], r["cid"]) for r in rows] == [("disconnect", "6-1")]
