@@ -219,29 +219,44 @@ _BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
 def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
-    """``(loc, message)`` for one pydantic error; a BodyProblem expands into several."""
-    loc, kind = tuple(part for part in error["loc"] if part != "[key]"), error["type"]
-    cause = error.get("ctx", {}).get("error")
+    """``(loc, message)`` for one pydantic error; a BodyProblem expands into several.
+
+    ``raw`` is pydantic's location (with union tags such as ``delay`` in
+    ``faults.0.delay.at``), used to find the model; the yielded loc is the
+    path as written in YAML.
+    """
+    raw, kind = tuple(part for part in error["loc"] if part != "[key]"), error["type"]
+    loc, models = _walk(raw)
+    ctx = error.get("ctx", {})
+    cause = ctx.get("error")
     if isinstance(cause, BodyProblem):
         for where, message in cause.problems:
             yield (*loc, "body", *where), message
     elif isinstance(cause, FieldProblem):
         yield (*loc, *cause.loc), str(cause)
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = ctx["discriminator"].strip("'")
+        tags = ctx.get("expected_tags") or ", ".join(repr(t) for m in models for t in _tags(m))
+        if kind == "union_tag_not_found":
+            yield (*loc, key), f"required key {key!r} is missing (one of {tags})"
+        else:
+            hint = _suggest(ctx["tag"], tags)
+            yield (*loc, key), f"unknown {key} {ctx['tag']!r}; expected one of {tags}{hint}"
     elif kind == "extra_forbidden":
-        yield loc, _unknown_key(loc)
+        yield loc, _unknown_key(raw)
     elif kind == "missing":
         yield loc, f"required key {loc[-1]!r} is missing{_MISSING_HINTS.get(loc, '')}"
     elif cause is not None:
         yield loc, str(cause)
     else:
-        yield loc, _expected(error, loc, kind)
+        yield loc, _expected(error, raw, loc, kind)
 
 
-def _expected(error: Any, loc: Loc, kind: str) -> str:
+def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     # Never echo what was written in a credential field: error output lands in CI logs.
     secret = loc[:2] in (("target", "password"), ("target", "headers"))
     got = REDACTED if secret else _show(error.get("input"))
-    info = _field(loc)
+    info = _field(raw)
     if kind == "literal_error":
         options = error["ctx"]["expected"]
         return f"expected {options}, got {got}{_suggest(error.get('input'), options)}"
@@ -259,15 +274,14 @@ def _expected(error: Any, loc: Loc, kind: str) -> str:
     return f"expected {noun}{_bounds(info)}, got {got}"
 
 
-def _unknown_key(loc: Loc) -> str:
-    key, parent = str(loc[-1]), _model_at(loc[:-1])
-    names = [] if parent is None else list(parent.model_fields)
+def _unknown_key(raw: Loc) -> str:
+    key, parents = str(raw[-1]), _walk(raw[:-1])[1]
+    names = [name for model in parents for name in _names(model) if name not in ("kind",)]
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     if close:
         return f"unknown key {key!r}; did you mean {close[0]!r}?"
     for name in names:  # a key written one level too high: `rate:` beside `load:`
-        child = _model_at((*loc[:-1], name))
-        if child is not None and key in child.model_fields:
+        if any(key in _names(child) for child in _walk((*raw[:-1], name))[1]):
             return f"unknown key {key!r} here; it belongs under {name!r} ({name}.{key})"
     return f"unknown key {key!r}; expected one of: {', '.join(names)}" if names else \
         f"unknown key {key!r}"
@@ -294,30 +308,58 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Scenario
-    for part in loc:
+def _walk(raw: Loc) -> tuple[Loc, list[type[BaseModel]]]:
+    """``raw`` without union tags, and the models that may sit at its end.
+
+    Several models sit at a position holding a union (a ``faults`` entry);
+    pydantic's next location part then names the member (its tag).
+    """
+    models: list[type[BaseModel]] = [Scenario]
+    clean: list[str | int] = []
+    for part in raw:
         if isinstance(part, int):
+            clean.append(part)
             continue
-        info = None if model is None else model.model_fields.get(part)
-        model = None if info is None else _inner_model(info.annotation)
-    return model
+        # pydantic names the member by its tag (discriminated) or class name (plain union)
+        member = next((m for m in models if part in (*_tags(m), m.__name__)), None) \
+            if len(models) > 1 else None
+        if member is not None:
+            models = [member]
+            continue
+        info = _field_named(models, part)
+        models = [] if info is None else _models_in(info.annotation)
+        clean.append(part)
+    return tuple(clean), models
 
 
-def _field(loc: Loc) -> FieldInfo | None:
-    names = [part for part in loc if isinstance(part, str)]
-    parent = _model_at(tuple(names[:-1])) if names else None
-    return None if parent is None else parent.model_fields.get(names[-1])
+def _field(raw: Loc) -> FieldInfo | None:
+    return _field_named(_walk(raw[:-1])[1], raw[-1]) if raw else None
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
+def _field_named(models: list[type[BaseModel]], key: str | int) -> FieldInfo | None:
+    for model in models:
+        for name, info in model.model_fields.items():
+            if key in (name, info.alias):
+                return info
     return None
+
+
+def _names(model: type[BaseModel]) -> list[str]:
+    """Keys as written in YAML (a field's alias when it has one: ``for``)."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    """The values of the model's Literal fields: its tag when it is a member of a union."""
+    return tuple(tag for info in model.model_fields.values()
+                 if typing.get_origin(info.annotation) is typing.Literal
+                 for tag in typing.get_args(info.annotation))
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _metadata(info: FieldInfo | None) -> list[Any]:
