@@ -76,3 +76,11 @@ def test_conn_of(cid: str | None, conn: int | None) -> None:
 
 def test_describe_delay() -> None:
     assert describe_delay(ServerFaults(latency=0.02, jitter=0.005)) == "latency=20ms jitter=5ms"
+
+
+def test_public_names_of_the_package() -> None:
+    import streambench.target as target
+
+    assert sorted(target.__all__) == target.__all__
+    for name in target.__all__:
+        assert getattr(target, name).__name__ == name
