@@ -27,6 +27,10 @@ from streambench.scenario.synth import BodyProblem
 
 Loc = tuple[str | int, ...]
 
+# Top-level keys starting with this are ignored: a place for YAML anchors to
+# reuse (`x-ramp: &ramp {...}` then `<<: *ramp`), as in docker-compose files.
+EXTENSION_PREFIX = "x-"
+
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate the scenario at ``path``; raise ScenarioError listing every problem."""
@@ -58,9 +62,11 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         got = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
         message = f"expected a mapping of keys (name, target, load, ...) at top level, got {got}"
         raise ScenarioError(file, [Problem("", message, node.start_mark.line + 1)])
-    data = _construct(node, file)
+    # Index before constructing: construction flattens `<<:` merges in the nodes.
     lines: dict[Loc, int] = {}
     problems = list(_index(node, (), lines))
+    data = {key: value for key, value in _construct(node, file).items()
+            if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -151,16 +157,16 @@ def _construct(node: yaml.Node, file: str) -> Any:
     try:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ScenarioError(file, [_yaml_problem(exc)]) from None
+        raise ScenarioError(file, [_yaml_problem(exc, what="YAML error")]) from None
     finally:
         loader.dispose()
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> Problem:
+def _yaml_problem(exc: yaml.YAMLError, *, what: str = "YAML syntax error") -> Problem:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
-    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    message = f"{what}: {problem}" + (f" ({context})" if context else "")
     if mark is not None:
         message += f" at column {mark.column + 1}"
     return Problem("", message, None if mark is None else mark.line + 1)
@@ -225,7 +231,13 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
     ``faults.0.delay.at``), used to find the model; the yielded loc is the
     path as written in YAML.
     """
-    raw, kind = tuple(part for part in error["loc"] if part != "[key]"), error["type"]
+    if "[key]" in error["loc"] or error["type"] == "invalid_key":
+        # a mapping key that is not text (YAML reads `on:` as true, `1:` as a number)
+        where = error["loc"].index("[key]") if "[key]" in error["loc"] else len(error["loc"])
+        parent, key = _walk(error["loc"][: where - 1])[0], error.get("input")
+        yield (*parent, _show(key)), _key_not_text(key)
+        return
+    raw, kind = tuple(error["loc"]), error["type"]
     loc, models = _walk(raw)
     ctx = error.get("ctx", {})
     cause = ctx.get("error")
@@ -272,6 +284,12 @@ def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     if noun is None:
         noun = _noun_of(info)
     return f"expected {noun}{_bounds(info)}, got {got}"
+
+
+def _key_not_text(key: Any) -> str:
+    if isinstance(key, bool):
+        return "key must be text: YAML reads on/off/yes/no as true/false; quote it"
+    return f"key {_show(key)} must be text: quote it in YAML"
 
 
 def _unknown_key(raw: Loc) -> str:

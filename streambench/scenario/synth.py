@@ -360,14 +360,25 @@ def _leaves(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Iterator[t
     """Every scalar in the body with its position; non-text keys go to ``problems``."""
     if isinstance(value, dict):
         for key, item in value.items():
+            name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
-                problems.append(((*loc, str(key)), f"key {key!r} must be text: quote it in YAML"))
-            yield from _leaves(item, (*loc, str(key)), problems)
+                problems.append(((*loc, name), _key_problem(key)))
+            yield from _leaves(item, (*loc, name), problems)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _leaves(item, (*loc, index), problems)
     else:
         yield loc, value
+
+
+def _key_text(key: Any) -> str:
+    return ("true" if key else "false") if isinstance(key, bool) else str(key)
+
+
+def _key_problem(key: Any) -> str:
+    if isinstance(key, bool):
+        return "key must be text: YAML reads on/off/yes/no as true/false; quote it"
+    return f"key {key!r} must be text: quote it in YAML"
 
 
 def _json_problem(value: Any) -> str | None:

@@ -88,6 +88,13 @@ CASES = [
     ("fault-probability-over-1", GOOD_HEAD + "load: {rate: 1, duration: 1}\nfaults:\n"
      "  - {kind: drop, probability: 1.5}\n",
      "faults[0].probability", 5, "expected a number between 0 and 1, got 1.5"),
+    ("yaml-boolean-key", GOOD_HEAD + "load: {rate: 1, duration: 1}\nmessage:\n  body:\n"
+     "    on: 1\n",
+     "message.body.true", 5, "YAML reads on/off/yes/no as true/false; quote it"),
+    ("number-key", "name: t\n1: x\nload: {rate: 1, duration: 1}\n",
+     "1", 2, "key 1 must be text"),
+    ("unsafe-yaml-tag", "name: !!python/object:os.system t\nload: {rate: 1, duration: 1}\n",
+     "", 1, "YAML error: could not determine a constructor"),
     ("duplicate-key", "name: a\nname: b\nload: {rate: 1, duration: 1}\n",
      "name", 2, "key 'name' appears twice (first on line 1)"),
     ("yaml-syntax-error", "name: t\nload: {rate: 1\n",
@@ -177,3 +184,16 @@ def test_credential_values_are_not_echoed() -> None:
     assert "123456" not in str(caught.value)
     assert "987654" not in str(caught.value)
     assert "<redacted>" in str(caught.value)
+
+
+def test_top_level_x_keys_hold_anchors_and_are_ignored() -> None:
+    scenario = parse_scenario(textwrap.dedent("""\
+        x-ramp: &ramp {duration: 30s, rate: 10, to: 100}
+        name: anchors
+        load:
+          stages:
+            - *ramp
+            - {<<: *ramp, rate: 100, to: 0}
+        """))
+    assert scenario.load.stages is not None
+    assert [(s.rate, s.to) for s in scenario.load.stages] == [(10, 100), (100, 0)]
