@@ -1,1 +1,72 @@
-"""streambench.report"""
+"""streambench.report: notebooks as reports, charts drawn offline, the live dashboard.
+
+* :mod:`~streambench.report.charts` - altair charts of runs, rendered as inline SVG;
+* :mod:`~streambench.report.tables` - the small tables those charts draw;
+* :mod:`~streambench.report.execute` - papermill execution and offline HTML
+  (``streambench report``);
+* :mod:`~streambench.report.nightly` - every report of last night's runs with
+  an index page (``streambench nightly``);
+* :mod:`~streambench.report.dashboard` / :mod:`~streambench.report.live` - the
+  ipywidgets dashboard and the incremental reader of a running run under it;
+* :mod:`~streambench.report.examples` - the short embedded runs notebooks use
+  when they are given no run.
+
+Public names load lazily (no import-time work), like the top-level package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "Alert": "streambench.report.live",
+    "Dashboard": "streambench.report.dashboard",
+    "LiveRun": "streambench.report.live",
+    "LiveState": "streambench.report.live",
+    "NOTEBOOKS": "streambench.report.execute",
+    "NightlyResult": "streambench.report.nightly",
+    "ReportError": "streambench.report.execute",
+    "example_runs": "streambench.report.examples",
+    "example_scenario": "streambench.report.examples",
+    "example_store": "streambench.report.examples",
+    "execute_notebook": "streambench.report.execute",
+    "render_nightly": "streambench.report.nightly",
+    "render_report": "streambench.report.execute",
+    "to_html": "streambench.report.execute",
+}
+_MODULES = ("charts", "tables")
+
+__all__ = [
+    "NOTEBOOKS",
+    "Alert",
+    "Dashboard",
+    "LiveRun",
+    "LiveState",
+    "NightlyResult",
+    "ReportError",
+    "charts",
+    "example_runs",
+    "example_scenario",
+    "example_store",
+    "execute_notebook",
+    "render_nightly",
+    "render_report",
+    "tables",
+    "to_html",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"streambench.report.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streambench.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]

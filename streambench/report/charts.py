@@ -1,0 +1,243 @@
+"""Altair charts of runs, drawn offline.
+
+Every function takes small, already aggregated polars frames (per-window
+metrics, percentile tables, per-run histories; see :mod:`streambench.report.tables`)
+and returns an altair chart; none reads the store. Charts carry only the
+aggregated rows, never raw events, so a report stays small whatever the run's size.
+
+Offline: :func:`offline` makes altair render charts as inline SVG (through
+vl-convert, no browser and no network), which is what JupyterLab shows and what
+the HTML reports embed. :func:`to_svg` gives the SVG text of one chart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+WIDTH = 640
+HEIGHT = 220
+LATENCY_QUANTILES = ("p50_ms", "p95_ms", "p99_ms")
+_UTC = alt.TimeUnit("utcyearmonthdatehoursminutesseconds")
+
+
+def offline() -> None:
+    """Render altair charts as inline SVG from now on (no JavaScript, no CDN)."""
+    alt.renderers.enable("svg")
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """The chart as SVG text, rendered locally by vl-convert."""
+    import vl_convert
+
+    return str(vl_convert.vegalite_to_svg(chart.to_dict()))
+
+
+def _frame(data: pl.DataFrame) -> pl.DataFrame:
+    """Datetimes as naive UTC (vega reads them as UTC via the ``utc`` scale)."""
+    return data.with_columns(
+        pl.col(name).dt.replace_time_zone(None)
+        for name, dtype in data.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+    )
+
+
+def _time_axis(field: str = "start", title: str = "time (UTC)") -> alt.X:
+    return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format="%H:%M:%S"))  # fmt: skip
+
+
+def latency_over_time(
+    windows: pl.DataFrame,
+    *,
+    quantiles: Iterable[str] = LATENCY_QUANTILES,
+    anomalies: Iterable[Mapping[str, Any]] = (),
+    title: str = "Latency per window (from intended send)",
+) -> alt.LayerChart:
+    """Latency quantiles per window, with anomalies shaded.
+
+    ``windows``: ``start`` (datetime) and the quantile columns (``p50_ms`` ...).
+    ``anomalies``: dicts with ``start``/``end`` (ISO strings or datetimes) and
+    ``rule`` (an anomaly's ``to_dict()``), drawn as shaded spans.
+    """
+    names = [q for q in quantiles if q in windows.columns]
+    long = _frame(windows.select("start", *names)).unpivot(
+        index="start", on=names, variable_name="quantile", value_name="latency_ms"
+    )
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        _time_axis(),
+        alt.Y("latency_ms:Q", title="latency (ms)"),
+        alt.Color("quantile:N", sort=names),
+        tooltip=["start:T", "quantile:N", alt.Tooltip("latency_ms:Q", format=".1f")],
+    )
+    return alt.layer(*_spans(anomalies), lines).properties(width=WIDTH, height=HEIGHT,
+                                                           title=title)
+
+
+def _spans(anomalies: Iterable[Mapping[str, Any]]) -> list[alt.Chart]:
+    rows = [{"start": str(a["start"]).rstrip("Z"), "end": str(a["end"]).rstrip("Z"),
+             "rule": str(a.get("rule", "anomaly"))} for a in anomalies]  # fmt: skip
+    if not rows:
+        return []
+    frame = pl.DataFrame(rows).with_columns(pl.col("start", "end").str.to_datetime())
+    return [alt.Chart(frame).mark_rect(opacity=0.18, color="#d62728").encode(
+        x=alt.X("start:T", scale=alt.Scale(type="utc")), x2="end:T", tooltip=["rule:N"]
+    )]  # fmt: skip
+
+
+def percentile_curve(
+    table: pl.DataFrame, *, title: str = "Latency by percentile"
+) -> alt.Chart:
+    """Latency against percentile, one line per run (overlaid distributions).
+
+    ``table`` (from :func:`streambench.report.tables.percentiles`): ``run``,
+    ``percentile`` (0-100), ``latency_ms``, ``nines`` (-log10 of 1 - q). The x
+    axis stretches the tail the way HdrHistogram plots do.
+    """
+    ticks = [0, 1, 2, 3, 4]
+    labels = "{0: '0%', 1: '90%', 2: '99%', 3: '99.9%', 4: '99.99%'}[datum.value]"
+    return alt.Chart(table).mark_line(interpolate="step-after").encode(
+        alt.X("nines:Q", title="percentile",
+              axis=alt.Axis(values=ticks, labelExpr=labels)),
+        alt.Y("latency_ms:Q", title="latency (ms)"),
+        alt.Color("run:N"),
+        tooltip=["run:N", alt.Tooltip("percentile:Q", format=".3f"),
+                 alt.Tooltip("latency_ms:Q", format=".1f")],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)  # fmt: skip
+
+
+def latency_histogram(table: pl.DataFrame, *, title: str = "Latency distribution") -> alt.Chart:
+    """Overlaid latency histograms: ``run``, ``bin_ms`` (lower edge), ``share`` (0-1)."""
+    return alt.Chart(table).mark_bar(opacity=0.5, binSpacing=0).encode(
+        alt.X("bin_ms:Q", title="latency (ms, log bins)", scale=alt.Scale(type="log")),
+        alt.Y("share:Q", title="share of replies", stack=None, axis=alt.Axis(format="%")),
+        alt.Color("run:N"),
+        tooltip=["run:N", "bin_ms:Q", alt.Tooltip("share:Q", format=".2%")],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def throughput(windows: pl.DataFrame, *, title: str = "Throughput") -> alt.Chart:
+    """Messages per second sent and received, per window (``throughput_*`` columns)."""
+    names = [c for c in ("throughput_sent", "throughput_recv") if c in windows.columns]
+    long = _frame(windows.select("start", *names)).unpivot(
+        index="start", on=names, variable_name="direction", value_name="per_s"
+    ).with_columns(pl.col("direction").str.strip_prefix("throughput_"))
+    return alt.Chart(long).mark_line(point=True).encode(
+        _time_axis(),
+        alt.Y("per_s:Q", title="messages/s"),
+        alt.Color("direction:N"),
+        tooltip=["start:T", "direction:N", alt.Tooltip("per_s:Q", format=".0f")],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def error_rate(windows: pl.DataFrame, *, title: str = "Error and timeout rate") -> alt.Chart:
+    """Share of messages sent that failed, per window (``error_rate``, ``timeout_rate``)."""
+    names = [c for c in ("error_rate", "timeout_rate", "loss_rate") if c in windows.columns]
+    long = _frame(windows.select("start", *names)).unpivot(
+        index="start", on=names, variable_name="kind", value_name="rate"
+    )
+    return alt.Chart(long).mark_line(point=True).encode(
+        _time_axis(),
+        alt.Y("rate:Q", title="share of sent", axis=alt.Axis(format="%")),
+        alt.Color("kind:N"),
+        tooltip=["start:T", "kind:N", alt.Tooltip("rate:Q", format=".2%")],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def errors_by_kind(table: pl.DataFrame, *, title: str = "Errors by kind") -> alt.Chart:
+    """Bars of ``count`` per ``kind`` (from :func:`streambench.report.tables.error_kinds`)."""
+    return alt.Chart(table).mark_bar().encode(
+        alt.X("count:Q", title="events"),
+        alt.Y("kind:N", sort="-x", title=None),
+        tooltip=["kind:N", "count:Q"],
+    ).properties(width=WIDTH, height=max(40, 24 * max(table.height, 1)), title=title)
+
+
+def connection_churn(windows: pl.DataFrame, *, title: str = "Connection churn") -> alt.Chart:
+    """Connects, reconnects and disconnects per window."""
+    names = [c for c in ("connects", "reconnects", "disconnects") if c in windows.columns]
+    long = _frame(windows.select("start", *names)).unpivot(
+        index="start", on=names, variable_name="event", value_name="count"
+    )
+    return alt.Chart(long).mark_bar().encode(
+        _time_axis(),
+        alt.Y("count:Q", title="per window", stack=None),
+        alt.Color("event:N"),
+        alt.XOffset("event:N"),
+        tooltip=["start:T", "event:N", "count:Q"],
+    ).properties(width=WIDTH, height=HEIGHT, title=title)
+
+
+def trend(
+    history: pl.DataFrame, *, metric: str, title: str | None = None, fmt: str = ".1f"
+) -> alt.Chart:
+    """``metric`` across runs, one line per ``scenario``; x is the run's ``started`` time."""
+    return alt.Chart(_frame(history)).mark_line(point=True).encode(
+        _time_axis("started", "run started (UTC)"),
+        alt.Y(f"{metric}:Q", title=metric),
+        alt.Color("scenario:N"),
+        tooltip=["run_id:N", "scenario:N", alt.Tooltip(f"{metric}:Q", format=fmt)],
+    ).properties(width=WIDTH, height=HEIGHT, title=title or f"{metric} by run")
+
+
+def verdict_grid(table: pl.DataFrame, *, title: str = "SLO history") -> alt.Chart:
+    """Pass/fail cells: ``run`` (x, in order), ``check`` (y), ``passed`` (bool)."""
+    order = table["run"].unique(maintain_order=True).to_list()
+    return alt.Chart(table).mark_rect(stroke="white").encode(
+        alt.X("run:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40)),
+        alt.Y("check:N", title=None),
+        alt.Color("passed:N", scale=alt.Scale(domain=[True, False],
+                                              range=["#2ca02c", "#d62728"])),
+        tooltip=["run:N", "check:N", "passed:N", "detail:N"],
+    ).properties(width=WIDTH, title=title)  # fmt: skip
+
+
+def deltas(table: pl.DataFrame, *, title: str = "Candidate vs baseline") -> alt.LayerChart:
+    """Relative change per metric with its interval.
+
+    ``table``: ``metric``, ``change`` (relative, 0.1 = +10%), ``low``, ``high``
+    (interval of the change) and ``verdict`` (e.g. better | same | worse).
+    """
+    base = alt.Chart(table).encode(alt.Y("metric:N", title=None))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        alt.X("low:Q", title="change vs baseline", axis=alt.Axis(format="%")), x2="high:Q"
+    )
+    points = base.mark_point(filled=True, size=80).encode(
+        alt.X("change:Q"),
+        alt.Color("verdict:N", scale=alt.Scale(domain=["better", "same", "worse"],
+                                               range=["#2ca02c", "#7f7f7f", "#d62728"])),
+        tooltip=["metric:N", alt.Tooltip("change:Q", format="+.1%"),
+                 alt.Tooltip("low:Q", format="+.1%"), alt.Tooltip("high:Q", format="+.1%"),
+                 "verdict:N"],
+    )  # fmt: skip
+    zero = alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    return alt.layer(zero, bars, points).properties(width=WIDTH, title=title)
+
+
+def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart:
+    """Anomaly occurrences over history: ``started`` (run start), ``count``, ``fingerprint``."""
+    return alt.Chart(_frame(table)).mark_circle(opacity=0.8).encode(
+        _time_axis("started", "run started (UTC)"),
+        alt.Y("fingerprint:N", title=None),
+        alt.Size("count:Q"),
+        alt.Color("severity:N"),
+        tooltip=["run_id:N", "fingerprint:N", "count:Q", "severity:N"],
+    ).properties(width=WIDTH, title=title)
+
+
+def live_series(
+    windows: pl.DataFrame, *, columns: Iterable[str], title: str, y_title: str
+) -> alt.Chart:
+    """A small line chart of a live run: ``columns`` of the per-window table over time."""
+    names = [c for c in columns if c in windows.columns]
+    long = _frame(windows.select("start", *names)).unpivot(
+        index="start", on=names, variable_name="series", value_name="value"
+    ).drop_nulls("value")
+    return alt.Chart(long).mark_line(point=True).encode(
+        _time_axis(),
+        alt.Y("value:Q", title=y_title),
+        alt.Color("series:N"),
+    ).properties(width=380, height=160, title=title)
