@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import polars as pl
 
 KINDS = ("jwt", "bearer", "email", "iban", "card", "ssn", "ipv6", "ipv4", "phone", "api_key")
-_MASK_COUNT = re.compile("<(" + "|".join(KINDS) + ")>")
 _MAX_ROUNDS = 4
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -40,7 +39,8 @@ _HEX = "[0-9A-Fa-f]"
 _PATTERNS = {
     "jwt": r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
     "bearer": r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/=-]{8,}",
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+    # Unicode letters in both parts (zoë@example.com); the only rule in Unicode mode
+    "email": r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
     "card": r"\b[2-6][0-9](?:[ -]?[0-9]){11,17}\b",
     "ssn": r"\b(?:00[1-9]|0[1-9][0-9]|[1-578][0-9]{2}|6[0-57-9][0-9]|66[0-57-9])"
@@ -50,7 +50,7 @@ _PATTERNS = {
     "phone": "|".join(
         (
             # E.164 and international: +CC then groups, optional (area)
-            r"\+[1-9][0-9]{0,3}(?:[ .-]?\(?[0-9]{2,5}\)?){2,5}\b",
+            r"\+[1-9][0-9]{0,3}(?:[ .-]\(?[0-9]{1,8}\)?){1,5}[ .-][0-9]{2,8}\b",
             r"\+[1-9][0-9]{7,14}\b",
             # North American: (415) 555-0123, 415-555-0123, 415.555.0123, 415 555 0123
             r"(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b",
@@ -84,33 +84,46 @@ def iban_ok(text: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
-def _card(match: re.Match[str]) -> bool:
-    digits = re.sub("[ -]", "", match.group())
+def _valid_prefix(text: str, ok: Callable[[str], bool]) -> int:
+    """Length of the longest prefix of ``text`` that ends at a separator (or the end)
+    and passes ``ok``; 0 if none. A greedy match can swallow a following group."""
+    cuts = [len(text), *[m.start() for m in re.finditer("[ -]", text)][::-1]]
+    return next((cut for cut in cuts if ok(text[:cut])), 0)
+
+
+def _card_ok(text: str) -> bool:
+    digits = re.sub("[ -]", "", text)
     return 13 <= len(digits) <= 19 and luhn_ok(digits)
 
 
-def _iban(match: re.Match[str]) -> bool:
-    return iban_ok(match.group())
+def _card(match: re.Match[str]) -> int:
+    return _valid_prefix(match.group(), _card_ok)
 
 
-def _bearer(match: re.Match[str]) -> bool:
+def _iban(match: re.Match[str]) -> int:
+    return _valid_prefix(match.group(), iban_ok)
+
+
+def _bearer(match: re.Match[str]) -> int:
     token = match.group().split()[-1]
     has_digit = any(c.isdigit() for c in token)
     mixed_case = token.lower() != token and token.upper() != token
-    return has_digit or (len(token) >= 20 and mixed_case)
+    if not (has_digit or (len(token) >= 20 and mixed_case)):
+        return 0
+    return len(match.group().rstrip("."))  # a full stop ends the sentence, not the token
 
 
-def _ipv6(match: re.Match[str]) -> bool:
+def _ipv6(match: re.Match[str]) -> int:
     text, start = match.group().rstrip(":."), match.start()
     if start and (match.string[start - 1].isalnum() or match.string[start - 1] in "_:"):
-        return False  # std::vector, Foo::Bar: part of a longer word
+        return 0  # std::vector, Foo::Bar: part of a longer word
     if text.count(":") < 2 or text == "::":
-        return False
+        return 0
     try:
         ipaddress.IPv6Address(text)
     except ValueError:
-        return False
-    return True
+        return 0
+    return len(text)
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
@@ -124,20 +137,21 @@ def entropy(token: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in Counter(token).values())
 
 
-def _api_key(match: re.Match[str]) -> bool:
+def _api_key(match: re.Match[str]) -> int:
     token, start = match.group(), match.start()
-    if start and (match.string[start - 1].isalnum()):
-        return False  # a slice of a longer non-ASCII word
-    if token.startswith(_KEY_PREFIXES) and len(token) >= 20:
-        return True
+    if start and match.string[start - 1].isalnum():
+        return 0  # a slice of a longer non-ASCII word
+    if token.startswith(_KEY_PREFIXES):
+        return len(token)
     if len(token) < 24 or _UUID.fullmatch(token):
-        return False
+        return 0
     digits = sum(c.isdigit() for c in token)
     letters = sum(c.isalpha() for c in token)
-    return digits >= 2 and letters >= 4 and entropy(token) >= 3.5
+    return len(token) if digits >= 2 and letters >= 4 and entropy(token) >= 3.5 else 0
 
 
-_CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
+# A check returns how many leading characters of a regex match to mask (0: none).
+_CHECKS: dict[str, Callable[[re.Match[str]], int]] = {
     "card": _card,
     "iban": _iban,
     "bearer": _bearer,
@@ -146,13 +160,29 @@ _CHECKS: dict[str, Callable[[re.Match[str]], bool]] = {
 }
 
 
+# Checks that need only the matched text run once per distinct candidate and the
+# result is applied with a literal multi-replace; the others look at the context.
+_CONTEXT_FREE = frozenset({"card", "iban"})
+
+
+def _rust(kind: str, pattern: str) -> str:
+    """The Rust-regex form: ASCII classes and word boundaries (the Python side
+    compiles with re.ASCII), which keeps polars on its fast DFA."""
+    return pattern if kind == "email" else f"(?-u:{pattern})"
+
+
+# Literals a row must hold for a rule to apply: rows without them are skipped.
+_PREFILTERS = {"jwt": "eyJ", "ipv6": ":"}
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One scanner: ``kind`` names the mask; ``check`` (if any) confirms a regex match."""
+    """One scanner: ``kind`` names the mask; ``check`` (if any) confirms a regex match
+    by returning the length of its prefix to mask (0: not this kind)."""
 
     kind: str
     pattern: str
-    check: Callable[[re.Match[str]], bool] | None = None
+    check: Callable[[re.Match[str]], int] | None = None
 
     @property
     def mask(self) -> str:
@@ -160,62 +190,110 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = tuple(Rule(k, _PATTERNS[k], _CHECKS.get(k)) for k in KINDS)
+# A mask touching a character a pattern can contain may open a new match next to
+# it: only rows where that happens are scanned again.
+_RESCAN = (rf"[0-9A-Za-z_@.:+(-]<(?:{'|'.join(KINDS)})>"
+           rf"|<(?:{'|'.join(KINDS)})>[0-9A-Za-z_@.:+)-]")
 
 
 class Scanner:
-    """Masks PII in string columns. Stateless and thread-safe; build once, reuse."""
+    """Masks PII in string columns. Build once, reuse; one caller at a time."""
 
     def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
         self.rules = rules
-        self._compiled = {r.kind: re.compile(r.pattern) for r in rules if r.check}
+        self._python = {r.kind: re.compile(r.pattern, re.ASCII) for r in rules if r.check}
+        self._rust = {r.kind: _rust(r.kind, r.pattern) for r in rules}
+        self._rescan = _rust("", _RESCAN)
+        self._verdicts: dict[str, str | None] = {}
 
     def mask_text(self, text: str) -> str:
         """Mask one string (convenience; columns go through :meth:`mask`)."""
-        return self.mask(pl.Series([text], dtype=pl.String))[0][0]
+        return str(self.mask(pl.Series([text], dtype=pl.String))[0][0])
 
     def mask(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
-        """Return ``column`` (String) with every finding masked, and counts by kind."""
+        """Return ``column`` as String with every finding masked, and counts by kind."""
         column = column.cast(pl.String)
         out = self._pass(column)
-        changed = out.ne_missing(column)
+        changed = out.ne_missing(column).arg_true()
+        counts = _count_masks(column.gather(changed), out.gather(changed))
+        again = changed
         for _ in range(_MAX_ROUNDS - 1):
-            if not changed.any():
+            near_mask = out.gather(again).str.contains(self._rescan).fill_null(False)
+            again = again.filter(near_mask)
+            if not len(again):
                 break
-            idx = changed.arg_true()
-            before = out.gather(idx)
+            before = out.gather(again)
             after = self._pass(before)
-            out = out.scatter(idx, after)
-            changed = pl.Series(values=[False] * len(out)).scatter(idx, after.ne_missing(before))
-        return out, _count_masks(column, out)
+            out = out.scatter(again, after)
+            counts.update(_count_masks(before, after))
+        return out, +counts
 
     def _pass(self, column: pl.Series) -> pl.Series:
         for rule in self.rules:
-            if rule.check is None:
-                column = column.str.replace_all(rule.pattern, rule.mask)
+            pattern = self._rust[rule.kind]
+            if rule.check is None and rule.kind not in _PREFILTERS:
+                column = column.str.replace_all(pattern, rule.mask)
+                continue
+            prefilter = _PREFILTERS.get(rule.kind)
+            if prefilter is not None:
+                hits = column.str.contains(prefilter, literal=True)
             else:
-                column = self._checked(column, rule)
+                hits = column.str.contains(pattern)
+            rows = hits.fill_null(False).arg_true()
+            if not len(rows):
+                continue
+            found = column.gather(rows)
+            if rule.check is None:
+                new = found.str.replace_all(pattern, rule.mask)
+            elif rule.kind in _CONTEXT_FREE:
+                new = self._by_candidate(found, rule)
+            else:
+                new = self._by_match(found, rule)
+            column = column.scatter(rows, new)
         return column
 
-    def _checked(self, column: pl.Series, rule: Rule) -> pl.Series:
-        hits = column.str.contains(rule.pattern).fill_null(False)
-        if not hits.any():
-            return column
-        idx = hits.arg_true()
-        regex, check, mask = self._compiled[rule.kind], rule.check, rule.mask
+    def _by_candidate(self, found: pl.Series, rule: Rule) -> pl.Series:
+        """Check each distinct candidate once; replace the confirmed ones literally."""
+        regex, check = self._python[rule.kind], rule.check
+        assert check is not None
+        patterns, replacements = [], []
+        candidates = found.str.extract_all(self._rust[rule.kind]).explode().drop_nulls()
+        for text in candidates.unique().to_list():
+            key = f"{rule.kind}\x1f{text}"
+            if key not in self._verdicts:
+                match = regex.fullmatch(text)
+                n = check(match) if match else 0
+                self._verdicts[key] = rule.mask + text[n:] if n else None
+                if len(self._verdicts) > 100_000:
+                    self._verdicts.clear()
+            if (verdict := self._verdicts.get(key)) is not None:
+                patterns.append(text)
+                replacements.append(verdict)
+        if not patterns:
+            return found
+        return found.str.replace_many(patterns, replacements)
+
+    def _by_match(self, found: pl.Series, rule: Rule) -> pl.Series:
+        regex, check, mask = self._python[rule.kind], rule.check, rule.mask
         assert check is not None
 
         def sub(match: re.Match[str]) -> str:
-            return mask if check(match) else match.group()
+            n = check(match)
+            return mask + match.group()[n:] if n else match.group()
 
-        new = [regex.sub(sub, text) for text in column.gather(idx).to_list()]
-        return column.scatter(idx, pl.Series(new, dtype=pl.String))
+        return pl.Series([regex.sub(sub, text) for text in found.to_list()], dtype=pl.String)
+
+
+_MASKS = f"<(?:{'|'.join(KINDS)})>"
 
 
 def _count_masks(before: pl.Series, after: pl.Series) -> Counter[str]:
+    """Masks in ``after`` that were not in ``before``, by kind."""
     counts: Counter[str] = Counter()
-    pattern = _MASK_COUNT.pattern
-    for sign, col in ((1, after), (-1, before)):
-        found = col.str.extract_all(pattern).explode().drop_nulls()
+    for sign, column in ((1, after), (-1, before)):
+        if sign < 0 and not before.str.contains("<", literal=True).any():
+            break
+        found = column.str.extract_all(_MASKS).explode().drop_nulls()
         for mask, n in found.value_counts().iter_rows():
             counts[mask[1:-1]] += sign * n
-    return +counts
+    return counts
