@@ -12,7 +12,7 @@ import polars as pl
 
 from streambench.analyze import detect_events, detect_windows
 from streambench.analyze.hits import Context, Hit, merge_hits
-from streambench.analyze.metrics import Metrics, metrics
+from streambench.analyze.measure import Metrics, metrics
 from streambench.analyze.rules import load_rules
 from streambench.analyze.types import Anomaly
 

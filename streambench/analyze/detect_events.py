@@ -38,25 +38,53 @@ def _silences(
     ]  # fmt: skip
 
 
+def _sorted(values: pl.Series) -> np.ndarray:
+    array = values.to_numpy()
+    return array if values.is_sorted() else np.sort(array)
+
+
 def stall(rule: Any, ctx: Context) -> list[Hit]:
     """No replies for longer than max(min_silence, factor x the usual gap) while sends wait."""
     prep = ctx.metrics.prepared
-    frame = prep.frame
-    typical = float(frame.filter(pl.col("kind") == "recv")["latency_ms"].median() or 0.0) * 1e6
+    frame = prep.frame.filter(pl.col("kind").is_in(["recv", "send"]))
+    frame = frame.select("kind", "conn", "ts", "at")
+    replies_only = frame.filter(pl.col("kind") == "recv")
+    typical = float(prep.frame.filter(pl.col("kind") == "recv")["latency_ms"].median() or 0) * 1e6
     if rule.scope == "run":
-        replies = frame.filter(pl.col("kind") == "recv")["ts"].sort().to_numpy()
-        sends = frame.filter(pl.col("kind") == "send")["at"].sort().to_numpy()
+        replies = _sorted(replies_only["ts"])
+        sends = _sorted(frame.filter(pl.col("kind") == "send")["at"])
         return _silences(replies, sends, prep.t_end, rule, typical)
-    hits = []
-    messages = frame.filter(pl.col("kind").is_in(["recv", "send"]))
-    by_conn = messages.partition_by("conn", as_dict=True)
-    for (conn,), rows in by_conn.items():
-        replies = rows.filter(pl.col("kind") == "recv")["ts"].sort().to_numpy()
-        sends = rows.filter(pl.col("kind") == "send")["at"].sort().to_numpy()
-        for hit in _silences(replies, sends, prep.t_end, rule, typical):
-            hits.append(Hit(hit.start, hit.end, hit.strength, hit.counts, hit.peaks,
-                            hit.limits, {"conn": conn}))  # fmt: skip
-    return hits
+    return _connection_silences(frame, rule, prep.t_end, typical)
+
+
+def _connection_silences(frame: pl.DataFrame, rule: Any, end: int, typical: float) -> list[Hit]:
+    """Per-connection silences, vectorised: candidate gaps first, then pending sends."""
+    replies = frame.filter(pl.col("kind") == "recv").select("conn", "ts").sort("conn", "ts")
+    replies = replies.with_columns(prev=pl.col("ts").shift(1).over("conn"))
+    tails = replies.group_by("conn").agg(prev=pl.col("ts").max()).with_columns(ts=pl.lit(end))
+    gaps = pl.concat([replies.drop_nulls("prev"), tails.select("conn", "ts", "prev")])
+    gaps = gaps.with_columns(gap=pl.col("ts") - pl.col("prev"))
+    usual = gaps.group_by("conn").agg(usual=pl.col("gap").median())
+    limit = pl.max_horizontal(pl.lit(rule.min_silence * 1e9), rule.factor * pl.col("usual"))
+    found = gaps.join(usual, on="conn").with_columns(limit=limit).filter(pl.col("gap") > limit)
+    if found.height == 0:
+        return []
+    sends = frame.filter(pl.col("kind") == "send", pl.col("conn").is_in(found["conn"].implode()))
+    pending = (
+        found.join(sends.select("conn", "at"), on="conn")
+        .filter(pl.col("at") > pl.col("prev"), pl.col("at") < pl.col("ts") - typical)
+        .group_by("conn", "prev", "ts", "limit").agg(pending=pl.len())
+        .filter(pl.col("pending") >= rule.min_pending)
+        .sort("prev")
+    )  # fmt: skip
+    return [
+        Hit(start=int(r["prev"]), end=int(r["ts"]),
+            strength=strength((r["ts"] - r["prev"]) / r["limit"], 1.0),
+            counts={"pending": r["pending"]},
+            peaks={"silence_s": round((r["ts"] - r["prev"]) / 1e9, 6)},
+            limits={"limit_s": round(r["limit"] / 1e9, 6)}, labels={"conn": r["conn"]})
+        for r in pending.iter_rows(named=True)
+    ]  # fmt: skip
 
 
 def _normalise(text: str) -> str:

@@ -19,7 +19,7 @@ import polars as pl
 from streambench.analyze.types import Anomaly
 
 if TYPE_CHECKING:
-    from streambench.analyze.metrics import Metrics
+    from streambench.analyze.measure import Metrics
 
 
 @dataclass(frozen=True)

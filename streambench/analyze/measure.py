@@ -75,9 +75,10 @@ class Metrics:
 
 
 def _schemas(prep: Prepared) -> pl.DataFrame:
-    shaped = prep.frame.filter(pl.col("shape").is_not_null())
+    plain = prep.frame.filter("plain_shape").select("at", shape=pl.lit(prep.plain_shape, pl.String))
+    shaped = pl.concat([plain, prep.odd_shapes])
     return (
-        shaped.group_by(pl.col("shape").cast(pl.String).alias("fingerprint"))
+        shaped.group_by(pl.col("shape").alias("fingerprint"))
         .agg(count=pl.len(), first_seen=pl.col("at").min(), last_seen=pl.col("at").max())
         .with_columns(fields=pl.col("fingerprint").str.split(","))
         .sort("first_seen")

@@ -26,7 +26,6 @@ burst          extra send rate, as a multiple of the scenario rate
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,23 +188,25 @@ def write_tables(
     faults: pl.DataFrame,
     part_rows: int = 1_000_000,
 ) -> None:
-    """Write already-built event/fault frames and a manifest in the store layout."""
+    """Write already-built event/fault frames and a manifest in the store layout.
+
+    As the capture store does: ``run_id`` lives in the partition path only, parts
+    are written under a temporary name and renamed.
+    """
     import pyarrow.parquet as pq
 
     from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA
+    from streambench.capture.store import Store
 
-    root = Path(root)
-    run_id = manifest["run_id"]
+    store = Store(root)
     date = manifest["started"][:10]
     tables = (("events", events, EVENT_SCHEMA), ("faults", faults, FAULT_SCHEMA))
     for table, frame, schema in tables:
-        folder = root / table / f"date={date}" / f"run_id={run_id}"
+        folder = Path(store.partition_dir(table, date, manifest["run_id"]))
         folder.mkdir(parents=True, exist_ok=True)
         for number, offset in enumerate(range(0, max(frame.height, 1), part_rows)):
-            arrow = frame.slice(offset, part_rows).to_arrow().cast(schema)
+            arrow = frame.slice(offset, part_rows).to_arrow().cast(schema).drop_columns(["run_id"])
             tmp = folder / f".part-{number:05d}.parquet.tmp"
             pq.write_table(arrow, tmp)
             tmp.rename(folder / f"part-{number:05d}.parquet")
-    runs = root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    (runs / f"{run_id}.json").write_text(json.dumps(manifest, indent=2))
+    store.write_manifest(manifest)

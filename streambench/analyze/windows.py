@@ -59,32 +59,31 @@ def latency_summary(sorted_latency: pl.Expr) -> list[pl.Expr]:
     ]
 
 
-def _by_problem_time(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
-    k = pl.col("kind")
-    return frame.group_by(w).agg(
-        sent=(k == "send").sum(),
-        replies=(k == "recv").sum(),
-        errors=(k == "error").sum(),
-        timeouts=(k == "timeout").sum(),
-        lost=pl.col("lost").sum(),
-        duplicates=pl.col("duplicate").sum(),
-        out_of_order=pl.col("out_of_order").sum(),
-        lag_p99_ms=pl.col("lag_ms").quantile(0.99, "higher"),
-        lag_max_ms=pl.col("lag_ms").max(),
+def _kind_counts(frame: pl.DataFrame, w: pl.Expr, names: dict[str, str]) -> pl.DataFrame:
+    """Rows per window and kind, one column per kind (``names``: kind -> column)."""
+    counts = frame.group_by(w, "kind").agg(n=pl.len()).with_columns(pl.col("kind").cast(pl.String))
+    return counts.pivot(on="kind", index="w", values="n", on_columns=list(names)).rename(names)
+
+
+def _by_problem_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
+    names = {"send": "sent", "recv": "replies", "error": "errors", "timeout": "timeouts"}
+    sends = frame.filter(pl.col("kind") == "send").select(w, "lag_ms")
+    lag = sends.group_by("w").agg(
+        lag_p99_ms=pl.col("lag_ms").quantile(0.99, "higher"), lag_max_ms=pl.col("lag_ms").max()
     )
+    return [_kind_counts(frame, w, names), lag]
 
 
-def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
+def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
     k = pl.col("kind")
     sends = frame.filter(k == "send")["ts"]
     last_send = sends.max() if sends.len() else 0
-    first_connect = pl.when(k == "connect").then(pl.col("conn")).is_first_distinct()
-    return frame.group_by(w).agg(
-        received=(k == "recv").sum(),
-        connects=(k == "connect").sum(),
-        reconnects=((k == "connect") & ~first_connect).sum(),
-        disconnects=((k == "disconnect") & (pl.col("ts") < last_send)).sum(),
-    )
+    churn = frame.filter(k.is_in(["connect", "disconnect"])).sort("ts", maintain_order=True)
+    churn = churn.with_columns(
+        reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
+        mid_run=(k == "disconnect") & (pl.col("ts") < last_send),
+    ).group_by(w).agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
+    return [_kind_counts(frame, w, {"recv": "received", "connect": "connects"}), churn]
 
 
 def _latency(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
@@ -112,7 +111,10 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     frame = prep.frame
     at = ((pl.col("at") - prep.t0) // length).alias("w")
     seen = ((pl.col("ts") - prep.t0) // length).alias("w")
-    parts = [_by_problem_time(frame, at), _by_observed_time(frame, seen), _latency(frame, at)]
+    parts = [*_by_problem_time(frame, at), *_by_observed_time(frame, seen), _latency(frame, at)]
+    for name, exceptions in (("lost", prep.lost), ("duplicates", prep.duplicates),
+                             ("out_of_order", prep.reordered)):  # fmt: skip
+        parts.append(exceptions.group_by(at).agg(pl.len().alias(name)))
     last = max((int(p["w"].max()) for p in parts if p.height), default=-1)  # type: ignore[arg-type]
     table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
     for part in parts:
@@ -135,10 +137,8 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
 def shape_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     """Replies per (window, schema fingerprint): ``w``, ``shape``, ``count``."""
     length = int(window_s * 1e9)
-    shaped = prep.frame.filter(pl.col("shape").is_not_null())
-    return (
-        shaped.group_by(((pl.col("at") - prep.t0) // length).alias("w"), pl.col("shape"))
-        .agg(count=pl.len())
-        .with_columns(pl.col("shape").cast(pl.String))
-        .sort("w", "shape")
-    )
+    w = ((pl.col("at") - prep.t0) // length).alias("w")
+    odd = prep.odd_shapes.group_by(w, "shape").agg(count=pl.len())
+    plain = prep.frame.filter("plain_shape").group_by(w).agg(count=pl.len())
+    plain = plain.select("w", shape=pl.lit(prep.plain_shape, pl.String), count="count")
+    return pl.concat([plain, odd.select("w", "shape", "count")]).sort("w", "shape")
