@@ -79,7 +79,7 @@ def test_describe_delay() -> None:
 
 
 def test_public_names_of_the_package() -> None:
-    import streambench.target as target
+    from streambench import target
 
     assert sorted(target.__all__) == target.__all__
     for name in target.__all__:
