@@ -30,9 +30,11 @@ from typing import Any
 from streambench.capture.redact import Redactor
 from streambench.capture.store import Store
 from streambench.capture.writer import CaptureWriter, Recorder, wall_offset_ns
-from streambench.errors import RunInterrupted
-from streambench.generate.clients import Connection, client_for
+from streambench.errors import RunInterrupted, StreambenchError
+from streambench.generate.clients import Connection, embedded_url, open_clients
 from streambench.generate.context import RunContext
+from streambench.generate.faults import FaultPlan
+from streambench.generate.inject import FaultInjector
 from streambench.generate.manifest import finish_manifest, start_manifest
 from streambench.generate.progress import Progress, ProgressTracker
 from streambench.generate.schedule import schedule
@@ -90,12 +92,14 @@ async def run_async(
                            payloads=scenario.capture.payloads)
     recorder = Recorder()
     tracker = ProgressTracker(total_s=scenario.load.total_duration)
+    injector = _injector(scenario, recorder)
     status, error = "completed", None
     try:
         with _signals(control, enabled=handle_signals):
             async with _target(scenario, writer) as url:
                 await _drive(scenario, url=url, recorder=recorder, writer=writer,
-                             tracker=tracker, control=control, on_progress=on_progress)
+                             tracker=tracker, control=control, on_progress=on_progress,
+                             injector=injector)
         if control.reason is not None:
             status = "aborted"
     except BaseException as exc:
@@ -103,6 +107,8 @@ async def run_async(
         raise
     finally:
         writer.submit(recorder.take())
+        if injector is not None:  # ground truth of the client-side faults
+            writer.submit_faults(injector.ground_truth(offset_ns=writer.offset_ns))
         writer.close()
         manifest = finish_manifest(manifest, status=status, error=error, writer=writer,
                                    redactor=redactor, reason=control.reason)
@@ -138,7 +144,8 @@ def _new_loop_run(coro: Any) -> Any:
 
 async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                  tracker: ProgressTracker, control: RunControl,
-                 on_progress: Callable[[Progress], None] | None) -> None:
+                 on_progress: Callable[[Progress], None] | None,
+                 injector: FaultInjector | None = None) -> None:
     load = scenario.load
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                scenario.target.headers.items()}
@@ -151,11 +158,18 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
         schedule=lambda conn: schedule(load, seed=scenario.seed, conn=conn),
         connections=load.connections,
     )
-    client = client_for(scenario.target.protocol)
-    conns = [client(ctx, c) for c in range(load.connections)]
-    first = await _open_all(conns)
+    if injector is not None:  # burst faults add arrivals to the schedules
+        plan = injector.plan
+        ctx.schedule = lambda conn: plan.schedule(schedule(load, seed=scenario.seed, conn=conn),
+                                                  conn=conn)
+    conns, first = await open_clients(ctx, open_all=_open_all, writer=writer)
+    for c in conns:
+        c.faults = injector
     ctx.start_mono = time.monotonic_ns() + 5_000_000  # let every sender get scheduled first
     tracker.start(ctx.start_mono)
+    if injector is not None:
+        injector.start_mono = ctx.start_mono
+        injector.record_bursts(conns)
     async with asyncio.TaskGroup() as tg:
         tasks = []
         for c, ws in zip(conns, first, strict=True):
@@ -167,6 +181,9 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
             tg.create_task(_sweep_loop(ctx, conns), name="timeouts.sweep"),
             tg.create_task(_stop_watch(control, tasks), name="run.stop_watch"),
         ]
+        if injector is not None:
+            background.append(tg.create_task(injector.disconnect_loop(conns),
+                                             name="faults.disconnect"))
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in background:
             task.cancel()
@@ -187,9 +204,35 @@ async def _open_all(conns: list[Connection]) -> list[Any]:
         async with gate:
             return await c.open()
 
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(open_one(c), name=f"{c.name}.open") for c in conns]
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(open_one(c), name=f"{c.name}.open") for c in conns]
+    except BaseExceptionGroup as group:  # one clear error, not a group of identical ones
+        raise _first_error(group) from None
     return [t.result() for t in tasks]
+
+
+def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first StreambenchError in ``group`` (else its first leaf exception)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, StreambenchError)), leaves[0])
+
+
+def _injector(scenario: Scenario, recorder: Recorder) -> FaultInjector | None:
+    """The run's fault injector, or None when the scenario has no ``faults:``."""
+    if not scenario.faults:
+        return None
+    plan = FaultPlan(scenario.faults, seed=scenario.seed, connections=scenario.load.connections,
+                     duration_s=scenario.load.total_duration,
+                     cid_field=scenario.message.cid_field, seq_field=scenario.message.seq_field)
+    return FaultInjector(plan, record=recorder.append)
 
 
 async def _flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,
@@ -236,7 +279,7 @@ async def _target(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator[st
     target = EmbeddedTarget(scenario.target.server)
     try:
         async with target:
-            yield target.ws_url
+            yield embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url)
     finally:
         with contextlib.suppress(Exception):
             writer.submit_faults(target.faults())

@@ -10,6 +10,7 @@ and appending rows happen here; no per-message parsing beyond finding the cid.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from websockets.exceptions import (
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.context import Inflight, RunContext, backoff
+from streambench.generate.inject import FaultInjector
 
 _CID_KEY = '"cid":"'
 _YIELD_EVERY = 64  # a sender behind schedule still lets the receiver run
@@ -45,6 +47,7 @@ class WebSocketConnection:
         cid_field = ctx.scenario.message.cid_field
         self.cid_key = _CID_KEY if cid_field == "cid" else f'"{cid_field}":"'
         self.body_has_error = "error" in ctx.scenario.message.body
+        self.faults: FaultInjector | None = None  # set by the runner when the run has faults
 
     # -- connecting ----------------------------------------------------------
     async def open(self) -> ClientConnection:
@@ -90,6 +93,8 @@ class WebSocketConnection:
             await self._serve(ws)
             if ctx.stop.is_set() or (self.sending_done.is_set() and not self.inflight.pending):
                 return
+            if self.faults is not None:
+                await self.faults.hold_down(self.conn)
             delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
             attempts = 0
             while True:
@@ -182,6 +187,7 @@ class WebSocketConnection:
         frame = ctx.frame
         conn, topic, start = self.conn, self.topic, ctx.start_mono
         global_conn = ctx.conn_offset + conn
+        faults = self.faults
         seq = 0
         try:
             await self.connected.wait()
@@ -196,6 +202,9 @@ class WebSocketConnection:
                 seq += 1
                 cid = f"{global_conn}-{seq}"
                 data = frame(seq, cid, seq)
+                if faults is not None:
+                    await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
+                    continue
                 ws = self.ws
                 if ws is None:
                     record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
@@ -211,8 +220,42 @@ class WebSocketConnection:
                     continue
                 record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
                         None, data))
+            if faults is not None:
+                await faults.finish(self)
         finally:
             self.sending_done.set()
+
+    # -- the fault injector's seam (streambench.generate.inject.Faultable) -----
+    async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
+        """Send one message now and record it, as the send loop does."""
+        now = time.monotonic_ns()
+        ws = self.ws
+        if ws is None:
+            self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
+                             self.topic, "not_connected", "not connected when due", None))
+            return
+        self.inflight.pending[cid] = (seq, intended, now)
+        try:
+            await ws.send(data, text=True)
+        except ConnectionClosed:
+            self.inflight.pending.pop(cid, None)
+            self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
+                             self.topic, "send_failed", "connection closed while sending",
+                             None))
+            return
+        self.ctx.record((Kind.SEND, now, self.conn, seq, cid, intended, now, len(data),
+                         self.topic, None, None, data))
+
+    async def send_copy(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(data, text=True)
+
+    def abort(self) -> None:
+        ws = self.ws
+        if ws is not None:
+            ws.transport.abort()
 
     def _record(self, kind: Kind, *, status: str | None = None, error: str | None = None,
                 cid: str | None = None, payload: str | None = None,

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from streambench.scenario.faults import Fault
 from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import check_body
 
@@ -112,12 +113,22 @@ class Reconnect(_Model):
 _URL_SCHEMES = {  # MQTT may also run over WebSockets (aiomqtt transport="websockets")
     "websocket": ("ws", "wss"),
     "http": ("http", "https"),
+    "sse": ("http", "https"),
     "mqtt": ("mqtt", "mqtts", "ws", "wss"),
 }
 
 
+class Will(_Model):
+    """An MQTT last will: published by the broker when a connection is lost uncleanly."""
+
+    topic: str  # may use {conn}
+    payload: str = ""
+    qos: Literal[0, 1, 2] = 0
+    retain: bool = False
+
+
 class Target(_Model):
-    protocol: Literal["websocket", "mqtt", "http"] = "websocket"
+    protocol: Literal["websocket", "mqtt", "http", "sse"] = "websocket"
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     connect_timeout: Duration = 5.0
@@ -135,6 +146,9 @@ class Target(_Model):
     password: str | None = None
     tls: bool = False
     retain: bool = False
+    will: Will | None = None
+    # auto: the lean built-in codec for mqtt(s)://, aiomqtt for MQTT over ws(s)://
+    mqtt_engine: Literal["auto", "wire", "aiomqtt"] = "auto"
     # HTTP
     method: str = "POST"
 
@@ -257,4 +271,4 @@ class Scenario(_Model):
     message: Message = Field(default_factory=Message)
     capture: Capture = Field(default_factory=Capture)
     slo: Slo = Field(default_factory=Slo)
-    faults: tuple[dict[str, Any], ...] = ()  # client-side fault injection (docs/scenarios.md)
+    faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)

@@ -1,0 +1,133 @@
+"""The aiomqtt engine: the same session shape as :class:`~.mqtt_wire.WireSession`.
+
+Used for MQTT over WebSockets (``ws://``/``wss://`` URLs) and whenever a
+scenario says ``mqtt_engine: aiomqtt``. aiomqtt's ``publish`` waits for the
+broker's acknowledgement at QoS 1/2; an open-model sender must not, so each
+publish runs as a task of its own and only its failure to leave is looked at.
+Incoming messages are read from ``client.messages`` by a receive task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import aiomqtt
+from aiomqtt.exceptions import MqttCodeError, MqttConnectError, MqttError
+
+from streambench.errors import TargetError, TargetUnreachable
+from streambench.generate.mqtt_settings import MqttSettings
+from streambench.generate.mqtt_wire import OnMessage
+
+
+class AiomqttSession:
+    """One MQTT connection through aiomqtt."""
+
+    def __init__(self, settings: MqttSettings, *, on_message: OnMessage) -> None:
+        self.settings = settings
+        self.on_message = on_message
+        self.client: aiomqtt.Client | None = None
+        self.connected = False
+        self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._receiver: asyncio.Task[None] | None = None
+        self._publishes: set[asyncio.Task[None]] = set()
+
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        will = None
+        if s.will is not None:
+            will = aiomqtt.Will(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
+        v5 = s.version == "5"
+        client = aiomqtt.Client(
+            s.host, s.port, username=s.username, password=s.password, identifier=s.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=will, clean_session=None if v5 else s.clean,
+            clean_start=True if s.clean else False,  # noqa: SIM210 - paho wants the bool
+            transport="websockets" if s.scheme in ("ws", "wss") else "tcp",
+            websocket_path=s.path if s.scheme in ("ws", "wss") else None,
+            timeout=s.connect_timeout, keepalive=s.keepalive, tls_context=s.ssl_context(),
+        )
+        client.pending_calls_threshold = 1 << 30  # many publishes in flight is the point
+        return client
+
+    async def connect(self) -> None:
+        s = self.settings
+        client = self._client()
+        try:
+            await client.__aenter__()
+        except MqttConnectError as exc:
+            raise TargetError(f"MQTT broker {s.url} refused the connection: {exc}") from exc
+        except MqttError as exc:
+            raise TargetUnreachable(s.url, _reason(exc)) from exc
+        self.client = client
+        try:
+            await client.subscribe(s.subscribe_topic, qos=s.qos)
+        except MqttError as exc:
+            await self.close()
+            raise TargetError(f"MQTT broker {s.url} refused the subscription to "
+                              f"{s.subscribe_topic!r}: {exc}") from exc
+        self.connected = True
+        self._receiver = asyncio.create_task(self._receive(client),
+                                             name=f"aiomqtt[{s.client_id}].receive")
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        reason = "connection closed"
+        try:
+            async for message in client.messages:
+                self.on_message(bytes(message.payload), time.monotonic_ns())  # type: ignore[arg-type]
+        except MqttError as exc:
+            reason = f"connection lost: {_reason(exc)}"
+        finally:
+            self.connected = False
+            if not self.closed.done():
+                self.closed.set_result(reason)
+
+    def publish(self, payload: bytes) -> bool:
+        client = self.client
+        if client is None or not self.connected:
+            return False
+        s = self.settings
+        task = asyncio.create_task(client.publish(s.publish_topic, payload, qos=s.qos,
+                                                  retain=s.retain))
+        self._publishes.add(task)
+        task.add_done_callback(self._published)
+        return True
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishes.discard(task)
+        if not task.cancelled():
+            task.exception()  # an unacknowledged publish shows up as a timeout, not here
+
+    async def close(self) -> None:
+        self.connected = False
+        for task in list(self._publishes):
+            task.cancel()
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(MqttError, OSError, RuntimeError):
+                await client.__aexit__(None, None, None)
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._receiver
+        if not self.closed.done():
+            self.closed.set_result("closed")
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT (the broker sends the will)."""
+        client = self.client
+        sock: Any = client._client.socket() if client is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MqttCodeError):
+        return str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(exc) or type(exc).__name__
