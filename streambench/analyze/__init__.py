@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "SEVERITIES",
     "Anomaly",
     "Comparison",
     "DetectionScore",
@@ -51,7 +52,6 @@ __all__ = [
     "Metrics",
     "Notifier",
     "Objective",
-    "SEVERITIES",
     "SloReport",
     "Suggestion",
     "check_slo",

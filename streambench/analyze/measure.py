@@ -91,7 +91,9 @@ def _run_summary(prep: Prepared, windows: pl.DataFrame) -> dict[str, Any]:
     sends = frame.filter(pl.col("kind") == "send")
     latency = frame.filter(pl.col("kind") == "recv")["latency_ms"].drop_nulls().sort()
     quantiles = pl.select(latency_summary(pl.lit(latency))).row(0, named=True)
-    span_s = (prep.t_end - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
+    replies = frame.filter(pl.col("kind") == "recv")["ts"]
+    last = int(replies.max()) if replies.len() else prep.t_end  # type: ignore[arg-type]
+    span_s = (last - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
     send_span_s = (int(sends["ts"].max()) - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
     sent = max(counts.get("sent", 0), 1)
     return {

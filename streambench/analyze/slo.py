@@ -1,0 +1,219 @@
+"""SLO gates: objectives from the scenario's ``slo`` block (or a file), judged
+against a run's metrics, each with its target, the measured value and a verdict.
+
+Run-level objectives (the scenario model's ``Slo``): ``p50_ms`` ``p90_ms``
+``p95_ms`` ``p99_ms`` ``max_ms`` (latency from the intended send, at most),
+``error_rate`` (at most; counts error replies *and* lost replies per message
+sent, since a reply that never came is a failure too) and ``min_throughput``
+(received messages/s, at least).
+
+Windowed objectives, ``windows:`` in the same block, say "p95 under 50 ms in
+99% of 10 s windows"::
+
+    slo:
+      p99_ms: 250
+      error_rate: 0.001
+      windows:
+        - {p95_ms: 50, window: 10s, quantile: 0.99}
+
+Only windows fully inside the sending period count; a window whose messages
+got no reply at all fails a latency objective. A verdict is ``pass``,
+``fail`` or ``no-data`` (nothing was sent); the report passes only if every
+objective passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streambench.analyze.measure import Metrics
+from streambench.errors import ConfigError
+from streambench.scenario.model import Duration, Probability, Slo
+
+LATENCY = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+WINDOWED = (*LATENCY, "error_rate")
+
+
+class WindowObjective(BaseModel):
+    """``{<metric>: <limit>, window: 10s, quantile: 0.99}``: one windowed objective."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    limit: float = Field(ge=0)
+    window: Duration = Field(default=10.0, gt=0)
+    quantile: Probability = 0.99
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> WindowObjective:
+        metrics = [k for k in raw if k in WINDOWED]
+        unknown = [k for k in raw if k not in WINDOWED and k not in ("window", "quantile")]
+        if unknown or len(metrics) != 1:
+            raise ValueError(f"expected one of {', '.join(WINDOWED)} plus window and quantile")
+        return cls(metric=metrics[0], limit=raw[metrics[0]], window=raw.get("window", 10.0),
+                   quantile=raw.get("quantile", 0.99))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One judged objective; ``measured`` is None when there was nothing to measure."""
+
+    name: str
+    target: str
+    limit: float
+    measured: float | None
+    verdict: str  # pass | fail | no-data
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "limit": self.limit,
+            "measured": self.measured,
+            "verdict": self.verdict,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class SloReport:
+    run_id: str | None
+    objectives: tuple[Objective, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.verdict == "pass" for o in self.objectives)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "passed": self.passed,
+                "objectives": [o.to_dict() for o in self.objectives]}  # fmt: skip
+
+
+def parse_slo(raw: Mapping[str, Any] | Slo | None, *, source: str = "slo") -> dict[str, Any]:
+    """Validate an SLO block into ``{"run": Slo, "windows": [WindowObjective]}``."""
+    if isinstance(raw, Slo):
+        return {"run": raw, "windows": list(getattr(raw, "windows", None) or ())}
+    raw = dict(raw or {})
+    windows = raw.pop("windows", None) or []
+    try:
+        run = Slo.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(f"{source}: field {field!r}: {error['msg']}") from None
+    parsed = []
+    for index, item in enumerate(windows):
+        try:
+            parsed.append(
+                item if isinstance(item, WindowObjective) else WindowObjective.parse(item)
+            )
+        except (ValueError, TypeError) as exc:
+            message = str(exc).splitlines()[-1] if isinstance(exc, ValidationError) else str(exc)
+            raise ConfigError(f"{source}: field 'windows[{index}]': {message}") from None
+    return {"run": run, "windows": parsed}
+
+
+def load_slo(path: str | Path) -> dict[str, Any]:
+    """Read SLOs from a YAML file: either an ``slo:`` block or its fields at top level."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read SLO file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of objectives")
+    return parse_slo(doc.get("slo", doc), source=str(path))
+
+
+def _run_objectives(run: Slo, numbers: dict[str, Any]) -> list[Objective]:
+    nothing_sent = not numbers.get("sent")
+    found = []
+    for name in LATENCY:
+        limit = getattr(run, name)
+        if limit is not None:
+            found.append(_judge(name, f"<= {limit:g} ms", limit, numbers.get(name), nothing_sent))
+    if run.error_rate is not None:
+        sent = max(numbers.get("sent") or 0, 1)
+        failed = (numbers.get("errors") or 0) + (numbers.get("lost") or 0)
+        found.append(_judge("error_rate", f"<= {run.error_rate:g}", run.error_rate,
+                            failed / sent, nothing_sent))  # fmt: skip
+    if run.min_throughput is not None:
+        measured = numbers.get("throughput_recv")
+        verdict = "pass" if measured >= run.min_throughput else "fail"
+        verdict = "no-data" if nothing_sent else verdict
+        found.append(Objective("min_throughput", f">= {run.min_throughput:g} msg/s",
+                               run.min_throughput, measured, verdict))  # fmt: skip
+    return found
+
+
+def _judge(name: str, target: str, limit: float, measured: Any, nothing: bool) -> Objective:
+    if nothing:
+        return Objective(name, target, limit, None, "no-data", "nothing was sent")
+    if measured is None:
+        return Objective(name, target, limit, None, "fail", "no replies at all")
+    return Objective(name, target, limit, measured, "pass" if measured <= limit else "fail")
+
+
+def _window_objective(metrics: Metrics, objective: WindowObjective) -> Objective:
+    table = metrics.windows_for(objective.window)
+    table = table.filter(table["active"] & (table["sent"] > 0))
+    name = f"{objective.metric} in {objective.quantile:.4g} of {objective.window:g}s windows"
+    unit = " ms" if objective.metric in LATENCY else ""
+    target = f"<= {objective.limit:g}{unit} in >= {objective.quantile:.2%} of windows"
+    if table.height == 0:
+        return Objective(name, target, objective.limit, None, "no-data", "no full windows")
+    if objective.metric == "error_rate":
+        values = (table["errors"] + table["lost"]) / table["sent"]
+    else:
+        values = table[objective.metric]
+    good = int((values.fill_null(float("inf")) <= objective.limit).sum())
+    share = good / table.height
+    verdict = "pass" if share >= objective.quantile else "fail"
+    return Objective(name, target, objective.limit, share, verdict,
+                     f"{good} of {table.height} windows within the limit")  # fmt: skip
+
+
+def check_slo(
+    metrics: Metrics,
+    *,
+    slo: Mapping[str, Any] | Slo | None = None,
+    manifest: Mapping[str, Any] | None = None,
+) -> SloReport:
+    """Judge ``metrics`` against ``slo`` (a block, a parsed :func:`load_slo` result,
+    or None for the ``scenario.slo`` of ``manifest``)."""
+    if slo is None:
+        scenario = (manifest or {}).get("scenario")
+        slo = scenario.get("slo") if isinstance(scenario, Mapping) else None
+    parsed = slo if isinstance(slo, dict) and "run" in slo and "windows" in slo else parse_slo(slo)
+    objectives = _run_objectives(parsed["run"], metrics.run)
+    objectives += [_window_objective(metrics, w) for w in parsed["windows"]]
+    return SloReport(run_id=metrics.run_id, objectives=tuple(objectives))
+
+
+def write_junit(report: SloReport, path: str | Path) -> None:
+    """Write the report as JUnit XML: one test case per objective, failures for breaches."""
+    from xml.etree import ElementTree as ET
+
+    failed = [o for o in report.objectives if o.verdict != "pass"]
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(suites, "testsuite", name="slo", tests=str(len(report.objectives)),
+                          failures=str(len(failed)), errors="0", skipped="0")  # fmt: skip
+    for objective in report.objectives:
+        case = ET.SubElement(suite, "testcase", classname=f"slo.{report.run_id or 'run'}",
+                             name=f"{objective.name} {objective.target}")  # fmt: skip
+        if objective.verdict != "pass":
+            measured = "nothing" if objective.measured is None else f"{objective.measured:g}"
+            message = f"{objective.verdict}: measured {measured}, target {objective.target}"
+            ET.SubElement(case, "failure", message=message, type=objective.verdict).text = (
+                objective.detail or message
+            )
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
