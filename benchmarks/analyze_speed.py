@@ -47,8 +47,10 @@ def main() -> None:
         after_metrics = time.perf_counter()
         found = detect_anomalies(measured, rules=rules)
         done = time.perf_counter()
-    print(f"metrics:    {after_metrics - started:6.2f} s "
-          f"({measured.run['sent']:,} sent, {measured.windows.height} windows)")
+    print(
+        f"metrics:    {after_metrics - started:6.2f} s "
+        f"({measured.run['sent']:,} sent, {measured.windows.height} windows)"
+    )
     print(f"anomalies:  {done - after_metrics:6.2f} s ({len(found)} incidents)")
     print(f"total:      {done - started:6.2f} s  (goal < 10 s for 10M events)")
 

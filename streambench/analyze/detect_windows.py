@@ -59,8 +59,16 @@ def rate_of_change(rule: Any, ctx: Context) -> list[Hit]:
         fired = (value <= base / rule.factor) & (base - value >= rule.min_delta)
         ratio = base / (value * rule.factor).clip(lower_bound=1e-9)
     fired = fired & (base >= rule.min_base)
-    hits = window_hits(table, fired, window_ns=length, t0=t0, value=rule.metric,
-                       limit=rule.factor, ratio=ratio, limits={"direction": rule.direction})
+    hits = window_hits(
+        table,
+        fired,
+        window_ns=length,
+        t0=t0,
+        value=rule.metric,
+        limit=rule.factor,
+        ratio=ratio,
+        limits={"direction": rule.direction},
+    )
     return _with_base(hits, table, t0, length)  # fmt: skip
 
 

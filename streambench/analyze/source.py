@@ -33,9 +33,7 @@ def scenario_name(manifest: dict[str, Any]) -> str | None:
     return scenario if isinstance(scenario, str) else None
 
 
-def earlier_runs(
-    source: RunSource, manifest: dict[str, Any], *, last: int
-) -> list[dict[str, Any]]:
+def earlier_runs(source: RunSource, manifest: dict[str, Any], *, last: int) -> list[dict[str, Any]]:
     """Up to ``last`` completed runs of the same scenario started before ``manifest``'s."""
     name = scenario_name(manifest)
     before = [

@@ -32,26 +32,30 @@ def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
     lat = pl.col("latency_ms").filter(recv)
     lag = ((pl.col("sent_ns") - pl.col("intended_ns")) / 1e6).filter(kind == "send")
     send_ts = pl.col("ts").filter(kind == "send")
-    row = events.select(
-        sent=(kind == "send").sum(),
-        received=recv.sum(),
-        errors=((kind == "error") & status.is_in(MESSAGE_ERRORS)).sum(),
-        timeouts=(kind == "timeout").sum(),
-        send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
-        protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
-        connects=(kind == "connect").sum(),
-        disconnects=(kind == "disconnect").sum(),
-        first_send=send_ts.min(),
-        last_send=send_ts.max(),
-        lat_mean=lat.mean(),
-        lat_max=lat.max(),
-        **{f"lat_{k}": lat.quantile(q, "linear") for k, q in QUANTILES.items()},
-        lag_p50=lag.quantile(0.5, "linear"),
-        lag_p99=lag.quantile(0.99, "linear"),
-        lag_max=lag.max(),
-        svc_p50=pl.col("service_ms").filter(recv).quantile(0.5, "linear"),
-        svc_p99=pl.col("service_ms").filter(recv).quantile(0.99, "linear"),
-    ).collect().row(0, named=True)
+    row = (
+        events.select(
+            sent=(kind == "send").sum(),
+            received=recv.sum(),
+            errors=((kind == "error") & status.is_in(MESSAGE_ERRORS)).sum(),
+            timeouts=(kind == "timeout").sum(),
+            send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
+            protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
+            connects=(kind == "connect").sum(),
+            disconnects=(kind == "disconnect").sum(),
+            first_send=send_ts.min(),
+            last_send=send_ts.max(),
+            lat_mean=lat.mean(),
+            lat_max=lat.max(),
+            **{f"lat_{k}": lat.quantile(q, "linear") for k, q in QUANTILES.items()},
+            lag_p50=lag.quantile(0.5, "linear"),
+            lag_p99=lag.quantile(0.99, "linear"),
+            lag_max=lag.max(),
+            svc_p50=pl.col("service_ms").filter(recv).quantile(0.5, "linear"),
+            svc_p99=pl.col("service_ms").filter(recv).quantile(0.99, "linear"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     return _shape(row, manifest)
 
 
@@ -63,8 +67,9 @@ def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     span = 0.0
     if row["first_send"] is not None and row["last_send"] is not None:
         span = (row["last_send"] - row["first_send"]).total_seconds()
-    achieved = row["sent"] / max(duration or 0.0, span) if row["sent"] and (duration or span) \
-        else 0.0
+    achieved = (
+        row["sent"] / max(duration or 0.0, span) if row["sent"] and (duration or span) else 0.0
+    )
     attempted = row["sent"] + row["send_failures"]
     failed = row["errors"] + row["timeouts"] + row["send_failures"]
     return {
@@ -94,8 +99,11 @@ def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
             "mean": _round(row["lat_mean"]),
         },
         "service_ms": {"p50": _round(row["svc_p50"]), "p99": _round(row["svc_p99"])},
-        "schedule_lag_ms": {"p50": _round(row["lag_p50"]), "p99": _round(row["lag_p99"]),
-                            "max": _round(row["lag_max"])},
+        "schedule_lag_ms": {
+            "p50": _round(row["lag_p50"]),
+            "p99": _round(row["lag_p99"]),
+            "max": _round(row["lag_max"]),
+        },
     }
 
 
@@ -107,8 +115,10 @@ def _duration(load: dict[str, Any]) -> float | None:
 
 def _expected(load: dict[str, Any]) -> float:
     if load.get("stages"):
-        return sum(s["duration"] * (s["rate"] + (s["rate"] if s.get("to") is None else s["to"]))
-                   / 2 for s in load["stages"])
+        return sum(
+            s["duration"] * (s["rate"] + (s["rate"] if s.get("to") is None else s["to"])) / 2
+            for s in load["stages"]
+        )
     return float(load.get("rate") or 0) * float(load.get("duration") or 0)
 
 
@@ -132,8 +142,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  timeouts {summary['timeouts']}  send failures {summary['send_failures']}"
         f"  protocol errors {summary['protocol_errors']}",
         f"  rate  achieved {summary['achieved_rate']:.1f}/s"
-        + (f" of intended {intended:.1f}/s ({ratio:.1%})" if intended and ratio is not None
-           else ""),
+        + (
+            f" of intended {intended:.1f}/s ({ratio:.1%})" if intended and ratio is not None else ""
+        ),
         f"  latency ms (from intended send)  p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}"
         f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
         f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}  max {ms(lag['max'])}",

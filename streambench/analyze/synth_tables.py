@@ -150,8 +150,18 @@ def _sends(run, out: Outcome, m) -> pl.DataFrame:
 
 def _replies(run, out: Outcome, m, *, duplicate: bool) -> pl.DataFrame:
     recv = out.recv[m] + (50_000 if duplicate else 0)
-    df = _cid(_frame(run, "recv", ts=recv, conn=out.conn[m], seq=out.seq[m],
-                     intended_ns=out.intended[m], sent_ns=out.sent[m], drift=out.drifted[m]))
+    df = _cid(
+        _frame(
+            run,
+            "recv",
+            ts=recv,
+            conn=out.conn[m],
+            seq=out.seq[m],
+            intended_ns=out.intended[m],
+            sent_ns=out.sent[m],
+            drift=out.drifted[m],
+        )
+    )
     normal = pl.format('{{"cid":"{}","seq":{},"text":"hello stream"}}', "cid", "seq")
     drifted = pl.format('{{"cid":"{}","seq":{},"body":"hello stream","v":2}}', "cid", "seq")
     return df.with_columns(

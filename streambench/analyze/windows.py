@@ -79,10 +79,14 @@ def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
     sends = frame.filter(k == "send")["ts"]
     last_send = sends.max() if sends.len() else 0
     churn = frame.filter(k.is_in(["connect", "disconnect"])).sort("ts", maintain_order=True)
-    churn = churn.with_columns(
-        reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
-        mid_run=(k == "disconnect") & (pl.col("ts") < last_send),
-    ).group_by(w).agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
+    churn = (
+        churn.with_columns(
+            reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
+            mid_run=(k == "disconnect") & (pl.col("ts") < last_send),
+        )
+        .group_by(w)
+        .agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
+    )
     return [_kind_counts(frame, w, {"recv": "received", "connect": "connects"}), churn]
 
 
@@ -120,18 +124,22 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     for part in parts:
         table = table.join(part, on="w", how="left")
     sent = pl.col("sent").clip(lower_bound=1)
-    return table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0)).with_columns(
-        active=_active(prep, length),
-        start=pl.from_epoch(pl.col("w") * length + prep.t0, time_unit="ns").dt.replace_time_zone(
-            "UTC"
-        ),
-        throughput_sent=pl.col("sent") / window_s,
-        throughput_recv=pl.col("received") / window_s,
-        error_rate=pl.col("errors") / sent,
-        timeout_rate=pl.col("timeouts") / sent,
-        loss_rate=pl.col("lost") / sent,
-        churn=pl.col("reconnects") + pl.col("disconnects"),
-    ).sort("w")
+    return (
+        table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0))
+        .with_columns(
+            active=_active(prep, length),
+            start=pl.from_epoch(
+                pl.col("w") * length + prep.t0, time_unit="ns"
+            ).dt.replace_time_zone("UTC"),
+            throughput_sent=pl.col("sent") / window_s,
+            throughput_recv=pl.col("received") / window_s,
+            error_rate=pl.col("errors") / sent,
+            timeout_rate=pl.col("timeouts") / sent,
+            loss_rate=pl.col("lost") / sent,
+            churn=pl.col("reconnects") + pl.col("disconnects"),
+        )
+        .sort("w")
+    )
 
 
 def shape_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
