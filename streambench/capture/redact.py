@@ -140,13 +140,13 @@ class Redactor:
         out = text.clone()
         fast_rows, slow_rows = self._json_fast(text, is_object.arg_true(), periods, counts, out)
         slow_rows = pl.concat([slow_rows, (maybe_json & ~is_object).arg_true()])
-        text_rows = self._json_slow(text, slow_rows, periods, counts, out)
-        text_rows = pl.concat([text_rows, (~maybe_json & text.is_not_null()).arg_true()])
+        not_json = self._json_slow(text, slow_rows, periods, counts, out)
+        counts["json_filtered"] += fast_rows + len(slow_rows) - len(not_json)
+        text_rows = pl.concat([not_json, (~maybe_json & text.is_not_null()).arg_true()])
         if len(text_rows):
             masked, found = self.scanner.mask(text.gather(text_rows))
             counts.update(found)
             out.scatter(text_rows, masked)
-        counts["json_filtered"] += fast_rows + len(slow_rows) - len(text_rows)
         counts["text_scanned"] += len(text_rows)
         return out.to_arrow(compat_level=pl.CompatLevel.oldest())
 
@@ -218,7 +218,9 @@ class Redactor:
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                not_json.append(row)
+                doc = None
+            if not isinstance(doc, dict | list):
+                not_json.append(row)  # a bare scalar is text like any other
                 continue
             docs.append(walk(doc, self.tree, period=periods[row].as_py(), slots=slots))
             ok.append(row)

@@ -1,0 +1,148 @@
+"""The redaction policy applied to event tables: allow, hash, drop, free text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from streambench.capture.redact import Redactor, split_path
+from streambench.capture.schema import EVENT_SCHEMA
+from streambench.errors import ConfigError
+from streambench.scenario.model import Redaction
+
+NOV = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+POLICY = Redaction(allow=("value", "text", "device.model", "items[].sku"),
+                   hash=("user_id", "device.id"))
+BODY = {
+    "user_id": "u-123", "email": "alice@example.com", "name": "Alice Liddell",
+    "text": "call me at +1 415 555 0123", "value": 1.5, "cid": "3-1042", "seq": 1042,
+    "device": {"model": "Pixel 8 at 10.0.0.1", "id": "d-77", "serial": "SN123"},
+    "items": [{"sku": "A-1", "price": 3}, {"sku": "mail bob@example.com"}],
+}
+
+
+def events(payloads: list[str | None], **columns: list[str | None]) -> pa.Table:
+    n = len(payloads)
+    data = {
+        "run_id": ["r1"] * n, "ts": [NOV] * n, "kind": ["recv"] * n,
+        "protocol": ["websocket"] * n, "conn": [0] * n, "seq": list(range(n)),
+        "cid": [f"0-{i}" for i in range(n)], "payload": payloads, **columns,
+    }
+    return pa.table({f.name: pa.array(data.get(f.name, [None] * n), f.type)
+                     for f in EVENT_SCHEMA}, schema=EVENT_SCHEMA)
+
+
+def redact(payloads: list[str | None], policy: Redaction = POLICY) -> list[object]:
+    out = Redactor(policy).redact_table(events(payloads)).column("payload").to_pylist()
+    return [_json_or_text(p) for p in out]
+
+
+def _json_or_text(text: str | None) -> object:
+    try:
+        return json.loads(text) if text and text[0] in "{[" else text
+    except ValueError:
+        return text
+
+
+def test_allow_hash_and_deny_by_default_on_nested_objects_and_lists():
+    [doc] = redact([json.dumps(BODY)])
+    assert isinstance(doc, dict)
+    assert set(doc) == {"user_id", "text", "value", "cid", "seq", "device", "items"}
+    assert doc["text"] == "call me at <phone>"
+    assert doc["value"] == 1.5
+    assert doc["cid"] == "3-1042"
+    assert doc["seq"] == 1042
+    assert doc["user_id"].startswith("h1:2026-11:")
+    assert len(doc["user_id"]) == 27
+    assert doc["device"]["model"] == "Pixel 8 at <ipv4>"
+    assert doc["device"]["id"].startswith("h1:2026-11:")
+    assert set(doc["device"]) == {"model", "id"}
+    assert doc["items"] == [{"sku": "A-1"}, {"sku": "mail <email>"}]
+
+
+def test_fast_and_slow_paths_agree():
+    """A batch of identical shapes goes through polars; a pretty-printed copy of the
+    same body (several lines) goes through the Python walk."""
+    compact = json.dumps(BODY)
+    pretty = json.dumps(BODY, indent=2)
+    fast, slow = redact([compact] * 50 + [pretty])[-2:]
+    assert fast == slow
+
+
+def test_rows_that_do_not_fit_the_sampled_schema_are_isolated_not_lost():
+    good = [json.dumps({**BODY, "seq": i}) for i in range(300)]
+    odd = json.dumps({**BODY, "seq": "not a number", "value": "1.5 or +1 415 555 0123"})
+    broken = '{"text": "unterminated a@example.com'
+    out = redact([*good[:150], odd, broken, *good[150:]])
+    assert [d["seq"] for d in out[:150]] == list(range(150))  # type: ignore[index]
+    assert out[150]["seq"] == "not a number"  # type: ignore[index]
+    assert out[150]["value"] == "1.5 or <phone>"  # type: ignore[index]
+    assert out[151] == '{"text": "unterminated <email>'
+    assert [d["seq"] for d in out[152:]] == list(range(150, 300))  # type: ignore[index]
+
+
+def test_non_json_payloads_are_scanned_as_free_text_and_nulls_stay_null():
+    out = redact(["hello alice@example.com", None, "", "42", "[1, 2]", "ssn 078-05-1120"])
+    assert out == ["hello <email>", None, "", "42", [], "ssn <ssn>"]  # [1, 2]: no named field
+
+
+def test_top_level_arrays_and_absent_or_null_fields():
+    out = redact(['[{"user_id": "u-1", "secret": "x"}, {"text": "hi"}]',
+                  '{"text": null, "value": 2}', '{"cid": "1-1"}'])
+    assert out[0][0]["user_id"].startswith("h1:")
+    assert out[0][1] == {"text": "hi"}
+    assert out[1:] == [{"value": 2}, {"cid": "1-1"}]
+
+
+def test_error_topic_and_status_are_scanned_other_columns_untouched():
+    table = events(['{"cid": "9-9"}'], topic=["devices/alice@example.com/telemetry"],
+                   error=["connect to 10.0.0.1 refused"], status=["1000"])
+    table = table.set_column(table.schema.get_field_index("cid"), "cid",
+                             pa.array(["alice@example.com"]))
+    out = Redactor(POLICY).redact_table(table)
+    assert out.schema == EVENT_SCHEMA
+    row = out.to_pylist()[0]
+    assert row["topic"] == "devices/<email>/telemetry"
+    assert row["error"] == "connect to <ipv4> refused"
+    assert row["status"] == "1000"
+    assert row["cid"] == "alice@example.com"  # ours: never touched
+    assert (row["run_id"], row["kind"], row["protocol"]) == ("r1", "recv", "websocket")
+
+
+def test_counts_by_rule_never_values():
+    redactor = Redactor(POLICY)
+    redactor.redact_table(events([json.dumps(BODY)] * 3 + ["mail alice@example.com"]))
+    counts = redactor.counts
+    assert counts["phone"] == 3
+    assert counts["ipv4"] == 3
+    assert counts["email"] == 4
+    assert counts["hashed"] == 6
+    assert counts["json_filtered"] == 3
+    assert counts["text_scanned"] == 1
+    assert "alice" not in json.dumps(counts)
+
+
+def test_custom_cid_and_seq_fields_are_kept():
+    policy = Redaction()
+    redactor = Redactor(policy, cid_field="corr", seq_field="n")
+    [out] = redactor.redact_payloads(['{"corr": "a@b.example.com", "n": 1, "x": 2}'])
+    assert out == '{"corr":"a@b.example.com","n":1}'
+
+
+def test_hash_wins_over_allow_for_the_same_path():
+    [doc] = redact(['{"user_id": "u-1"}'], Redaction(allow=("user_id",), hash=("user_id",)))
+    assert doc["user_id"].startswith("h1:")  # type: ignore[index]
+
+
+@pytest.mark.parametrize("path", ["", "a..b", "a[0]", "[]", "a.b]"])
+def test_bad_paths_are_config_errors(path: str):
+    with pytest.raises(ConfigError, match="bad field path"):
+        split_path(path)
+
+
+def test_path_syntax():
+    assert split_path("items[].sku") == ["items", "sku"]
+    assert split_path("[].a") == ["a"]
