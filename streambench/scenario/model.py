@@ -238,10 +238,24 @@ class Message(_Model):
 
 
 class Redaction(_Model):
+    """Deny by default: ``allow`` paths kept (free text masked), ``hash`` paths keyed-
+    hashed, the rest dropped (docs/privacy.md). Paths: ``a.b``, ``items[].sku``."""
+
     allow: tuple[str, ...] = ()
     hash: tuple[str, ...] = ()
-    key_file: str | None = None
+    key_file: str | None = None  # per-period HMAC keys; else $STREAMBENCH_HASH_KEY
     rotation: Literal["daily", "weekly", "monthly", "never"] = "monthly"
+
+    @model_validator(mode="after")
+    def _field_paths(self) -> Redaction:
+        for path in (*self.allow, *self.hash):
+            if not _FIELD_PATH.fullmatch(path):
+                raise ValueError(f"bad field path {path!r}: expected names joined by '.', "
+                                 "a list as 'name[]' (e.g. items[].sku)")
+        return self
+
+
+_FIELD_PATH = re.compile(r"(?:\[\]\.)?[^.\[\]]+(?:\[\])?(?:\.[^.\[\]]+(?:\[\])?)*")
 
 
 class Capture(_Model):
