@@ -16,7 +16,7 @@ import polars as pl
 from streambench.analyze.frame import Prepared, prepare
 from streambench.analyze.source import scenario_name
 from streambench.analyze.types import iso
-from streambench.analyze.windows import latency_summary, shape_windows, window_stats
+from streambench.analyze.windows import QUANTILES, latency_summary, shape_windows, window_stats
 
 _RUN_COUNTS = ("sent", "received", "errors", "timeouts", "lost", "duplicates", "out_of_order",
                "connects", "reconnects", "disconnects")  # fmt: skip
@@ -90,7 +90,12 @@ def _run_summary(prep: Prepared, windows: pl.DataFrame) -> dict[str, Any]:
     counts = {name: int(windows[name].sum()) for name in _RUN_COUNTS} if windows.height else {}
     sends = frame.filter(pl.col("kind") == "send")
     latency = frame.filter(pl.col("kind") == "recv")["latency_ms"].drop_nulls().sort()
-    quantiles = pl.select(latency_summary(pl.lit(latency))).row(0, named=True)
+    names = [*QUANTILES, "max_ms", "mean_ms"]
+    quantiles = (
+        pl.select(latency_summary(pl.lit(latency))).row(0, named=True)
+        if latency.len()
+        else dict.fromkeys(names)
+    )
     replies = frame.filter(pl.col("kind") == "recv")["ts"]
     last = int(replies.max()) if replies.len() else prep.t_end  # type: ignore[arg-type]
     span_s = (last - int(sends["ts"].min())) / 1e9 if sends.height else 0.0

@@ -20,16 +20,17 @@ import polars as pl
 
 NON_JSON = "<non-json>"
 _STRING = r'"(?:[^"\\]|\\.)*"'
-_VALUE = r":\s*(?:" + _STRING + r"|[^,}\]]*)"  # a key's ':' and its value (or the value's head)
+# A key's ':' and its scalar value; containers are kept, so nested keys stay visible.
+_VALUE = r":\s*(?:" + _STRING + r"|[^,}\]{\[]*)"
 _SCALAR = r"(?:" + _STRING + r'|[^,{}\[\]"]*)'
-_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_FLAT = re.compile(r'\{(?:"(?:[^"\\]|\\.)*",)*"(?:[^"\\]|\\.)*"\}')
+_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+_FLAT = re.compile(r'\{(?:"(?:[^"\\]|\\.)*":,)*"(?:[^"\\]|\\.)*":\}')
 _SAMPLE = 20_000
 
 
 def skeleton_expr(payload: pl.Expr) -> pl.Expr:
-    """The payload with its values removed (``{"cid","seq","text"}``), or ``<non-json>``."""
-    stripped = payload.str.replace_all(_VALUE, "")
+    """The payload without scalar values (``{"cid":,"seq":,"text":}``), or ``<non-json>``."""
+    stripped = payload.str.replace_all(_VALUE, ":")
     return (
         pl.when(payload.is_null())
         .then(pl.lit(None, pl.String))

@@ -1,0 +1,68 @@
+"""Fixture builders for the analysis tests: hand-made event frames and synthetic stores.
+
+Synthetic runs come from :mod:`streambench.analyze.synth` (realistic rate,
+latency, noise and injected faults); :func:`events` builds small exact frames
+from a few dicts when a test needs to know every number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from streambench.analyze.synth import InjectedFault, SyntheticRun, synth_run, write_run
+from streambench.capture.schema import EVENT_SCHEMA
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T0_NS = int(T0.timestamp()) * 1_000_000_000
+S = 1_000_000_000
+
+__all__ = ["S", "T0", "T0_NS", "InjectedFault", "SyntheticRun", "events", "synth_run",
+           "write_run", "write_synthetic"]  # fmt: skip
+
+
+def events(rows: list[dict[str, Any]]) -> pl.LazyFrame:
+    """Events from dicts with times in seconds after T0: ``t`` (ts) and ``intended``.
+
+    Missing columns get sensible defaults (run_id "r", protocol websocket,
+    conn 0); ``cid`` is derived from conn and seq.
+    """
+    full = []
+    for row in rows:
+        row = dict(row)
+        t = row.pop("t")
+        intended = row.pop("intended", None)
+        item = {"run_id": "r", "protocol": "websocket", "conn": 0, **row,
+                "ts": T0_NS + round(t * S)}  # fmt: skip
+        if intended is not None:
+            item["intended_ns"] = T0_NS + round(intended * S)
+        if item.get("seq") is not None:
+            item.setdefault("cid", f"{item['conn']}-{item['seq']}")
+        full.append(item)
+    frame = pl.DataFrame(full, infer_schema_length=None)
+    frame = frame.with_columns(pl.from_epoch("ts", "ns").dt.replace_time_zone("UTC"))
+    for field in EVENT_SCHEMA:
+        if field.name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None).alias(field.name))
+    schema = pl.from_arrow(EVENT_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+    return frame.select(EVENT_SCHEMA.names).cast(dict(schema)).lazy()
+
+
+def exchange(seq: int, intended: float, latency_ms: float, *, conn: int = 0) -> list[dict]:
+    """A send at ``intended`` and its reply ``latency_ms`` later."""
+    reply = intended + latency_ms / 1000
+    return [
+        {"t": intended, "intended": intended, "kind": "send", "conn": conn, "seq": seq,
+         "sent_ns": T0_NS + round(intended * S)},
+        {"t": reply, "intended": intended, "kind": "recv", "conn": conn, "seq": seq,
+         "latency_ms": latency_ms, "service_ms": latency_ms,
+         "payload": f'{{"cid":"{conn}-{seq}","seq":{seq},"text":"x"}}'},
+    ]  # fmt: skip
+
+
+def write_synthetic(root: Path, **options: Any) -> dict:
+    """Write one synthetic run into the store at ``root``; returns its manifest."""
+    return write_run(root, SyntheticRun(**options))
