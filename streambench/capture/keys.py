@@ -130,11 +130,12 @@ def destroy_period(path: str | os.PathLike[str], period: str) -> bool:
 
 
 def load_key_provider(
-    *, key_file: str | None, environ: dict[str, str] | None = None
+    *, key_file: str | None, environ: dict[str, str] | None = None, create_missing: bool = True
 ) -> KeyProvider | None:
-    """The key file if named, else the env master, else None (no key available)."""
+    """The key file if named, else the env master, else None (no key available).
+    ``create_missing=False`` for readers (forget): never add a period key."""
     if key_file:
-        return KeyFile(key_file)
+        return KeyFile(key_file, create_missing=create_missing)
     master = (os.environ if environ is None else environ).get(ENV_VAR)
     return MasterKey(master.encode()) if master else None
 
