@@ -146,3 +146,16 @@ def test_bad_paths_are_config_errors(path: str):
 def test_path_syntax():
     assert split_path("items[].sku") == ["items", "sku"]
     assert split_path("[].a") == ["a"]
+
+
+def test_the_example_in_docs_privacy_runs(capsys: pytest.CaptureFixture[str]):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "privacy.md").read_text()
+    [code] = re.findall(r"```python\n(.*?)```", doc, re.S)
+    exec(compile(code, "docs/privacy.md", "exec"), {})  # noqa: S102 - our own documentation
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith('{"user_id":"h1:2026-11:')
+    assert '"text":"call me at <phone>"' in printed[0]
+    assert printed[1] == "{'hashed': 1, 'phone': 1, 'json_filtered': 1}"
