@@ -96,6 +96,7 @@ def error_pattern(rule: Any, ctx: Context) -> list[Hit]:
     prep = ctx.metrics.prepared
     kinds = ["error", "timeout"] if rule.include_timeouts else ["error"]
     length = int(rule.window * 1e9)
+    origin = prep.origin(length)
     try:
         matched = prep.frame.filter(
             pl.col("kind").is_in(kinds), pl.col("error").str.contains(rule.pattern)
@@ -103,7 +104,7 @@ def error_pattern(rule: Any, ctx: Context) -> list[Hit]:
     except pl.exceptions.ComputeError as exc:
         raise ConfigError(f"rule {rule.id!r} field 'pattern': {exc}") from None
     counted = (
-        matched.with_columns(w=(pl.col("at") - prep.t0) // length)
+        matched.with_columns(w=(pl.col("at") - origin) // length)
         .with_columns(message=pl.col("error").map_elements(_normalise, return_dtype=pl.String))
         .group_by("w", "message")
         .agg(count=pl.len())
@@ -111,7 +112,7 @@ def error_pattern(rule: Any, ctx: Context) -> list[Hit]:
         .sort("w")
     )
     return [
-        Hit(start=prep.t0 + row["w"] * length, end=prep.t0 + (row["w"] + 1) * length,
+        Hit(start=origin + row["w"] * length, end=origin + (row["w"] + 1) * length,
             strength=strength(row["count"], rule.min_count), counts={"count": row["count"]},
             limits={"pattern": rule.pattern}, labels={"error": row["message"]})
         for row in counted.iter_rows(named=True)
@@ -132,7 +133,8 @@ def schema_drift(rule: Any, ctx: Context) -> list[Hit]:
     """Windows whose replies show a field set that is not the expected one."""
     shapes = ctx.metrics.shapes_for(rule.window)
     expected = _expected_shapes(rule, ctx, shapes)
-    length, t0 = int(rule.window * 1e9), ctx.metrics.prepared.t0
+    length = int(rule.window * 1e9)
+    t0 = ctx.metrics.prepared.origin(length)
     odd = shapes.filter(~pl.col("shape").is_in(list(expected)), pl.col("count") >= rule.min_count)
     return [
         Hit(start=t0 + row["w"] * length, end=t0 + (row["w"] + 1) * length,

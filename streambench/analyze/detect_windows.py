@@ -33,7 +33,8 @@ def _samples(metric: str, minimum: int) -> pl.Expr:
 
 
 def _table(rule: Any, ctx: Context) -> tuple[pl.DataFrame, int, int]:
-    return ctx.metrics.windows_for(rule.window), int(rule.window * 1e9), ctx.metrics.prepared.t0
+    length = int(rule.window * 1e9)
+    return ctx.metrics.windows_for(rule.window), length, ctx.metrics.prepared.origin(length)
 
 
 def threshold(rule: Any, ctx: Context) -> list[Hit]:

@@ -52,6 +52,11 @@ class Prepared:
     t_end: int  # last event (epoch ns)
     timeout_ns: int
 
+    def origin(self, length_ns: int) -> int:
+        """Start of window 0 for windows of ``length_ns``: aligned to the clock
+        (a multiple of the length since the epoch), so runs line up."""
+        return self.t0 - self.t0 % length_ns
+
 
 def _columns(events: pl.LazyFrame) -> tuple[list[pl.Expr], set[str]]:
     names = set(events.collect_schema().names())

@@ -93,6 +93,7 @@ class Notifier:
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "retries": 0}
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._unfinished = 0  # queued or being delivered
 
     async def __aenter__(self) -> Notifier:
         self.start()
@@ -119,6 +120,7 @@ class Notifier:
         body = render_body(batch, style=self.style, run_id=run_id, final=final)
         try:
             self._queue.put_nowait(body)
+            self._unfinished += 1
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             log.warning("webhook queue full; dropped %d anomalies for %s", len(batch), self.url)
@@ -132,7 +134,7 @@ class Notifier:
         try:
             await asyncio.wait_for(self._queue.join(), grace)
         except TimeoutError:
-            self.stats["dropped"] += self._queue.qsize()
+            self.stats["dropped"] += self._unfinished  # still queued or mid-retry
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
@@ -145,6 +147,7 @@ class Notifier:
                 try:
                     await self._deliver(session, body)
                 finally:
+                    self._unfinished -= 1
                     self._queue.task_done()
 
     async def _deliver(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:

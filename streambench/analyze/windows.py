@@ -1,8 +1,9 @@
 """Per-window statistics of a prepared run: the table metrics, SLOs and rules read.
 
-Windows are aligned to whole multiples of the window length from the run's
-first second (window ``w`` covers ``[t0 + w*len, t0 + (w+1)*len)``), and every
-window from the first to the last appears, empty ones with zero counts.
+Windows are aligned to the clock (window ``w`` covers ``[origin + w*len,
+origin + (w+1)*len)`` where ``origin`` is the last multiple of the length since
+the epoch before the run's first event), and every window from the first to
+the last appears, empty ones with zero counts.
 
 Two clocks, on purpose:
 
@@ -102,7 +103,7 @@ def _active(prep: Prepared, length: int) -> pl.Expr:
     if sends.len() == 0:
         return pl.lit(False)
     first, last = int(sends.min()), int(sends.max())  # type: ignore[arg-type]
-    start = pl.col("w") * length + prep.t0
+    start = pl.col("w") * length + prep.origin(length)
     overlap = pl.min_horizontal(start + length, last) - pl.max_horizontal(start, first)
     return overlap >= 0.9 * length
 
@@ -113,8 +114,9 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     if length <= 0:
         raise ValueError("window must be > 0 seconds")
     frame = prep.frame
-    at = ((pl.col("at") - prep.t0) // length).alias("w")
-    seen = ((pl.col("ts") - prep.t0) // length).alias("w")
+    origin = prep.origin(length)
+    at = ((pl.col("at") - origin) // length).alias("w")
+    seen = ((pl.col("ts") - origin) // length).alias("w")
     parts = [*_by_problem_time(frame, at), *_by_observed_time(frame, seen), _latency(frame, at)]
     for name, exceptions in (("lost", prep.lost), ("duplicates", prep.duplicates),
                              ("out_of_order", prep.reordered)):  # fmt: skip
@@ -129,7 +131,7 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
         .with_columns(
             active=_active(prep, length),
             start=pl.from_epoch(
-                pl.col("w") * length + prep.t0, time_unit="ns"
+                pl.col("w") * length + origin, time_unit="ns"
             ).dt.replace_time_zone("UTC"),
             throughput_sent=pl.col("sent") / window_s,
             throughput_recv=pl.col("received") / window_s,
@@ -145,7 +147,7 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
 def shape_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     """Replies per (window, schema fingerprint): ``w``, ``shape``, ``count``."""
     length = int(window_s * 1e9)
-    w = ((pl.col("at") - prep.t0) // length).alias("w")
+    w = ((pl.col("at") - prep.origin(length)) // length).alias("w")
     odd = prep.odd_shapes.group_by(w, "shape").agg(count=pl.len())
     plain = prep.frame.filter("plain_shape").group_by(w).agg(count=pl.len())
     plain = plain.select("w", shape=pl.lit(prep.plain_shape, pl.String), count="count")

@@ -20,8 +20,17 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T0_NS = int(T0.timestamp()) * 1_000_000_000
 S = 1_000_000_000
 
-__all__ = ["S", "T0", "T0_NS", "InjectedFault", "SyntheticRun", "events", "synth_run",
-           "write_run", "write_synthetic"]  # fmt: skip
+__all__ = [
+    "T0",
+    "T0_NS",
+    "InjectedFault",
+    "S",
+    "SyntheticRun",
+    "events",
+    "synth_run",
+    "write_run",
+    "write_synthetic",
+]  # fmt: skip
 
 
 def events(rows: list[dict[str, Any]]) -> pl.LazyFrame:
@@ -31,8 +40,8 @@ def events(rows: list[dict[str, Any]]) -> pl.LazyFrame:
     conn 0); ``cid`` is derived from conn and seq.
     """
     full = []
-    for row in rows:
-        row = dict(row)
+    for given in rows:
+        row = dict(given)
         t = row.pop("t")
         intended = row.pop("intended", None)
         item = {"run_id": "r", "protocol": "websocket", "conn": 0, **row,

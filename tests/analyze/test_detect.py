@@ -7,7 +7,7 @@ import pytest
 
 from streambench.analyze import detect_anomalies, load_rules, metrics, parse_rules
 from streambench.analyze.types import Anomaly
-from tests.analyze.helpers import S, T0_NS, InjectedFault, SyntheticRun, synth_run
+from tests.analyze.helpers import T0_NS, InjectedFault, S, SyntheticRun, synth_run
 
 RULES = load_rules()
 
@@ -48,7 +48,8 @@ def test_clean_runs_have_no_anomalies(seed: int, rate: float) -> None:
 def test_each_fault_kind_is_caught_by_its_rules(fault, expected_rules: set[str]) -> None:
     found = run(fault)
     assert expected_rules <= {a.rule for a in found}
-    assert found and all(a.injected == (fault.kind,) for a in found)  # nothing else fired
+    assert found  # nothing else fired
+    assert all(a.injected == (fault.kind,) for a in found)
     start = T0_NS + int(fault.at * S)
     for anomaly in found:
         assert start - 2 * S <= anomaly.start <= start + 2 * S
@@ -59,13 +60,15 @@ def test_one_stall_is_one_incident_and_two_stalls_are_two() -> None:
     stalls = [a for a in found if a.rule == "reply-stall"]
     assert [round((a.start - T0_NS) / S) for a in stalls] == [10, 25]
     assert all(a.duration_s == pytest.approx(3, abs=0.1) for a in stalls)
-    assert stalls[0].evidence["silence_s"] >= 2.9 and stalls[0].evidence["pending"] > 100
+    assert stalls[0].evidence["silence_s"] >= 2.9
+    assert stalls[0].evidence["pending"] > 100
 
 
 def test_adjacent_windows_merge_into_one_incident() -> None:
     found = run(InjectedFault("error", 10, 6, 0.2))
     errors = [a for a in found if a.rule == "error-replies"]
-    assert len(errors) == 1 and errors[0].evidence["windows"] == 6
+    assert len(errors) == 1
+    assert errors[0].evidence["windows"] == 6
     assert errors[0].evidence["count"] == pytest.approx(0.2 * 200 * 6, rel=0.25)
     assert errors[0].fingerprint == "error-replies:synthetic:injected error"
 
@@ -73,7 +76,8 @@ def test_adjacent_windows_merge_into_one_incident() -> None:
 def test_lost_replies_belong_to_their_send_time_not_their_timeout() -> None:
     (lost,) = [a for a in run(InjectedFault("drop", 12, 2, 0.1), timeout=5.0)
                if a.rule == "lost-replies"]  # fmt: skip
-    assert lost.start == T0_NS + 12 * S and lost.end == T0_NS + 14 * S  # not 17..19 s
+    assert lost.start == T0_NS + 12 * S  # not 17..19 s
+    assert lost.end == T0_NS + 14 * S
 
 
 def test_threshold_rate_of_change_and_storm_kinds() -> None:
@@ -116,12 +120,27 @@ def test_field_sets_seen_in_earlier_runs_are_not_drift() -> None:
 
 
 def test_per_connection_stall_names_the_connection() -> None:
-    rules = parse_rules({"rules": [{"id": "c", "kind": "stall", "scope": "connection",
-                                    "fingerprint": "{rule}:{conn}", "min_silence": 1}]})
+    rules = parse_rules(
+        {
+            "rules": [
+                {
+                    "id": "c",
+                    "kind": "stall",
+                    "scope": "connection",
+                    "fingerprint": "{rule}:{conn}",
+                    "min_silence": 1,
+                }
+            ]
+        }
+    )
     frame, _, manifest = synth_run(SyntheticRun(duration=30, connections=4))
     # drop every reply of connection 2 between 10 s and 14 s
-    silent = ((frame["conn"] == 2) & (frame["kind"] == "recv")
-              & (frame["intended_ns"] >= T0_NS + 10 * S) & (frame["intended_ns"] < T0_NS + 14 * S))
+    silent = (
+        (frame["conn"] == 2)
+        & (frame["kind"] == "recv")
+        & (frame["intended_ns"] >= T0_NS + 10 * S)
+        & (frame["intended_ns"] < T0_NS + 14 * S)
+    )
     found = detect_anomalies(metrics(frame.filter(~silent).lazy(), manifest=manifest),
                              rules=rules, fixes=())  # fmt: skip
     assert [a.fingerprint for a in found] == ["c:2"]
@@ -133,5 +152,6 @@ def test_anomaly_json_shape() -> None:
     doc = anomaly.to_dict()
     assert {"rule", "kind", "severity", "start", "end", "fingerprint", "evidence",
             "suggestions"} <= set(doc)  # fmt: skip
-    assert doc["start"].endswith("Z") and doc["start"].startswith("2024-01-01T00:00:")
+    assert doc["start"].endswith("Z")
+    assert doc["start"].startswith("2024-01-01T00:00:")
     assert abs(Anomaly.from_dict(doc).start - anomaly.start) < 1000  # ISO keeps microseconds

@@ -60,8 +60,12 @@ def test_schema_fingerprints_say_which_fields_were_seen_when() -> None:
 
 def test_connection_churn_ignores_opening_and_tear_down() -> None:
     rows = [r for i in range(5) for r in exchange(i, float(i), 1.0)]
-    rows += [{"t": -0.1, "kind": "connect"}, {"t": 2.5, "kind": "disconnect", "status": "1006"},
-             {"t": 2.7, "kind": "connect"}, {"t": 9.0, "kind": "disconnect", "status": "1000"}]
+    rows += [
+        {"t": -0.1, "kind": "connect"},
+        {"t": 2.5, "kind": "disconnect", "status": "1006"},
+        {"t": 2.7, "kind": "connect"},
+        {"t": 9.0, "kind": "disconnect", "status": "1000"},
+    ]
     run = metrics(events(rows)).run  # fmt: skip
     assert (run["connects"], run["reconnects"], run["disconnects"]) == (2, 1, 1)
 
@@ -70,13 +74,15 @@ def test_synthetic_run_metrics_and_other_window_lengths() -> None:
     frame, _, manifest = synth_run(SyntheticRun(duration=20, faults=(
         InjectedFault("error", 5, 2, 0.5),)))  # fmt: skip
     measured = metrics(frame.lazy(), manifest=manifest, window=2.0)
-    assert measured.run["run_id"] == "synthetic" and measured.run["scenario"] == "synthetic"
+    assert measured.run["run_id"] == "synthetic"
+    assert measured.run["scenario"] == "synthetic"
     assert measured.run["sent"] == 4000
     assert measured.run["errors"] == pytest.approx(200, rel=0.2)
     assert measured.windows.filter("active")["throughput_sent"].mean() == pytest.approx(200, 0.01)
     assert measured.windows_for(5.0).height < measured.windows.height
     doc = measured.to_dict()
-    assert doc["windows"][1]["start"].endswith("Z") and doc["run"]["sent"] == 4000
+    assert doc["windows"][1]["start"].endswith("Z")
+    assert doc["run"]["sent"] == 4000
 
 
 def test_empty_run_gives_empty_metrics() -> None:

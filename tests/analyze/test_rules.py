@@ -32,7 +32,7 @@ def test_default_rule_file_loads_and_covers_every_kind() -> None:
     ],
 )  # fmt: skip
 def test_bad_rules_name_the_rule_and_the_field(rule: dict, expected: str) -> None:
-    with pytest.raises(ConfigError, match="^rules.yaml: ") as caught:
+    with pytest.raises(ConfigError, match=r"^rules\.yaml: ") as caught:
         parse_rules({"rules": [rule]}, source="rules.yaml")
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -43,7 +43,7 @@ def test_duplicate_ids_and_bad_files(tmp_path: Path) -> None:
         parse_rules({"rules": [{"id": "a", "kind": "stall"}, {"id": "a", "kind": "stall"}]})
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [unclosed")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_rules(bad)
     bad.write_text("- just a list")
     with pytest.raises(ConfigError, match="expected a mapping with a 'rules' list"):
@@ -56,5 +56,7 @@ def test_defaults_apply_and_disabled_rules_are_dropped() -> None:
     rules = parse_rules({"defaults": {"window": "5s", "severity": "error"}, "rules": [
         {"id": "a", "kind": "stall"}, {"id": "b", "kind": "stall", "enabled": False},
         {"id": "c", "kind": "stall", "window": "2s"}]})  # fmt: skip
-    assert [(r.id, r.window, r.severity) for r in rules] == [("a", 5.0, "error"),
-                                                             ("c", 2.0, "error")]
+    assert [(r.id, r.window, r.severity) for r in rules] == [
+        ("a", 5.0, "error"),
+        ("c", 2.0, "error"),
+    ]
