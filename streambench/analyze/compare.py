@@ -95,7 +95,7 @@ class Comparison:
 
 
 def _latencies(runs: Sequence[Metrics], sample: int, rng: np.random.Generator) -> np.ndarray:
-    frames = [m.prepared.frame.filter(pl.col("kind") == "recv")["latency_ms"] for m in runs]
+    frames = [m.prepared.rows("recv")["latency_ms"] for m in runs]
     values = pl.concat(frames).drop_nulls().to_numpy()
     return rng.choice(values, sample, replace=False) if len(values) > sample else values
 
@@ -137,7 +137,7 @@ class _Bootstrap:
         return float(np.mean(values)) if values else None
 
     def _pooled_quantile(self, metric: str) -> float | None:
-        frames = [m.prepared.frame.filter(pl.col("kind") == "recv") for m in self.runs]
+        frames = [m.prepared.rows("recv") for m in self.runs]
         pooled = np.sort(pl.concat([f["latency_ms"] for f in frames]).drop_nulls().to_numpy())
         return float(_nearest_rank(pooled, QUANTILE_METRICS[metric])) if len(pooled) else None
 

@@ -46,20 +46,21 @@ def _sorted(values: pl.Series) -> np.ndarray:
 def stall(rule: Any, ctx: Context) -> list[Hit]:
     """No replies for longer than max(min_silence, factor x the usual gap) while sends wait."""
     prep = ctx.metrics.prepared
-    frame = prep.frame.filter(pl.col("kind").is_in(["recv", "send"]))
-    frame = frame.select("kind", "conn", "ts", "at")
-    replies_only = frame.filter(pl.col("kind") == "recv")
-    typical = float(prep.frame.filter(pl.col("kind") == "recv")["latency_ms"].median() or 0) * 1e6
+    replies, sends = prep.rows("recv"), prep.rows("send")
+    typical = float(replies["latency_ms"].median() or 0) * 1e6  # type: ignore[arg-type]
     if rule.scope == "run":
-        replies = _sorted(replies_only["ts"])
-        sends = _sorted(frame.filter(pl.col("kind") == "send")["at"])
-        return _silences(replies, sends, prep.t_end, rule, typical)
-    return _connection_silences(frame, rule, prep.t_end, typical)
+        return _silences(_sorted(replies["ts"]), _sorted(sends["at"]), prep.t_end, rule, typical)
+    return _connection_silences(replies, sends, rule, prep.t_end, typical)
 
 
-def _connection_silences(frame: pl.DataFrame, rule: Any, end: int, typical: float) -> list[Hit]:
+def _connection_silences(
+    replies: pl.DataFrame, sends: pl.DataFrame, rule: Any, end: int, typical: float
+) -> list[Hit]:
     """Per-connection silences, vectorised: candidate gaps first, then pending sends."""
-    replies = frame.filter(pl.col("kind") == "recv").select("conn", "ts").sort("conn", "ts")
+    replies = replies.select("conn", "ts")
+    if not replies["ts"].is_sorted():
+        replies = replies.sort("ts")
+    # within a connection, rows keep capture (time) order, so shift() is the previous reply
     replies = replies.with_columns(prev=pl.col("ts").shift(1).over("conn"))
     tails = replies.group_by("conn").agg(prev=pl.col("ts").max()).with_columns(ts=pl.lit(end))
     gaps = pl.concat([replies.drop_nulls("prev"), tails.select("conn", "ts", "prev")])
@@ -69,9 +70,9 @@ def _connection_silences(frame: pl.DataFrame, rule: Any, end: int, typical: floa
     found = gaps.join(usual, on="conn").with_columns(limit=limit).filter(pl.col("gap") > limit)
     if found.height == 0:
         return []
-    sends = frame.filter(pl.col("kind") == "send", pl.col("conn").is_in(found["conn"].implode()))
+    sends = sends.select("conn", "at").filter(pl.col("conn").is_in(found["conn"].implode()))
     pending = (
-        found.join(sends.select("conn", "at"), on="conn")
+        found.join(sends, on="conn")
         .filter(pl.col("at") > pl.col("prev"), pl.col("at") < pl.col("ts") - typical)
         .group_by("conn", "prev", "ts", "limit").agg(pending=pl.len())
         .filter(pl.col("pending") >= rule.min_pending)

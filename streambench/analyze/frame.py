@@ -27,7 +27,7 @@ every other reply with a payload. See :mod:`.shapes`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -51,6 +51,17 @@ class Prepared:
     t0: int  # first event, floored to a whole second (epoch ns)
     t_end: int  # last event (epoch ns)
     timeout_ns: int
+
+    _parts: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
+
+    def rows(self, *kinds: str) -> pl.DataFrame:
+        """The rows of the given kinds, in capture order (split once, then cached)."""
+        if not self._parts and self.frame.height:
+            for (kind,), part in self.frame.partition_by("kind", as_dict=True).items():
+                self._parts[str(kind)] = part
+        empty = self.frame.clear()
+        parts = [self._parts.get(kind, empty) for kind in kinds]
+        return parts[0] if len(parts) == 1 else pl.concat(parts)
 
     def origin(self, length_ns: int) -> int:
         """Start of window 0 for windows of ``length_ns``: aligned to the clock
@@ -84,19 +95,16 @@ def _key() -> pl.Expr:
     return (pl.col("conn").cast(pl.Int64) * (1 << _SEQ_BITS)) + pl.col("seq")
 
 
-def _lost(frame: pl.DataFrame, timeout_ns: int, t_end: int) -> pl.DataFrame:
-    kind = pl.col("kind")
-    due = frame.filter(kind == "send", pl.col("at") < t_end - timeout_ns)
-    answered = frame.filter(kind.is_in(["recv", "error", "timeout"]), pl.col("seq").is_not_null())
-    missing = due.select("at", "conn", "seq", k=_key()).join(
-        answered.select(k=_key()), on="k", how="anti"
-    )
-    timeouts = frame.filter(kind == "timeout").select("at", "conn", "seq")
-    return pl.concat([missing.drop("k"), timeouts])
+def _lost(prep: Prepared) -> pl.DataFrame:
+    due = prep.rows("send").filter(pl.col("at") < prep.t_end - prep.timeout_ns)
+    answered = prep.rows("recv", "error", "timeout").select(k=_key()).drop_nulls()
+    missing = due.filter(~_key().is_in(answered["k"].implode()))
+    timeouts = prep.rows("timeout")
+    return pl.concat([missing.select("at", "conn", "seq"), timeouts.select("at", "conn", "seq")])
 
 
-def _reply_order(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    replies = frame.filter(pl.col("kind") == "recv", pl.col("seq").is_not_null())
+def _reply_order(prep: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
+    replies = prep.rows("recv").filter(pl.col("seq").is_not_null())
     replies = replies.select("ts", "at", "conn", "seq")
     if not replies["ts"].is_sorted():
         replies = replies.sort("ts", maintain_order=True)
@@ -125,15 +133,18 @@ def prepare(events: pl.LazyFrame, *, timeout_s: float = 5.0, payloads: bool = Tr
         return Prepared(frame, empty, empty, empty, plain, odd_shapes, 0, 0, timeout_ns)
     t_first = int(min(frame["ts"].min(), frame["at"].min()))  # type: ignore[type-var,arg-type]
     t_end = int(frame["ts"].max())  # type: ignore[arg-type]
-    duplicates, reordered = _reply_order(frame)
-    return Prepared(
-        frame=frame,
-        lost=_lost(frame, timeout_ns, t_end),
-        duplicates=duplicates,
-        reordered=reordered,
-        plain_shape=plain,
-        odd_shapes=odd_shapes,
+    empty = pl.DataFrame(schema={"at": pl.Int64, "conn": pl.Int32, "seq": pl.Int64})
+    prep = Prepared(
+        frame,
+        empty,
+        empty,
+        empty,
+        plain,
+        odd_shapes,
         t0=t_first - t_first % 1_000_000_000,
         t_end=t_end,
         timeout_ns=timeout_ns,
     )
+    duplicates, reordered = _reply_order(prep)
+    return replace(prep, lost=_lost(prep), duplicates=duplicates, reordered=reordered,
+                   _parts=prep._parts)  # fmt: skip

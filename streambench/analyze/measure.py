@@ -88,15 +88,15 @@ def _schemas(prep: Prepared) -> pl.DataFrame:
 def _run_summary(prep: Prepared, windows: pl.DataFrame) -> dict[str, Any]:
     frame = prep.frame
     counts = {name: int(windows[name].sum()) for name in _RUN_COUNTS} if windows.height else {}
-    sends = frame.filter(pl.col("kind") == "send")
-    latency = frame.filter(pl.col("kind") == "recv")["latency_ms"].drop_nulls().sort()
+    sends = prep.rows("send")
+    latency = prep.rows("recv")["latency_ms"].drop_nulls().sort()
     names = [*QUANTILES, "max_ms", "mean_ms"]
     quantiles = (
         pl.select(latency_summary(pl.lit(latency))).row(0, named=True)
         if latency.len()
         else dict.fromkeys(names)
     )
-    replies = frame.filter(pl.col("kind") == "recv")["ts"]
+    replies = prep.rows("recv")["ts"]
     last = int(replies.max()) if replies.len() else prep.t_end  # type: ignore[arg-type]
     span_s = (last - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
     send_span_s = (int(sends["ts"].max()) - int(sends["ts"].min())) / 1e9 if sends.height else 0.0

@@ -74,7 +74,7 @@ def shape_columns(skeleton: str | None) -> list[pl.Expr]:
         return [pl.lit(False).alias("_plain"), pl.when(reply).then(payload).alias("_odd")]
     conform = payload.str.contains(_conform_pattern(skeleton))
     return [
-        pl.when(reply).then(conform).alias("_plain"),
+        pl.when(reply).then(conform).otherwise(False).alias("_plain"),
         pl.when(reply & ~conform).then(payload).alias("_odd"),
     ]
 
@@ -93,5 +93,4 @@ def split_shapes(frame: pl.DataFrame, skeleton: str | None) -> tuple[pl.DataFram
     )
     mapping = {s: fields_of(s) for s in odd["skeleton"].unique().to_list()}
     odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping, return_dtype=pl.String))
-    frame = frame.with_columns(plain_shape=pl.col("_plain").fill_null(False))
-    return frame.drop("_plain", "_odd"), odd
+    return frame.rename({"_plain": "plain_shape"}).drop("_odd"), odd

@@ -66,20 +66,20 @@ def _kind_counts(frame: pl.DataFrame, w: pl.Expr, names: dict[str, str]) -> pl.D
     return counts.pivot(on="kind", index="w", values="n", on_columns=list(names)).rename(names)
 
 
-def _by_problem_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
+def _by_problem_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
     names = {"send": "sent", "recv": "replies", "error": "errors", "timeout": "timeouts"}
-    sends = frame.filter(pl.col("kind") == "send").select(w, "lag_ms")
+    sends = prep.rows("send").select(w, "lag_ms")
     lag = sends.group_by("w").agg(
         lag_p99_ms=pl.col("lag_ms").quantile(0.99, "higher"), lag_max_ms=pl.col("lag_ms").max()
     )
-    return [_kind_counts(frame, w, names), lag]
+    return [_kind_counts(prep.frame, w, names), lag]
 
 
-def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
+def _by_observed_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
     k = pl.col("kind")
-    sends = frame.filter(k == "send")["ts"]
+    sends = prep.rows("send")["ts"]
     last_send = sends.max() if sends.len() else 0
-    churn = frame.filter(k.is_in(["connect", "disconnect"])).sort("ts", maintain_order=True)
+    churn = prep.rows("connect", "disconnect").sort("ts", maintain_order=True)
     churn = (
         churn.with_columns(
             reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
@@ -88,18 +88,18 @@ def _by_observed_time(frame: pl.DataFrame, w: pl.Expr) -> list[pl.DataFrame]:
         .group_by(w)
         .agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
     )
-    return [_kind_counts(frame, w, {"recv": "received", "connect": "connects"}), churn]
+    return [_kind_counts(prep.frame, w, {"recv": "received", "connect": "connects"}), churn]
 
 
-def _latency(frame: pl.DataFrame, w: pl.Expr) -> pl.DataFrame:
-    replies = frame.filter(pl.col("kind") == "recv", pl.col("latency_ms").is_not_null())
+def _latency(prep: Prepared, w: pl.Expr) -> pl.DataFrame:
+    replies = prep.rows("recv").filter(pl.col("latency_ms").is_not_null())
     replies = replies.select(w, pl.col("latency_ms")).sort("latency_ms")
     return replies.group_by("w").agg(latency_summary(pl.col("latency_ms")))
 
 
 def _active(prep: Prepared, length: int) -> pl.Expr:
     """Windows at least 90% inside the sending period (rate rules skip the others)."""
-    sends = prep.frame.filter(pl.col("kind") == "send")["at"]
+    sends = prep.rows("send")["at"]
     if sends.len() == 0:
         return pl.lit(False)
     first, last = int(sends.min()), int(sends.max())  # type: ignore[arg-type]
@@ -113,11 +113,10 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     length = int(window_s * 1e9)
     if length <= 0:
         raise ValueError("window must be > 0 seconds")
-    frame = prep.frame
     origin = prep.origin(length)
     at = ((pl.col("at") - origin) // length).alias("w")
     seen = ((pl.col("ts") - origin) // length).alias("w")
-    parts = [*_by_problem_time(frame, at), *_by_observed_time(frame, seen), _latency(frame, at)]
+    parts = [*_by_problem_time(prep, at), *_by_observed_time(prep, seen), _latency(prep, at)]
     for name, exceptions in (("lost", prep.lost), ("duplicates", prep.duplicates),
                              ("out_of_order", prep.reordered)):  # fmt: skip
         parts.append(exceptions.group_by(at).agg(pl.len().alias(name)))
@@ -130,9 +129,9 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
         table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0))
         .with_columns(
             active=_active(prep, length),
-            start=pl.from_epoch(
-                pl.col("w") * length + origin, time_unit="ns"
-            ).dt.replace_time_zone("UTC"),
+            start=pl.from_epoch(pl.col("w") * length + origin, time_unit="ns").dt.replace_time_zone(
+                "UTC"
+            ),
             throughput_sent=pl.col("sent") / window_s,
             throughput_recv=pl.col("received") / window_s,
             error_rate=pl.col("errors") / sent,
