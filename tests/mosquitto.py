@@ -15,6 +15,7 @@ has not exited within ``STOP_TIMEOUT_S``.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -72,6 +73,8 @@ class Mosquitto:
             "allow_anonymous true\n"
             "persistence false\n"
             "max_queued_messages 0\n"  # unlimited: QoS 1 must not lose to a queue limit
+            # As root, mosquitto would switch to user "mosquitto", who cannot read tmp_path.
+            f"user {getpass.getuser()}\n"
             f"{self.extra_config}\n"
         )
         with self.log_path.open("ab") as log:

@@ -21,6 +21,7 @@ goes on over plain HTTP against the URL's ``http(s)://`` twin.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -99,6 +100,13 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
         return f"{http_url}sse?count=100000&interval={interval_ms:.3f}ms"
     raise ConfigError(f"target.url: embedded is a WebSocket/HTTP target; a {protocol} "
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
+
+
+def os_reason(exc: OSError) -> str:
+    """``Connection refused`` rather than ``Connect call failed ('127.0.0.1', 1)``."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 OpenAll = Callable[[list[Any]], Awaitable[list[Any]]]

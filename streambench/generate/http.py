@@ -28,6 +28,7 @@ import aiohttp
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
+from streambench.generate.clients import os_reason
 from streambench.generate.context import Inflight, RunContext
 from streambench.generate.inject import FaultInjector
 
@@ -71,7 +72,7 @@ class HttpConnection:
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {timeout:g}s") from exc
         except OSError as exc:
-            raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.ctx.url, os_reason(exc)) from exc
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()

@@ -108,9 +108,11 @@ class MqttConnection:
         self.connected.set()
         closer = asyncio.create_task(self._close_when_done(session), name=f"{self.name}.drain")
         try:
-            reason = await session.closed
+            reason = await asyncio.shield(session.closed)
         finally:
             closer.cancel()
+            if not session.closed.done():  # cancelled (the run was stopped): drop it now
+                session.abort()
             self.session = None
             self.connected.clear()
         self._record(Kind.DISCONNECT, error=reason)

@@ -18,6 +18,7 @@ import aiomqtt
 from aiomqtt.exceptions import MqttCodeError, MqttConnectError, MqttError
 
 from streambench.errors import TargetError, TargetUnreachable
+from streambench.generate.clients import os_reason
 from streambench.generate.mqtt_settings import MqttSettings
 from streambench.generate.mqtt_wire import OnMessage
 
@@ -40,11 +41,12 @@ class AiomqttSession:
         if s.will is not None:
             will = aiomqtt.Will(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
         v5 = s.version == "5"
+        # paho refuses clean_start on 3.1.1 and clean_session on 5
+        session: dict[str, Any] = {"clean_start": s.clean} if v5 else {"clean_session": s.clean}
         client = aiomqtt.Client(
             s.host, s.port, username=s.username, password=s.password, identifier=s.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=will, clean_session=None if v5 else s.clean,
-            clean_start=True if s.clean else False,  # noqa: SIM210 - paho wants the bool
+            will=will, **session,
             transport="websockets" if s.scheme in ("ws", "wss") else "tcp",
             websocket_path=s.path if s.scheme in ("ws", "wss") else None,
             timeout=s.connect_timeout, keepalive=s.keepalive, tls_context=s.ssl_context(),
@@ -128,6 +130,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, MqttCodeError):
         return str(exc)
     cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
+    if isinstance(cause, OSError):
+        return os_reason(cause)
     return str(exc) or type(exc).__name__

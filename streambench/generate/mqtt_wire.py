@@ -26,6 +26,7 @@ from typing import Any
 
 from streambench.errors import TargetError, TargetUnreachable
 from streambench.generate import mqtt_codec as codec
+from streambench.generate.clients import os_reason
 from streambench.generate.mqtt_settings import MqttSettings
 
 OnMessage = Callable[[bytes, int], None]
@@ -63,7 +64,7 @@ class WireSession(asyncio.Protocol):
             self.abort()
             raise TargetUnreachable(s.url, f"no answer in {s.connect_timeout:g}s") from exc
         except OSError as exc:
-            raise TargetUnreachable(s.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(s.url, os_reason(exc)) from exc
         except BaseException:
             self.abort()
             raise
@@ -125,6 +126,8 @@ class WireSession(asyncio.Protocol):
     async def close(self) -> None:
         """DISCONNECT cleanly and wait for the socket to close (bounded)."""
         self.connected = False
+        if not self.closed.done():
+            self.closed.set_result("closed")
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(codec.DISCONNECT_PACKET)
             self.transport.close()

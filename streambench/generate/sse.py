@@ -33,6 +33,7 @@ import aiohttp
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
+from streambench.generate.clients import os_reason
 from streambench.generate.context import Inflight, RunContext, backoff, wait_until
 from streambench.generate.inject import FaultInjector
 
@@ -84,7 +85,7 @@ class SseConnection:
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {within_s:g}s") from exc
         except aiohttp.ClientConnectorError as exc:
-            raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.ctx.url, os_reason(exc)) from exc
         except aiohttp.ClientError as exc:
             raise TargetError(f"target {self.ctx.url}: {exc}") from exc
 
