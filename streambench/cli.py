@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "streambench.target.commands",  # serve
     "streambench.capture.commands",  # runs
     "streambench.capture.retention",  # prune, forget
+    "streambench.capture.key_commands",  # keys
     "streambench.analyze.commands",  # metrics, slo, anomalies, compare, kb
     "streambench.report.commands",  # report, nightly
     "streambench.doctor",  # doctor

@@ -25,6 +25,9 @@ Where keys come from (first that applies):
 * ``STREAMBENCH_HASH_KEY``: a master secret (>= 16 characters); the key of a
   period is HMAC-SHA256(master, "streambench-period:" + period). Every period
   stays derivable while the master exists; rotate the master to unlink all.
+* the user's default key file, ``~/.config/streambench/hash-keys.json``
+  (``$XDG_CONFIG_HOME`` respected), made by ``streambench keys init``: the
+  same format as ``key_file``, outside the repository and the store.
 
 Neither key nor secret is ever written to the store, a manifest or a log.
 """
@@ -84,7 +87,7 @@ class KeyFile:
         self.path = Path(path).expanduser()
         self.create_missing = create_missing
         self._lock = threading.Lock()
-        self._doc = _read_key_file(self.path)
+        self._doc = read_key_file(self.path)
 
     def key(self, period: str) -> bytes | None:
         with self._lock:
@@ -98,7 +101,7 @@ class KeyFile:
 
     def _add(self, period: str) -> str | None:
         with _file_lock(self.path):
-            self._doc = _read_key_file(self.path)  # another process may have added it
+            self._doc = read_key_file(self.path)  # another process may have added it
             if period in self._doc["destroyed"]:
                 return None
             if period not in self._doc["periods"]:
@@ -121,7 +124,7 @@ def destroy_period(path: str | os.PathLike[str], period: str) -> bool:
     period can no longer be linked to a raw id (nor found by ``forget``)."""
     target = Path(path).expanduser()
     with _file_lock(target):
-        doc = _read_key_file(target)
+        doc = read_key_file(target)
         held = doc["periods"].pop(period, None) is not None
         if period not in doc["destroyed"]:
             doc["destroyed"].append(period)
@@ -129,15 +132,26 @@ def destroy_period(path: str | os.PathLike[str], period: str) -> bool:
     return held
 
 
+def default_key_file(environ: dict[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/streambench/hash-keys.json`` (``~/.config/...`` by default)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "streambench" / "hash-keys.json"
+
+
 def load_key_provider(
     *, key_file: str | None, environ: dict[str, str] | None = None, create_missing: bool = True
 ) -> KeyProvider | None:
-    """The key file if named, else the env master, else None (no key available).
+    """The key file if named, else the env master, else the user's default key file
+    (``streambench keys init``) if it exists, else None (no key available).
     ``create_missing=False`` for readers (forget): never add a period key."""
     if key_file:
         return KeyFile(key_file, create_missing=create_missing)
     master = (os.environ if environ is None else environ).get(ENV_VAR)
-    return MasterKey(master.encode()) if master else None
+    if master:
+        return MasterKey(master.encode())
+    default = default_key_file(environ)
+    return KeyFile(default, create_missing=create_missing) if default.exists() else None
 
 
 def period_ids(ts: pa.Array | pa.ChunkedArray, rotation: str) -> pa.Array:
@@ -212,12 +226,12 @@ class Hasher:
         return self._keys[period]
 
 
-def _read_key_file(path: Path) -> dict:
+def read_key_file(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"hash key file {path} does not exist (create it with "
-                          "`python -m streambench.capture.keys new PATH`)") from None
+                          "`streambench keys init --file PATH`)") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"hash key file {path} is unreadable: {exc}") from exc
     ok = (isinstance(doc, dict) and doc.get(FORMAT_KEY) == 1
@@ -267,32 +281,3 @@ def _file_lock(path: Path):  # type: ignore[no-untyped-def]
         yield
     finally:
         os.close(fd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m streambench.capture.keys new|destroy|list PATH [PERIOD]``."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        if len(args) == 2 and args[0] == "new":
-            print(f"created {create_key_file(args[1])}")
-        elif len(args) == 3 and args[0] == "destroy":
-            held = destroy_period(args[1], args[2])
-            what = "key destroyed" if held else "no key held; marked destroyed"
-            print(f"period {args[2]}: {what}")
-        elif len(args) == 2 and args[0] == "list":
-            doc = _read_key_file(Path(args[1]).expanduser())
-            print(json.dumps({"held": sorted(doc["periods"]), "destroyed": doc["destroyed"]}))
-        else:
-            print("usage: python -m streambench.capture.keys new|list PATH | destroy PATH PERIOD",
-                  file=sys.stderr)
-            return 2
-    except ConfigError as exc:
-        print(f"streambench: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

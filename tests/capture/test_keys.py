@@ -19,7 +19,6 @@ from streambench.capture.keys import (
     create_key_file,
     destroy_period,
     load_key_provider,
-    main,
     period_ids,
 )
 from streambench.capture.redact import Redactor
@@ -124,15 +123,3 @@ def test_hasher_leaves_hashed_values_alone_and_keeps_nulls():
     twice = hasher.hash_array(once, pa.array(["2026-12", "2026-12"]))
     assert once.to_pylist() == twice.to_pylist()
     assert once[1].as_py() is None
-
-
-def test_key_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    path = str(tmp_path / "k.json")
-    assert main(["new", path]) == 0
-    assert KeyFile(path).key("2026-11") is not None
-    assert main(["destroy", path, "2026-11"]) == 0
-    assert main(["list", path]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {
-        "held": [], "destroyed": ["2026-11"]}
-    assert main(["new", path]) == 2  # exists already
-    assert main(["bogus"]) == 2
