@@ -51,7 +51,7 @@ def detect_anomalies(
     *,
     rules: Sequence[Any] | None = None,
     faults: pl.LazyFrame | pl.DataFrame | None = None,
-    history: Sequence[Metrics] = (),
+    history: Sequence[Metrics] | None = None,
     manifest: dict[str, Any] | None = None,
     fixes: Sequence[Any] | None = None,
     knowledge: Any | None = None,
@@ -70,7 +70,7 @@ def detect_anomalies(
     """
     run = events if isinstance(events, Metrics) else metrics(events, manifest=manifest)
     rules = load_rules() if rules is None else rules
-    ctx = Context(metrics=run, history=tuple(history), scenario=run.scenario or "unknown")
+    ctx = Context(metrics=run, history=tuple(history or ()), scenario=run.scenario or "unknown")
     found: list[Anomaly] = []
     for rule in rules:
         hits = DETECTORS[rule.kind](rule, ctx)
