@@ -86,23 +86,28 @@ class FaultInjector:
         if decision.changes_bytes:
             data = mutate(data, decision)
         message = {"seq": seq, "cid": cid, "intended": intended, "data": data}
-        if decision.reorder:
-            self._held.setdefault(client.conn, []).append([decision.reorder + 1, message,
-                                                           decision.copies])
+        not_before = now + decision.delay_ns
+        if decision.reorder:  # held; a delay on it still holds after its release
+            self._held.setdefault(client.conn, []).append(
+                [decision.reorder + 1, message, decision.copies, not_before])
             return
-        if decision.delay_ns:
-            task = asyncio.create_task(
-                self._send_later(client, decision.delay_ns, message, decision.copies),
-                name=f"faults.delay[{client.conn}:{seq}]")
-            tasks = self._later.setdefault(client.conn, set())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            return
-        await self._send(client, message, decision.copies)
+        await self._send_at(client, not_before, message, decision.copies)
 
-    async def _send_later(self, client: Faultable, delay_ns: int, message: dict[str, Any],
+    async def _send_at(self, client: Faultable, not_before: int, message: dict[str, Any],
+                       copies: int) -> None:
+        """Send now, or from a task of its own at ``not_before`` (the sender moves on)."""
+        if not_before <= time.monotonic_ns():
+            await self._send(client, message, copies)
+            return
+        task = asyncio.create_task(self._send_later(client, not_before, message, copies),
+                                   name=f"faults.delay[{client.conn}:{message['seq']}]")
+        tasks = self._later.setdefault(client.conn, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _send_later(self, client: Faultable, not_before: int, message: dict[str, Any],
                           copies: int) -> None:
-        await asyncio.sleep(delay_ns / 1e9)
+        await asyncio.sleep((not_before - time.monotonic_ns()) / 1e9)
         await self._send(client, message, copies)
 
     @staticmethod
@@ -122,12 +127,12 @@ class FaultInjector:
                 due.append(entry)
         for entry in due:
             held.remove(entry)
-            await self._send(client, entry[1], entry[2])
+            await self._send_at(client, entry[3], entry[1], entry[2])
 
     async def finish(self, client: Faultable) -> None:
         """At the end of a connection's schedule: send what is held, wait for delayed sends."""
-        for _, message, copies in self._held.pop(client.conn, []):
-            await self._send(client, message, copies)
+        for _, message, copies, not_before in self._held.pop(client.conn, []):
+            await self._send_at(client, not_before, message, copies)
         tasks = self._later.pop(client.conn, set())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
