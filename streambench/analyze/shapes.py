@@ -88,9 +88,8 @@ def split_shapes(frame: pl.DataFrame, skeleton: str | None) -> tuple[pl.DataFram
     if "_odd" not in frame.columns:
         empty = pl.DataFrame(schema={"at": pl.Int64, "shape": pl.String})
         return frame.with_columns(plain_shape=pl.lit(False)), empty
-    odd = frame.filter(pl.col("_odd").is_not_null()).select(
-        "at", skeleton_expr(pl.col("_odd")).alias("skeleton")
-    )
+    odd = frame.select("at", "_odd").filter(pl.col("_odd").is_not_null())
+    odd = odd.select("at", skeleton_expr(pl.col("_odd")).alias("skeleton"))
     mapping = {s: fields_of(s) for s in odd["skeleton"].unique().to_list()}
     odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping, return_dtype=pl.String))
     return frame.rename({"_plain": "plain_shape"}).drop("_odd"), odd

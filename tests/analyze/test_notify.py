@@ -104,5 +104,5 @@ def test_slack_and_teams_bodies() -> None:
 
 
 def test_post_anomalies_is_bounded_and_quiet() -> None:
-    stats = post_anomalies("http://127.0.0.1:9/none", [ANOMALY], timeout=3)
+    stats = post_anomalies("http://127.0.0.1:9/none", [ANOMALY], timeout=1)
     assert stats["failed"] + stats["dropped"] == 1
