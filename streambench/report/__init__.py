@@ -2,6 +2,8 @@
 
 * :mod:`~streambench.report.charts` - altair charts of runs, rendered as inline SVG;
 * :mod:`~streambench.report.tables` - the small tables those charts draw;
+* :mod:`~streambench.report.history` - runs across time (trends, SLO history,
+  anomaly recurrence) for the nightly and anomaly-study reports;
 * :mod:`~streambench.report.execute` - papermill execution and offline HTML
   (``streambench report``);
 * :mod:`~streambench.report.nightly` - every report of last night's runs with
@@ -27,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "NOTEBOOKS": "streambench.report.execute",
     "NightlyResult": "streambench.report.nightly",
     "ReportError": "streambench.report.execute",
+    "example_history": "streambench.report.examples",
     "example_runs": "streambench.report.examples",
     "example_scenario": "streambench.report.examples",
     "example_store": "streambench.report.examples",
@@ -35,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "render_report": "streambench.report.execute",
     "to_html": "streambench.report.execute",
 }
-_MODULES = ("charts", "tables")
+_MODULES = ("charts", "history", "tables")
 
 __all__ = [
     "NOTEBOOKS",
@@ -46,10 +49,12 @@ __all__ = [
     "NightlyResult",
     "ReportError",
     "charts",
+    "example_history",
     "example_runs",
     "example_scenario",
     "example_store",
     "execute_notebook",
+    "history",
     "render_nightly",
     "render_report",
     "tables",

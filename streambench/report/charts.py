@@ -150,7 +150,7 @@ def error_rate(windows: pl.DataFrame, *, title: str = "Error and timeout rate") 
 def errors_by_kind(table: pl.DataFrame, *, title: str = "Errors by kind") -> alt.Chart:
     """Bars of ``count`` per ``kind`` (from :func:`streambench.report.tables.error_kinds`)."""
     return alt.Chart(table).mark_bar().encode(
-        alt.X("count:Q", title="events"),
+        alt.X("count:Q", title="events", axis=alt.Axis(format="d", tickMinStep=1)),
         alt.Y("kind:N", sort="-x", title=None),
         tooltip=["kind:N", "count:Q"],
     ).properties(width=WIDTH, height=max(40, 24 * max(table.height, 1)), title=title)
@@ -162,11 +162,10 @@ def connection_churn(windows: pl.DataFrame, *, title: str = "Connection churn") 
     long = _frame(windows.select("start", *names)).unpivot(
         index="start", on=names, variable_name="event", value_name="count"
     )
-    return alt.Chart(long).mark_bar().encode(
+    return alt.Chart(long).mark_line(point=True, interpolate="step-after").encode(
         _time_axis(),
-        alt.Y("count:Q", title="per window", stack=None),
+        alt.Y("count:Q", title="per window", axis=alt.Axis(format="d", tickMinStep=1)),
         alt.Color("event:N"),
-        alt.XOffset("event:N"),
         tooltip=["start:T", "event:N", "count:Q"],
     ).properties(width=WIDTH, height=HEIGHT, title=title)
 
@@ -196,36 +195,43 @@ def verdict_grid(table: pl.DataFrame, *, title: str = "SLO history") -> alt.Char
 
 
 def deltas(table: pl.DataFrame, *, title: str = "Candidate vs baseline") -> alt.LayerChart:
-    """Relative change per metric with its interval.
+    """Relative change per metric with its confidence interval.
 
-    ``table``: ``metric``, ``change`` (relative, 0.1 = +10%), ``low``, ``high``
-    (interval of the change) and ``verdict`` (e.g. better | same | worse).
+    ``table`` (from :func:`streambench.report.tables.comparison_table`):
+    ``metric``, ``relative`` (0.1 = +10%), ``relative_low``/``relative_high``
+    and ``verdict`` (improved | unchanged | regressed | no-data).
     """
-    base = alt.Chart(table).encode(alt.Y("metric:N", title=None))
+    data = table.drop_nulls("relative")
+    base = alt.Chart(data).encode(alt.Y("metric:N", title=None, sort=None))
     bars = base.mark_rule(strokeWidth=2).encode(
-        alt.X("low:Q", title="change vs baseline", axis=alt.Axis(format="%")), x2="high:Q"
+        alt.X("relative_low:Q", title="change vs baseline", axis=alt.Axis(format="+%")),
+        x2="relative_high:Q",
     )
     points = base.mark_point(filled=True, size=80).encode(
-        alt.X("change:Q"),
-        alt.Color("verdict:N", scale=alt.Scale(domain=["better", "same", "worse"],
-                                               range=["#2ca02c", "#7f7f7f", "#d62728"])),
-        tooltip=["metric:N", alt.Tooltip("change:Q", format="+.1%"),
-                 alt.Tooltip("low:Q", format="+.1%"), alt.Tooltip("high:Q", format="+.1%"),
-                 "verdict:N"],
+        alt.X("relative:Q"),
+        alt.Color("verdict:N", scale=alt.Scale(
+            domain=["improved", "unchanged", "regressed", "no-data"],
+            range=["#2ca02c", "#7f7f7f", "#d62728", "#c7c7c7"])),
+        tooltip=["metric:N", alt.Tooltip("relative:Q", format="+.1%"),
+                 alt.Tooltip("relative_low:Q", format="+.1%"),
+                 alt.Tooltip("relative_high:Q", format="+.1%"), "verdict:N"],
     )  # fmt: skip
     zero = alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
     return alt.layer(zero, bars, points).properties(width=WIDTH, title=title)
 
 
 def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart:
-    """Anomaly occurrences over history: ``started`` (run start), ``count``, ``fingerprint``."""
+    """Anomalies across runs: ``started`` (run start), ``fingerprint``, ``count``,
+    ``severity`` (from :func:`streambench.report.history.occurrences`)."""
     return alt.Chart(_frame(table)).mark_circle(opacity=0.8).encode(
         _time_axis("started", "run started (UTC)"),
         alt.Y("fingerprint:N", title=None),
-        alt.Size("count:Q"),
-        alt.Color("severity:N"),
+        alt.Size("count:Q", legend=alt.Legend(format="d")),
+        alt.Color("severity:N", scale=alt.Scale(
+            domain=["info", "warning", "error", "critical"],
+            range=["#9ecae9", "#f2cf5b", "#f58518", "#d62728"])),
         tooltip=["run_id:N", "fingerprint:N", "count:Q", "severity:N"],
-    ).properties(width=WIDTH, title=title)
+    ).properties(width=WIDTH, title=title)  # fmt: skip
 
 
 def live_series(

@@ -58,11 +58,12 @@ def _report(args: argparse.Namespace) -> int:
     from streambench.api import open_store
     from streambench.report.execute import render_report
 
+    params = _params(args.param)
     store = open_store(args.store)
     run_id = store.resolve_run(args.run)
     store.manifest(run_id)  # a missing run is one clear line, before a kernel starts
     path = render_report(run_id, notebook=args.notebook, out=args.out, store=store.root,
-                         parameters=_params(args.param), show_code=args.show_code, log=_log)
+                         parameters=params, show_code=args.show_code, log=_log)
     print(path)
     return 0
 

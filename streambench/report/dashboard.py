@@ -118,11 +118,16 @@ class Dashboard:
     # -- updating --------------------------------------------------------------
     def refresh(self) -> LiveState:
         """Poll the run once and update every widget; return the new state."""
-        with self._lock:
-            state = self.live.poll()
-            views = _render(state)
+        state, views = self._poll()
         self._apply(state, views)
         return state
+
+    def _poll(self) -> tuple[LiveState, dict[str, str]]:
+        """Read and render under the lock (one poller at a time; never held across
+        an ``await``, so a blocking :meth:`wait` and the :meth:`watch` task coexist)."""
+        with self._lock:
+            state = self.live.poll()
+            return state, _render(state)
 
     def wait(self, *, timeout: float | None = None) -> LiveState:
         """Refresh after each progress report (about once a second) until the run ends.
@@ -153,9 +158,7 @@ class Dashboard:
 
     async def _watch(self) -> None:
         while True:
-            with self._lock:
-                state = await asyncio.to_thread(self.live.poll)
-                views = await asyncio.to_thread(_render, state)
+            state, views = await asyncio.to_thread(self._poll)
             self._apply(state, views)
             if state.done:
                 return
@@ -188,7 +191,10 @@ class Dashboard:
     # -- display ---------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.watch()
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # where widgets cannot run (HTML), say what this was
+            bundle["text/plain"] = f"live dashboard of run {self.live.run_id}"
+        return bundle
 
     def snapshot(self) -> Any:
         """The current view as static HTML (for reports, where widgets cannot run)."""

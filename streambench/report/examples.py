@@ -31,15 +31,16 @@ def example_scenario(
     """A small websocket scenario on the embedded target.
 
     ``faults``: the server stalls every reply for 1.1 s once, answers 2% of
-    messages with an error and drops each connection about every 1.5 s, so
+    messages with an error and closes the connection instead of replying to
+    0.4% of them (the client reconnects), so
     the anomaly rules, the error and churn charts all have something to show.
     ``latency_ms`` is added by the server to every reply (a slower "build").
     """
     server: dict[str, Any] = {"latency": latency_ms / 1000, "jitter": latency_ms / 2000,
                               "seed": seed}  # fmt: skip
     if faults:
-        server.update(stall_every=duration * 0.45, stall_for=1.1, error_rate=0.02,
-                      disconnect_every=1.5)  # fmt: skip
+        server.update(stall_every=max(duration * 0.45, 1.2), stall_for=1.1, error_rate=0.02,
+                      disconnect_rate=0.004)  # fmt: skip
     return Scenario.model_validate({
         "name": name,
         "seed": seed,
@@ -78,3 +79,36 @@ def example_runs(
     handles = [start_run(s, store=opened) for s in (scenarios or [example_scenario()])]
     results = [h.result(timeout=timeout) for h in handles]
     return opened, [r.run_id for r in results]
+
+
+def example_history(
+    *, store: Store | str | os.PathLike[str] | None = None, duration: float = 2.0
+) -> tuple[Store, list[str]]:
+    """Three example runs with a knowledge base behind them, for the history reports.
+
+    Two runs where the server stalls (and errs), then one without faults; the
+    anomalies of every run are recorded in the store's knowledge base (as
+    ``streambench anomalies`` does) and the stall is marked resolved, by the
+    first fix suggested for it, at the start of the clean run. Returns the
+    store and the run ids, oldest first.
+    """
+    from streambench.analyze import KnowledgeBase, detect_anomalies, metrics
+
+    opened, run_ids = example_runs(store=store, scenarios=[
+        example_scenario(duration=duration),
+        example_scenario(duration=duration, seed=1),
+        example_scenario(duration=duration, seed=2, faults=False),
+    ])  # fmt: skip
+    knowledge = KnowledgeBase(opened.root)
+    stalls = []
+    for run_id in run_ids:
+        manifest = opened.manifest(run_id)
+        found = detect_anomalies(metrics(opened.events(run_id), manifest=manifest),
+                                 manifest=manifest)  # fmt: skip
+        knowledge.record(found, scenario=manifest["scenario"]["name"])
+        stalls += [a for a in found if a.rule == "reply-stall" and a.suggestions]
+    if stalls:
+        knowledge.resolve(stalls[0].fingerprint, fix=stalls[0].suggestions[0].fix,
+                          note="example: applied before the clean run",
+                          at=opened.manifest(run_ids[-1])["started"])  # fmt: skip
+    return opened, run_ids

@@ -92,7 +92,7 @@ def execute_notebook(
                 execution_timeout=timeout, report_mode=False,
             )  # fmt: skip
     except PapermillExecutionError as exc:
-        raise ReportError(f"notebook {source.name}: cell {exc.exec_count} failed: "
+        raise ReportError(f"notebook {source.name}: cell In[{exc.exec_count}] failed: "
                           f"{exc.ename}: {_first_line(exc.evalue)} (see {output})") from exc
     return output
 
@@ -146,17 +146,19 @@ def render_report(
 ) -> Path:
     """Execute ``notebook`` for ``run_id`` and render it into ``out``; return the HTML path.
 
-    ``store`` is passed to the notebook as an absolute root (None: the
-    notebook's default, ``$STREAMBENCH_STORE`` or ``./data`` resolved here, in
-    the caller's working directory). ``parameters`` adds or overrides notebook
+    ``store`` is passed to the notebook as an absolute root (None:
+    ``$STREAMBENCH_STORE`` or ``./data`` resolved here, in the caller's working
+    directory; with no ``run_id`` either, the notebook makes its example run
+    in a temporary store). ``parameters`` adds or overrides notebook
     parameters. Files: ``<out>/<stem>.ipynb`` and ``<out>/<stem>.html`` where
     ``stem`` defaults to ``<notebook>-<run id>``.
     """
     from streambench.cli_common import store_root
 
     name = Path(notebook).stem
-    params: dict[str, Any] = {"run_id": run_id, "store": _absolute(store_root(
-        None if store is None else os.fspath(store)))}  # fmt: skip
+    root = None if store is None and run_id is None else _absolute(
+        store_root(None if store is None else os.fspath(store)))  # fmt: skip
+    params: dict[str, Any] = {"run_id": run_id, "store": root}
     params.update(parameters or {})
     stem = stem or safe_name(f"{name}-{run_id}" if run_id else name)
     out = Path(out)

@@ -7,8 +7,11 @@ reports stay small whatever the size of the run.
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -104,4 +107,129 @@ def summary_table(summary: Mapping[str, object]) -> pl.DataFrame:
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     return "" if value is None else str(value)
+
+
+def anomaly_table(anomalies: Iterable[Any]) -> pl.DataFrame:
+    """Anomalies (``Anomaly`` objects or their ``to_dict()``) as one row each.
+
+    Columns: ``start``, ``seconds``, ``severity``, ``rule``, ``fingerprint``,
+    ``injected`` (ground-truth fault kinds overlapping it), ``evidence`` and
+    ``suggested_fixes`` (best first, with confidence).
+    """
+    rows = []
+    for anomaly in anomalies:
+        doc = anomaly if isinstance(anomaly, Mapping) else anomaly.to_dict()
+        start, end = _time(doc["start"]), _time(doc["end"])
+        rows.append({
+            "start": start,
+            "seconds": (end - start).total_seconds(),
+            "severity": doc["severity"],
+            "rule": doc["rule"],
+            "fingerprint": doc["fingerprint"],
+            "injected": ", ".join(doc.get("injected") or []),
+            "evidence": ", ".join(f"{k}={_show(v)}" for k, v in
+                                  (doc.get("evidence") or {}).items()),
+            "suggested_fixes": "; ".join(
+                f"{s.get('title') or s['fix']} ({s['confidence']:.0%})"
+                for s in doc.get("suggestions") or []),
+        })  # fmt: skip
+    return pl.DataFrame(rows, schema=_ANOMALY_SCHEMA)
+
+
+_ANOMALY_SCHEMA = {"start": pl.Datetime("us", "UTC"), "seconds": pl.Float64,
+                   "severity": pl.String, "rule": pl.String, "fingerprint": pl.String,
+                   "injected": pl.String, "evidence": pl.String,
+                   "suggested_fixes": pl.String}  # fmt: skip
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1e9, tz=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def slo_table(report: Any) -> pl.DataFrame:
+    """An SLO report (``check_slo``) as one row per objective.
+
+    Columns: ``objective``, ``target``, ``measured``, ``verdict`` (pass | fail
+    | no-data), ``detail``.
+    """
+    doc = report if isinstance(report, Mapping) else report.to_dict()
+    rows = [{"objective": o["name"], "target": o["target"], "measured": o["measured"],
+             "verdict": o["verdict"], "detail": o.get("detail", "")}
+            for o in doc["objectives"]]  # fmt: skip
+    return pl.DataFrame(rows, schema={"objective": pl.String, "target": pl.String,
+                                      "measured": pl.Float64, "verdict": pl.String,
+                                      "detail": pl.String})  # fmt: skip
+
+
+_VERDICT_COLORS = {"pass": "#e6f4ea", "fail": "#fce8e6", "no-data": "#f1f3f4",
+                   "improved": "#e6f4ea", "regressed": "#fce8e6", "unchanged": "#f1f3f4",
+                   "new": "#fef7e0", "recurring": "#fce8e6", "gone": "#e6f4ea",
+                   "critical": "#fce8e6", "error": "#fce8e6", "warning": "#fef7e0"}  # fmt: skip
+
+
+def to_html(frame: pl.DataFrame, *, max_rows: int = 200) -> str:
+    """A plain HTML table of ``frame`` for reports: no quotes, no dtype row, verdict
+    and severity cells tinted (pass green, fail red ...), numbers right-aligned.
+
+    Styles are inline, so the table looks the same in JupyterLab and in HTML.
+    """
+    cell = "padding:3px 10px;border-bottom:1px solid #ddd;vertical-align:top;"
+    head = "".join(f"<th style='{cell}text-align:left'>{html.escape(name)}</th>"
+                   for name in frame.columns)  # fmt: skip
+    rows = []
+    for row in frame.head(max_rows).iter_rows():
+        cells = []
+        for value in row:
+            text = _show(value)
+            tint = _VERDICT_COLORS.get(text)
+            align = "right" if isinstance(value, int | float) else "left"
+            background = f"background:{tint};" if tint else ""
+            cells.append(f"<td style='{cell}{background}text-align:{align}'>"
+                         f"{html.escape(text)}</td>")  # fmt: skip
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    more = (f"<p><i>{frame.height - max_rows} more rows not shown</i></p>"
+            if frame.height > max_rows else "")  # fmt: skip
+    return (f"<table class='streambench' style='border-collapse:collapse;font-size:0.9em'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}")
+
+
+def show(frame: pl.DataFrame, *, max_rows: int = 200) -> Any:
+    """``frame`` as an IPython HTML object (see :func:`to_html`), for notebooks."""
+    from IPython.display import HTML
+
+    return HTML(to_html(frame, max_rows=max_rows))
+
+
+def comparison_table(comparison: Any) -> pl.DataFrame:
+    """A comparison (``compare_runs``) as one row per metric.
+
+    Columns: ``metric``, ``baseline``, ``candidate``, ``change``, ``change_pct``,
+    ``ci_low``/``ci_high`` (confidence interval of the change, same unit),
+    ``relative``/``relative_low``/``relative_high`` (the same over ``|baseline|``,
+    for :func:`streambench.report.charts.deltas`), ``verdict``, ``better``.
+    """
+    doc = comparison if isinstance(comparison, Mapping) else comparison.to_dict()
+    rows = []
+    for c in doc["changes"]:
+        low, high = c["ci"]
+        base = abs(c["baseline"]) if c["baseline"] else None
+        rows.append({
+            "metric": c["metric"], "baseline": c["baseline"], "candidate": c["candidate"],
+            "change": c["change"], "change_pct": c["change_pct"], "ci_low": low, "ci_high": high,
+            "relative": c["change"] / base if base and c["change"] is not None else None,
+            "relative_low": low / base if base and low is not None else None,
+            "relative_high": high / base if base and high is not None else None,
+            "verdict": c["verdict"], "better": c["better"],
+        })  # fmt: skip
+    floats = ("baseline", "candidate", "change", "change_pct", "ci_low", "ci_high", "relative",
+              "relative_low", "relative_high")  # fmt: skip
+    schema = {"metric": pl.String, **dict.fromkeys(floats, pl.Float64), "verdict": pl.String,
+              "better": pl.String}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)

@@ -1,0 +1,209 @@
+"""Runs across time: the tables behind the nightly, anomaly-study and comparison reports.
+
+Each run is measured once (:func:`streambench.analyze.metrics`), judged against
+its SLOs and scanned by the anomaly rules; :func:`run_history` keeps one row per
+run with the headline numbers, the verdict of every objective and the anomaly
+fingerprints found. Everything else here reshapes that table. Nothing is
+written to the store (the knowledge base is only read).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from streambench.capture.store import Store
+
+_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+_WORST = pl.col("severity").sort_by(pl.col("severity").replace_strict(_RANK, default=0)).last()
+HEADLINE = ("sent", "p50_ms", "p95_ms", "p99_ms", "error_rate", "throughput_recv")
+
+
+def pick_runs(store: Store, *, scenario: str | None = None, last: int = 10,
+              since_s: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Manifests of the last ``last`` runs of each scenario (or of ``scenario``),
+    optionally only those started in the last ``since_s`` seconds; oldest first."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=since_s) if since_s else None
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for manifest in store.runs(scenario=scenario):
+        started = _parse(manifest.get("started"))
+        if cutoff is not None and (started is None or started < cutoff):
+            continue
+        name = str((manifest.get("scenario") or {}).get("name", ""))
+        by_scenario.setdefault(name, []).append(manifest)
+    chosen = [m for runs in by_scenario.values() for m in runs[-last:]]
+    return sorted(chosen, key=lambda m: str(m.get("started", "")))
+
+
+def previous_runs(store: Store, run_id: str, *, last: int = 1) -> list[str]:
+    """The last ``last`` completed runs of ``run_id``'s scenario that started before
+    it, oldest first (the default baseline of a comparison)."""
+    manifest = store.manifest(run_id)
+    name = (manifest.get("scenario") or {}).get("name")
+    earlier = [m for m in store.runs(scenario=name) if m.get("status") == "completed"
+               and str(m.get("started", "")) < str(manifest.get("started", ""))
+               and m["run_id"] != manifest["run_id"]]  # fmt: skip
+    return [str(m["run_id"]) for m in earlier[-last:]] if last > 0 else []
+
+
+def assess(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
+    """One run measured, judged and scanned: a row of :func:`run_history`."""
+    from streambench.analyze import check_slo, detect_anomalies, metrics
+
+    run_id = str(manifest["run_id"])
+    measured = metrics(store.events(run_id), manifest=manifest)
+    slo = check_slo(measured, manifest=manifest)
+    anomalies = detect_anomalies(measured, manifest=manifest, fixes=())
+    return {
+        "run_id": run_id,
+        "scenario": str((manifest.get("scenario") or {}).get("name", "")),
+        "started": _parse(manifest.get("started")),
+        "status": manifest.get("status"),
+        **{name: _float(measured.run.get(name)) for name in HEADLINE},
+        "slo_passed": slo.passed if slo.objectives else None,
+        "slo": [{"check": o.name, "verdict": o.verdict, "detail": f"{o.target}; measured "
+                 f"{_num(o.measured)}"} for o in slo.objectives],
+        "anomalies": [{"fingerprint": a.fingerprint, "rule": a.rule, "severity": a.severity,
+                       "start": a.start, "end": a.end} for a in anomalies],
+    }
+
+
+def run_history(store: Store, *, scenario: str | None = None, last: int = 10,
+                since_s: float | None = None) -> pl.DataFrame:  # fmt: skip
+    """One row per run of :func:`pick_runs`: ``run_id``, ``scenario``, ``started``,
+    ``status``, the headline metrics, ``slo_passed`` and the nested ``slo`` verdicts
+    and ``anomalies`` (see :func:`assess`)."""
+    rows = [assess(store, m) for m in pick_runs(store, scenario=scenario, last=last,
+                                                 since_s=since_s)]  # fmt: skip
+    if not rows:
+        return pl.DataFrame(schema={"run_id": pl.String, "scenario": pl.String,
+                                    "started": pl.Datetime("us", "UTC")})  # fmt: skip
+    return pl.DataFrame(rows).sort("started")
+
+
+def slo_grid(history: pl.DataFrame) -> pl.DataFrame:
+    """Verdict cells for :func:`streambench.report.charts.verdict_grid`: ``run``,
+    ``check``, ``passed``, ``detail`` (runs labelled scenario/short id)."""
+    rows = [{"run": _label(r), "check": c["check"], "passed": c["verdict"] == "pass",
+             "detail": c["detail"]}
+            for r in history.iter_rows(named=True) for c in r.get("slo") or []]  # fmt: skip
+    return pl.DataFrame(rows, schema={"run": pl.String, "check": pl.String,
+                                      "passed": pl.Boolean, "detail": pl.String})  # fmt: skip
+
+
+def occurrences(history: pl.DataFrame) -> pl.DataFrame:
+    """One row per (run, fingerprint): ``run_id``, ``scenario``, ``started``,
+    ``fingerprint``, ``rule``, ``severity`` (worst), ``count``, ``seconds`` (total)."""
+    rows = [{"run_id": r["run_id"], "scenario": r["scenario"], "started": r["started"], **a}
+            for r in history.iter_rows(named=True) for a in r.get("anomalies") or []]
+    schema = {"run_id": pl.String, "scenario": pl.String, "started": pl.Datetime("us", "UTC"),
+              "fingerprint": pl.String, "rule": pl.String, "severity": pl.String,
+              "start": pl.Int64, "end": pl.Int64}  # fmt: skip
+    frame = pl.DataFrame(rows, schema=schema)
+    return frame.group_by("run_id", "scenario", "started", "fingerprint", "rule").agg(
+        severity=_WORST, count=pl.len(),
+        seconds=((pl.col("end") - pl.col("start")) / 1e9).sum(),
+    ).sort("started", "fingerprint")  # fmt: skip
+
+
+def recurrence(history: pl.DataFrame) -> pl.DataFrame:
+    """Per fingerprint: ``runs`` it appeared in, of ``scanned`` runs of its scenario,
+    first and last run, and ``status``: new (only in the scenario's latest run),
+    recurring (latest run and earlier ones) or gone (not in the latest run)."""
+    found = occurrences(history)
+    latest = history.group_by("scenario").agg(latest=pl.col("run_id").sort_by("started").last(),
+                                              scanned=pl.len())  # fmt: skip
+    per = found.group_by("scenario", "fingerprint").agg(
+        rule=pl.col("rule").first(), runs=pl.col("run_id").n_unique(),
+        first_run=pl.col("run_id").sort_by("started").first(),
+        last_run=pl.col("run_id").sort_by("started").last(),
+    ).join(latest, on="scenario", how="left")  # fmt: skip
+    status = (pl.when(pl.col("last_run") != pl.col("latest")).then(pl.lit("gone"))
+              .when(pl.col("runs") == 1).then(pl.lit("new")).otherwise(pl.lit("recurring")))
+    return per.with_columns(status=status).drop("latest").sort("scenario", "fingerprint")
+
+
+def trend_table(history: pl.DataFrame) -> pl.DataFrame:
+    """The headline metrics per run, ready for :func:`streambench.report.charts.trend`."""
+    return history.select("run_id", "scenario", "started", *HEADLINE, "slo_passed")
+
+
+def _label(row: dict[str, Any]) -> str:
+    started = row.get("started")
+    stamp = started.strftime("%m-%d %H:%M:%S") if isinstance(started, datetime) else ""
+    return f"{row['scenario']} {stamp} {str(row['run_id'])[-4:]}"
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _num(value: Any) -> str:
+    return "nothing" if value is None else f"{value:.4g}"
+
+
+def _parse(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def fingerprint_study(
+    store: Store, *, fingerprint: str, history: pl.DataFrame, knowledge: Any | None = None
+) -> dict[str, Any]:
+    """Everything about one anomaly fingerprint across ``history`` (a :func:`run_history`).
+
+    Keys: ``occurrences`` (its rows of :func:`occurrences`), ``runs``/``scanned``,
+    ``mean_gap_s`` (mean time between the starts of the runs it appeared in),
+    ``mean_duration_s`` (how long one incident lasted, on average: the time to
+    recover within a run), ``mttr_s`` (mean time to resolve, from the knowledge
+    base's recorded fixes; None until a fix is recorded), ``resolutions`` and
+    ``feedback`` (knowledge base rows: what fixed it before, what did not work).
+    """
+    found = occurrences(history).filter(pl.col("fingerprint") == fingerprint)
+    scenario = found["scenario"][0] if found.height else None
+    scanned = history.filter(pl.col("scenario") == scenario).height if scenario else 0
+    starts = found["started"].unique().sort()
+    gaps = starts.diff().drop_nulls().dt.total_seconds() if starts.len() > 1 else pl.Series([])
+    known = knowledge.show(fingerprint) if knowledge is not None else {}
+    summary = known.get("summary") or {}
+    return {
+        "fingerprint": fingerprint,
+        "scenario": scenario,
+        "occurrences": found,
+        "runs": found["run_id"].n_unique(),
+        "scanned": scanned,
+        "mean_gap_s": float(gaps.mean()) if gaps.len() else None,  # type: ignore[arg-type]
+        "mean_duration_s": float(found["seconds"].sum() / found["count"].sum())
+        if found.height else None,
+        "mttr_s": summary.get("mttr_s"),
+        "resolutions": pl.DataFrame(known.get("resolutions") or [],
+                                    schema={"at": pl.Datetime("ns", "UTC"), "fix": pl.String,
+                                            "note": pl.String}, strict=False),
+        "feedback": pl.DataFrame(known.get("feedback") or [],
+                                 schema={"at": pl.Datetime("ns", "UTC"), "fix": pl.String,
+                                         "worked": pl.Boolean, "note": pl.String},
+                                 strict=False),
+    }  # fmt: skip
+
+
+def most_frequent(history: pl.DataFrame, *, run_id: str | None = None) -> str | None:
+    """The fingerprint seen in most runs, the most severe first on a tie (only those
+    found in ``run_id`` when given)."""
+    found = occurrences(history)
+    if run_id is not None:
+        found = found.filter(pl.col("fingerprint").is_in(
+            found.filter(pl.col("run_id") == run_id)["fingerprint"].implode()))
+    if found.height == 0:
+        return None
+    ranked = found.group_by("fingerprint").agg(
+        runs=pl.len(), rank=pl.col("severity").replace_strict(_RANK, default=0).max())
+    order = ranked.sort(["runs", "rank", "fingerprint"], descending=[True, True, False])
+    return str(order["fingerprint"][0])
+
