@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from streambench.capture.store import Store
 
@@ -18,3 +21,9 @@ def hash_key(monkeypatch: pytest.MonkeyPatch) -> str:
     key = "test-only-hash-key-0123456789abcdef"
     monkeypatch.setenv("STREAMBENCH_HASH_KEY", key)
     return key
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
+                                  ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Async tests run on uvloop, like `streambench run` does."""
+    return {"uvloop": uvloop.new_event_loop}

@@ -2,9 +2,13 @@
 
 Per connection two tasks: the *sender* walks the connection's schedule and
 sends each message at its intended time whether or not earlier replies came
-back; the *connection* task connects (with backoff on reconnect), receives,
-and matches replies to requests by correlation id. Only sending, receiving
-and appending rows happen here; no per-message parsing beyond finding the cid.
+back; the *connection* task connects (with backoff on reconnect), and
+matches replies to requests by correlation id. The bytes move through
+:mod:`streambench.generate.wspump` (websockets' sans-I/O protocol on a lean
+asyncio pump): every message due at a wake-up goes out in one write, and
+replies are matched in the pump's ``data_received`` callback, with no
+per-message future or task switch. No per-message parsing beyond finding the
+cid.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -25,11 +29,14 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.context import Inflight, RunContext, backoff
+from streambench.generate.context import Inflight, RunContext, backoff, sleep_until
 from streambench.generate.inject import FaultInjector
+from streambench.generate.wspump import WebSocketPump, open_pump
 
 _CID_KEY = '"cid":"'
-_YIELD_EVERY = 64  # a sender behind schedule still lets the receiver run
+_BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
+
+Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
 
 
 class WebSocketConnection:
@@ -41,7 +48,7 @@ class WebSocketConnection:
         self.name = f"websocket[{conn}]"
         self.topic = urlsplit(ctx.url).path or "/"
         self.inflight = Inflight(conn, ctx.record)
-        self.ws: ClientConnection | None = None
+        self.ws: WebSocketPump | None = None
         self.connected = asyncio.Event()
         self.sending_done = asyncio.Event()
         cid_field = ctx.scenario.message.cid_field
@@ -50,21 +57,14 @@ class WebSocketConnection:
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
 
     # -- connecting ----------------------------------------------------------
-    async def open(self) -> ClientConnection:
+    async def open(self) -> WebSocketPump:
+        """Connect once; third-party errors become streambench's, most specific first."""
         target = self.ctx.scenario.target
-        heartbeat = self.ctx.scenario.load.heartbeat
         try:
             async with asyncio.timeout(target.connect_timeout):
-                return await connect(
-                    self.ctx.url,
-                    additional_headers=self.ctx.headers or None,
-                    compression=None,  # measure the server, not zlib
-                    max_size=target.max_message_bytes,
-                    ping_interval=heartbeat,
-                    ping_timeout=heartbeat,
-                    open_timeout=None,  # asyncio.timeout above covers it
-                    close_timeout=1,
-                )
+                return await open_pump(self.ctx.url, self.on_reply,
+                                       headers=self.ctx.headers or None,
+                                       max_size=target.max_message_bytes)
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
@@ -80,8 +80,8 @@ class WebSocketConnection:
         except OSError as exc:
             raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
 
-    async def run(self, ws: ClientConnection) -> None:
-        """Receive on an open connection until the schedule is done and replies are in.
+    async def run(self, ws: WebSocketPump) -> None:
+        """Serve an open connection until the schedule is done and replies are in.
 
         A lost connection is recorded and re-opened with backoff; failures to
         reconnect are recorded as ``connect_failed`` errors, not raised (the
@@ -110,25 +110,35 @@ class WebSocketConnection:
                 if self.sending_done.is_set() and not self.inflight.pending:
                     return
 
-    async def _serve(self, ws: ClientConnection) -> None:
+    async def _serve(self, ws: WebSocketPump) -> None:
         self.ws = ws
         self._record(Kind.CONNECT, status="open")
         self.connected.set()
-        closer = asyncio.create_task(self._close_when_done(ws),
-                                     name=f"websocket[{self.conn}].drain")
+        helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
+        heartbeat = self.ctx.scenario.load.heartbeat
+        if heartbeat:
+            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat),
+                                               name=f"{self.name}.heartbeat"))
         try:
-            await self._receive(ws)
+            await asyncio.shield(ws.closed)
         finally:
-            closer.cancel()
+            for task in helpers:
+                task.cancel()
+            if not ws.closed.done():  # the run is being cancelled: do not leave it open
+                ws.abort()
             self.ws = None
             self.connected.clear()
             code = ws.close_code
+            if ws.closed_by_size:
+                limit = self.ctx.scenario.target.max_message_bytes
+                self._record(Kind.ERROR, status="too_big",
+                             error=f"frame larger than {limit} bytes")
             self._record(Kind.DISCONNECT, status=None if code is None else str(code),
                          error=ws.close_reason or None)
             self.inflight.fail_all(time.monotonic_ns(), "disconnected",
                                    f"connection closed ({code})", self.topic)
 
-    async def _close_when_done(self, ws: ClientConnection) -> None:
+    async def _close_when_done(self, ws: WebSocketPump) -> None:
         """Close once the schedule is done and every reply is in (or timed out)."""
         await self.sending_done.wait()
         # Polled: signalling "empty" from the reply path would cost every reply.
@@ -136,18 +146,7 @@ class WebSocketConnection:
             await asyncio.sleep(0.02)
         await ws.close()
 
-    # -- receiving -----------------------------------------------------------
-    async def _receive(self, ws: ClientConnection) -> None:
-        try:
-            async for message in ws:
-                self.on_reply(message)
-        except ConnectionClosed as exc:
-            if (exc.rcvd is not None and exc.rcvd.code == 1009) or (
-                exc.sent is not None and exc.sent.code == 1009
-            ):
-                self._record(Kind.ERROR, status="too_big",
-                             error=f"frame larger than {ws.max_size} bytes")
-
+    # -- receiving (called by the pump, synchronously, per message) --------
     def on_reply(self, message: str | bytes) -> None:
         """Match one reply to its request; anything unexpected is an error row."""
         now = time.monotonic_ns()
@@ -180,82 +179,88 @@ class WebSocketConnection:
 
     # -- sending -------------------------------------------------------------
     async def send_all(self) -> None:
-        """Send every scheduled message at its intended time (open model)."""
+        """Send every scheduled message at its intended time (open model).
+
+        Messages due at the same wake-up are framed together and written in
+        one system call; each is recorded with the time of that write.
+        """
         ctx = self.ctx
-        record = ctx.record
-        pending = self.inflight.pending
         frame = ctx.frame
-        conn, topic, start = self.conn, self.topic, ctx.start_mono
-        global_conn = ctx.conn_offset + conn
+        start = ctx.start_mono
+        global_conn = ctx.conn_offset + self.conn
         faults = self.faults
+        due: list[Due] = []
         seq = 0
         try:
             await self.connected.wait()
-            for offset in ctx.schedule(conn):
+            for offset in ctx.schedule(self.conn):
                 intended = start + offset
-                now = time.monotonic_ns()
-                if intended > now:
-                    await asyncio.sleep((intended - now) / 1e9)
-                    now = time.monotonic_ns()
-                elif seq % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+                if intended > time.monotonic_ns():
+                    if due:
+                        await self._send_due(due)
+                        due = []
+                    await sleep_until(intended)
                 seq += 1
                 cid = f"{global_conn}-{seq}"
                 data = frame(seq, cid, seq)
                 if faults is not None:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
-                ws = self.ws
-                if ws is None:
-                    record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
-                            "not_connected", "not connected when due", None))
-                    continue
-                pending[cid] = (seq, intended, now)
-                try:
-                    await ws.send(data, text=True)
-                except ConnectionClosed:
-                    del pending[cid]
-                    record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
-                            "send_failed", "connection closed while sending", None))
-                    continue
-                record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
-                        None, data))
+                due.append((seq, cid, intended, data))
+                if len(due) >= _BATCH_MAX:
+                    await self._send_due(due)
+                    due = []
+                    await asyncio.sleep(0)
+            if due:
+                await self._send_due(due)
             if faults is not None:
                 await faults.finish(self)
         finally:
             self.sending_done.set()
 
+    async def _send_due(self, due: list[Due]) -> None:
+        """Write every due message at once and record them (or why they were not sent)."""
+        ws = self.ws
+        if ws is not None:
+            await ws.drain()  # the kernel's buffer is full: waiting here is measured as lag
+            ws = self.ws
+        record, conn, topic = self.ctx.record, self.conn, self.topic
+        now = time.monotonic_ns()
+        if ws is None or not ws.open:
+            for seq, cid, intended, _ in due:
+                record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
+                        "not_connected", "not connected when due", None))
+            return
+        pending = self.inflight.pending
+        for seq, cid, intended, _ in due:
+            pending[cid] = (seq, intended, now)
+        try:
+            ws.send_many([d[3] for d in due])
+        except ConnectionClosed:
+            for seq, cid, intended, _ in due:
+                del pending[cid]
+                record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
+                        "send_failed", "connection closed while sending", None))
+            return
+        for seq, cid, intended, data in due:
+            record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
+                    None, data))
+
     # -- the fault injector's seam (streambench.generate.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
         """Send one message now and record it, as the send loop does."""
-        now = time.monotonic_ns()
-        ws = self.ws
-        if ws is None:
-            self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
-                             self.topic, "not_connected", "not connected when due", None))
-            return
-        self.inflight.pending[cid] = (seq, intended, now)
-        try:
-            await ws.send(data, text=True)
-        except ConnectionClosed:
-            self.inflight.pending.pop(cid, None)
-            self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
-                             self.topic, "send_failed", "connection closed while sending",
-                             None))
-            return
-        self.ctx.record((Kind.SEND, now, self.conn, seq, cid, intended, now, len(data),
-                         self.topic, None, None, data))
+        await self._send_due([(seq, cid, intended, data)])
 
     async def send_copy(self, data: bytes) -> None:
         ws = self.ws
         if ws is not None:
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(data, text=True)
+                ws.send_many([data])
 
     def abort(self) -> None:
         ws = self.ws
         if ws is not None:
-            ws.transport.abort()
+            ws.abort()
 
     def _record(self, kind: Kind, *, status: str | None = None, error: str | None = None,
                 cid: str | None = None, payload: str | None = None,
@@ -273,3 +278,10 @@ def _error_text(message: str) -> str | None:
     if isinstance(doc, dict) and "error" in doc:
         return str(doc["error"])
     return None
+
+
+async def _ping_every(ws: WebSocketPump, interval: float) -> Any:
+    """Heartbeats keep idle connections alive through proxies and NAT."""
+    while ws.open:
+        await asyncio.sleep(interval)
+        ws.ping()
