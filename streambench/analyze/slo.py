@@ -99,7 +99,7 @@ class SloReport:
 def parse_slo(raw: Mapping[str, Any] | Slo | None, *, source: str = "slo") -> dict[str, Any]:
     """Validate an SLO block into ``{"run": Slo, "windows": [WindowObjective]}``."""
     if isinstance(raw, Slo):
-        return {"run": raw, "windows": list(getattr(raw, "windows", None) or ())}
+        return {"run": raw, "windows": [WindowObjective.parse(w) for w in raw.windows]}
     raw = dict(raw or {})
     windows = raw.pop("windows", None) or []
     try:

@@ -16,7 +16,14 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from streambench.scenario.faults import Fault
 from streambench.scenario.secrets import template_problem
@@ -274,6 +281,30 @@ class Slo(_Model):
     max_ms: float | None = Field(default=None, gt=0)
     error_rate: Probability | None = None
     min_throughput: float | None = Field(default=None, ge=0)  # received messages/s
+    # windowed objectives: [{p95_ms: 50, window: 10s, quantile: 0.99}, ...]
+    windows: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("windows")
+    @classmethod
+    def _windowed(cls, windows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        checked = []
+        for item in windows:
+            metrics = [k for k in item if k in _WINDOWED_METRICS]
+            unknown = [k for k in item if k not in _WINDOWED_METRICS and k not in
+                       ("window", "quantile")]
+            if unknown or len(metrics) != 1:
+                raise ValueError(f"each window needs exactly one of "
+                                 f"{', '.join(_WINDOWED_METRICS)}, plus window and quantile")
+            window = parse_duration(item.get("window", 10.0))
+            quantile = float(item.get("quantile", 0.99))
+            if window <= 0 or not 0 < quantile <= 1:
+                raise ValueError("window must be > 0 and quantile in (0, 1]")
+            checked.append({metrics[0]: float(item[metrics[0]]), "window": window,
+                            "quantile": quantile})
+        return tuple(checked)
+
+
+_WINDOWED_METRICS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate")
 
 
 class Scenario(_Model):
