@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import secrets
 import signal
 import time
@@ -39,9 +40,10 @@ from streambench.generate.manifest import finish_manifest, start_manifest
 from streambench.generate.progress import Progress, ProgressTracker
 from streambench.generate.schedule import schedule
 from streambench.scenario.model import Scenario
-from streambench.scenario.secrets import resolve
+from streambench.scenario.secrets import public_url, resolve
 from streambench.scenario.synth import compile_body
 
+log = logging.getLogger("streambench.run")
 _CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
 
 
@@ -94,6 +96,8 @@ async def run_async(
     tracker = ProgressTracker(total_s=scenario.load.total_duration)
     injector = _injector(scenario, recorder)
     status, error = "completed", None
+    log.info("run started: %s against %s", scenario.name, public_url(scenario.target.url),
+             extra={"run_id": run_id})
     try:
         with _signals(control, enabled=handle_signals):
             async with _target(scenario, writer) as url:
@@ -113,6 +117,9 @@ async def run_async(
         manifest = finish_manifest(manifest, status=status, error=error, writer=writer,
                                    redactor=redactor, reason=control.reason)
         store.write_manifest(manifest)
+        log.log(logging.INFO if status == "completed" else logging.WARNING,
+                "run %s: %d events in %d parts", status, writer.events.rows_written,
+                writer.events.parts_written, extra={"run_id": run_id, "status": status})
     from streambench.analyze.summary import summarize
 
     summary = summarize(store.events(run_id), manifest)
