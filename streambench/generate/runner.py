@@ -117,9 +117,9 @@ async def run_async(
         manifest = finish_manifest(manifest, status=status, error=error, writer=writer,
                                    redactor=redactor, reason=control.reason)
         store.write_manifest(manifest)
-        log.log(logging.INFO if status == "completed" else logging.WARNING,
-                "run %s: %d events in %d parts", status, writer.events.rows_written,
-                writer.events.parts_written, extra={"run_id": run_id, "status": status})
+        # info, not warning: a failed run's reason is the one line the CLI prints
+        log.info("run %s: %d events in %d parts", status, writer.events.rows_written,
+                 writer.events.parts_written, extra={"run_id": run_id, "status": status})
     from streambench.analyze.summary import summarize
 
     summary = summarize(store.events(run_id), manifest)
