@@ -1,0 +1,154 @@
+"""ws_echo: the highest open-model rate streambench sustains vs a raw websockets client.
+
+Against a fast echo server (Node's ``ws`` package, installed from the npm
+registry on first use into benchmarks/.node), in the same run:
+
+1. raw: a minimal pipelined ``websockets`` client (uvloop, a window of
+   messages in flight per connection) counts round trips/s for a few seconds;
+2. streambench: ``streambench run`` at fixed rates with full capture
+   (payloads, redaction, Parquet), searching for the highest rate it sustains:
+   achieved >= 97% of intended and >= 99% of sent received.
+
+Prints both, and the ratio (goal: >= 0.8). Everything targets 127.0.0.1,
+every loop is bounded, and the server is stopped by its pid.
+
+    python benchmarks/ws_echo.py [--seconds 4] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NODE_DIR = HERE / ".node"
+GOAL = 0.8
+
+RAW_CLIENT = r"""
+import asyncio, sys, time, uvloop
+from websockets.asyncio.client import connect
+
+async def one(url, seconds, window, counts):
+    async with connect(url, compression=None, max_size=None) as ws:
+        message = ('{"text":"the quick brown fox jumps over the lazy dog","value":1.5,'
+                   '"cid":"0-1","seq":1}')
+        slots = asyncio.Semaphore(window)
+        async def receive():
+            async for _ in ws:
+                counts[0] += 1
+                slots.release()
+        reader = asyncio.create_task(receive())
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await slots.acquire()
+            await ws.send(message)
+        reader.cancel()
+
+async def main(url, connections, seconds, window):
+    counts = [0]
+    await asyncio.gather(*(one(url, seconds, window, counts) for _ in range(connections)))
+    print(counts[0] / seconds)
+
+uvloop.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
+"""
+
+SCENARIO = """\
+name: ws_echo
+target: {{protocol: websocket, url: "{url}"}}
+load: {{connections: {connections}, rate: 1000, duration: {seconds}s, timeout: 5s}}
+message: {{body: {{text: "{{{{sentence}}}}", value: 1.5}}}}
+capture: {{redaction: {{allow: [text, value]}}}}
+"""
+
+
+def ensure_node_ws() -> Path:
+    if shutil.which("node") is None:
+        sys.exit("ws_echo: needs Node.js (apt-get install nodejs npm)")
+    if not (NODE_DIR / "node_modules" / "ws").exists():
+        print("installing the npm package ws into benchmarks/.node ...", file=sys.stderr)
+        subprocess.run(["npm", "install", "--silent", "--no-save", "--prefix", str(NODE_DIR),
+                        "ws@8"], check=True)
+    return NODE_DIR
+
+
+def start_server() -> tuple[subprocess.Popen[str], int]:
+    env = {**os.environ, "NODE_PATH": str(ensure_node_ws() / "node_modules")}
+    proc = subprocess.Popen(["node", str(HERE / "ws_echo_server.js"), "0"], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready "):
+        proc.kill()
+        sys.exit(f"ws_echo: the node server did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def raw_rate(url: str, connections: int, seconds: float, window: int) -> float:
+    out = subprocess.run([sys.executable, "-c", RAW_CLIENT, url, str(connections),
+                          str(seconds), str(window)], capture_output=True, text=True,
+                         check=True, timeout=seconds + 30)
+    return float(out.stdout.strip())
+
+
+def streambench_at(rate: float, scenario: Path, store: str, seconds: float) -> dict:
+    done = subprocess.run([sys.executable, "-m", "streambench", "run", str(scenario), "--rate",
+                           f"{rate:.0f}", "--store", store, "--json", "--progress", "never"],
+                          capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip())
+    return json.loads(done.stdout)
+
+
+def sustained(summary: dict) -> bool:
+    sent = summary["sent"] or 1
+    return summary["achieved_ratio"] >= 0.97 and summary["received"] / sent >= 0.99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--window", type=int, default=100, help="raw client's messages in flight")
+    parser.add_argument("--steps", type=int, default=6, help="rates tried by the search")
+    args = parser.parse_args()
+    server, port = start_server()
+    url = f"ws://127.0.0.1:{port}/echo"
+    try:
+        raw = raw_rate(url, args.connections, args.seconds, args.window)
+        print(f"raw websockets (pipelined, window {args.window}, {args.connections} conns): "
+              f"{raw:,.0f} round trips/s")
+        with tempfile.TemporaryDirectory() as tmp:
+            scenario = Path(tmp) / "ws_echo.yaml"
+            scenario.write_text(SCENARIO.format(url=url, connections=args.connections,
+                                                seconds=args.seconds))
+            best, low, high = 0.0, 0.0, raw * 1.1
+            rate = raw * 0.8
+            for _ in range(args.steps):
+                summary = streambench_at(rate, scenario, f"{tmp}/store", args.seconds)
+                ok = sustained(summary)
+                verdict = "ok" if ok else "not sustained"
+                print(f"  streambench at {rate:>9,.0f}/s: achieved "
+                      f"{summary['achieved_rate']:>9,.0f}/s ({summary['achieved_ratio']:.1%}), "
+                      f"received {summary['received'] / max(summary['sent'], 1):.2%}, "
+                      f"p99 {summary['latency_ms']['p99']} ms, "
+                      f"lag p99 {summary['schedule_lag_ms']['p99']} ms -> {verdict}")
+                if ok:
+                    best, low = max(best, rate), rate
+                else:
+                    high = rate
+                rate = (low + high) / 2 if low else rate * 0.7
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(f"streambench sustained: {best:,.0f} msg/s with full capture")
+    print(f"ratio streambench / raw: {best / raw:.2f} (goal >= {GOAL})")
+
+
+if __name__ == "__main__":
+    main()
