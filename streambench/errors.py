@@ -9,6 +9,7 @@ The tree::
     │   └── TargetUnreachable        refused / DNS / connect timeout at start
     ├── StoreError                   the store cannot be read or written
     │   └── RunNotFound              no run with that id in the store
+    ├── ReportError                  a report could not be rendered (notebook, cell)
     └── RunInterrupted               a run was stopped by SIGINT/SIGTERM (captured data kept)
 
 Third-party exceptions are translated at the boundary that calls the library
@@ -86,6 +87,10 @@ class RunNotFound(StoreError):
 
     def __str__(self) -> str:
         return f"no run {self.run_id!r} in store {self.store} (see `streambench runs`)"
+
+
+class ReportError(StreambenchError):
+    """A report could not be produced: unknown notebook, or a cell failed."""
 
 
 class RunInterrupted(StreambenchError):

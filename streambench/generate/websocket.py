@@ -238,7 +238,7 @@ class WebSocketConnection:
             ws.send_many([d[3] for d in due])
         except ConnectionClosed:
             for seq, cid, intended, _ in due:
-                del pending[cid]
+                pending.pop(cid, None)  # a close may already have failed it
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "send_failed", "connection closed while sending", None))
             return

@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "LiveState": "streambench.report.live",
     "NOTEBOOKS": "streambench.report.execute",
     "NightlyResult": "streambench.report.nightly",
-    "ReportError": "streambench.report.execute",
+    "ReportError": "streambench.errors",
     "example_history": "streambench.report.examples",
     "example_runs": "streambench.report.examples",
     "example_scenario": "streambench.report.examples",

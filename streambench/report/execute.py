@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import streambench
-from streambench.errors import StreambenchError
+from streambench.errors import ReportError
 
 NOTEBOOKS = ("scenario_report", "anomaly_study", "regression_compare", "nightly",
              "live_dashboard")  # fmt: skip
@@ -36,10 +36,6 @@ NOTEBOOKS = ("scenario_report", "anomaly_study", "regression_compare", "nightly"
 
 TEMPLATES = Path(__file__).with_name("templates")
 _PACKAGE_PARENT = Path(streambench.__file__).resolve().parent.parent
-
-
-class ReportError(StreambenchError):
-    """A report could not be produced: unknown notebook, or a cell failed."""
 
 
 def notebooks_dir() -> Path:
