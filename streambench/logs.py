@@ -12,8 +12,20 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 CONTEXT_KEYS = ("run_id", "conn", "cid", "worker", "url", "status")
+
+# The run a task belongs to: set once by the run engine, inherited by every task
+# it creates, so any log line from inside a run carries its id without plumbing.
+current_run_id: ContextVar[str | None] = ContextVar("streambench_run_id", default=None)
+
+
+class RunContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "run_id", None) is None:
+            record.run_id = current_run_id.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,6 +58,7 @@ def configure(*, fmt: str = "text", level: str = "warning") -> None:
     """Send streambench's logs to stderr as text or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RunContextFilter())
     logger = logging.getLogger("streambench")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

@@ -87,3 +87,20 @@ def test_doctor_reports_every_check(tmp_path: Path):
     names = {c["name"] for c in report["checks"]}
     assert {"python", "store writable", "open-file limit", "mosquitto (MQTT tests)"} <= names
     assert report["ok"] is (done.returncode == 0)
+
+
+def test_a_lost_connection_is_logged_with_run_id_and_connection(tmp_path: Path):
+    from tests.helpers import write_scenario
+
+    path = write_scenario(tmp_path / "drops.yaml",
+                          target={"url": "embedded", "server": {"disconnect_every": "400ms"},
+                                  "reconnect": {"initial": "20ms"}},
+                          load={"connections": 2, "rate": 50, "duration": "1s"})
+    done = streambench("--log-format", "json", "--log-level", "info", "run", str(path),
+                       "--store", str(tmp_path / "store"), "--json")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    lost = [json.loads(line) for line in done.stderr.splitlines()
+            if line.startswith("{") and "connection lost" in line]
+    assert lost
+    assert all(line["run_id"] == run_id and line["conn"] in (0, 1) for line in lost)

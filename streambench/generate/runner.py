@@ -39,6 +39,7 @@ from streambench.generate.inject import FaultInjector
 from streambench.generate.manifest import finish_manifest, start_manifest
 from streambench.generate.progress import Progress, ProgressTracker
 from streambench.generate.schedule import schedule
+from streambench.logs import current_run_id
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url, resolve
 from streambench.scenario.synth import compile_body
@@ -96,6 +97,7 @@ async def run_async(
     tracker = ProgressTracker(total_s=scenario.load.total_duration)
     injector = _injector(scenario, recorder)
     status, error = "completed", None
+    current_run_id.set(run_id)
     log.info("run started: %s against %s", scenario.name, public_url(scenario.target.url),
              extra={"run_id": run_id})
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from streambench.generate.context import Inflight, RunContext, backoff, sleep_un
 from streambench.generate.inject import FaultInjector
 from streambench.generate.wspump import WebSocketPump, open_pump
 
+log = logging.getLogger("streambench.websocket")
 _CID_KEY = '"cid":"'
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
@@ -104,6 +106,7 @@ class WebSocketConnection:
                     break
                 except (TargetError, ConfigError) as exc:
                     self._record(Kind.ERROR, status="connect_failed", error=str(exc))
+                    log.info("reconnect failed: %s", exc, extra={"conn": self.conn})
                     attempts += 1
                     if reconnect.attempts is not None and attempts >= reconnect.attempts:
                         return
@@ -135,6 +138,8 @@ class WebSocketConnection:
                              error=f"frame larger than {limit} bytes")
             self._record(Kind.DISCONNECT, status=None if code is None else str(code),
                          error=ws.close_reason or None)
+            if not self.sending_done.is_set():
+                log.info("connection lost (close code %s)", code, extra={"conn": self.conn})
             self.inflight.fail_all(time.monotonic_ns(), "disconnected",
                                    f"connection closed ({code})", self.topic)
 
@@ -155,6 +160,7 @@ class WebSocketConnection:
         key = self.cid_key
         start = message.rfind(key)
         if start < 0:
+            log.debug("reply without a correlation id", extra={"conn": self.conn})
             self._record(Kind.ERROR, status="garbage", error="reply without a correlation id",
                          payload=message[:4096], now=now)
             return
@@ -163,6 +169,8 @@ class WebSocketConnection:
         sent = self.inflight.pending.pop(cid, None)
         if sent is None:
             late = cid in self.inflight.late
+            log.debug("late reply" if late else "unmatched reply",
+                      extra={"conn": self.conn, "cid": cid})
             self._record(Kind.ERROR, status="late" if late else "unmatched", cid=cid,
                          error="reply after its timeout" if late else "unknown correlation id",
                          payload=message[:4096], now=now)
