@@ -115,9 +115,9 @@ class WebSocketPump(asyncio.Protocol):
                 transport.write(data)
             transport.close()
             return
+        # When a close is expected, the peer answers our close frame and the protocol
+        # then asks for EOF (b"" above); close() aborts if it never does.
         transport.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
-        if self.protocol.close_expected():
-            transport.close()
 
     def send_many(self, frames: Iterable[bytes], *, text: bool = True) -> None:
         """Frame and write every message in one system call; raise if not open."""
