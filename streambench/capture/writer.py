@@ -34,6 +34,7 @@ from streambench.capture.store import Store
 Row = tuple[Any, ...]
 _KINDS = pa.array(KIND_NAMES, pa.string())
 _NS_PER_DAY = 86_400 * 1_000_000_000
+_SLICE = 8192  # rows converted per GIL hold (about 2 ms)
 
 
 def wall_offset_ns() -> int:
@@ -71,8 +72,12 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
                   worker: int = 0, payloads: bool = True) -> pa.Table:
     """Build an EVENT_SCHEMA table from recorder rows (runs in the writer thread)."""
     n = len(rows)
+    # In slices: converting Python objects holds the GIL, and the event loop (the
+    # senders) must get it back every few milliseconds, not once per batch.
+    structs = pa.chunked_array([pa.array(rows[i:i + _SLICE], type=ROW_TYPE)
+                                for i in range(0, n, _SLICE)] or [pa.array([], ROW_TYPE)])
     (kind, ts_mono, conn, seq, cid, intended, sent, nbytes, topic, status, error,
-     payload) = pa.array(rows, type=ROW_TYPE).flatten()
+     payload) = structs.flatten()
     ts = _shift(ts_mono, offset_ns)
     intended_ns = _shift(intended, offset_ns)
     sent_ns = _shift(sent, offset_ns)
