@@ -3,9 +3,12 @@
 A "connection" is a client with its own ``aiohttp`` session and a pool of up
 to :data:`POOL_SIZE` keep-alive sockets. Each scheduled message is one
 request (``target.method`` to ``target.url``, ``target.headers``, the message
-body as JSON) started at its intended time whether or not earlier ones have
-answered; requests beyond the pool wait for a socket, and that wait counts
-in their latency (measured from the intended time, as always).
+body as JSON) issued at its intended time whether or not earlier ones have
+answered. Issued requests wait in a FIFO for one of up to ``POOL_SIZE``
+workers (one per socket, started on demand, gone when idle), and that wait
+counts in their latency (measured from the intended time, as always). Workers
+rather than a task per request: a backlog then costs a deque entry, not a
+task and a connector waiter each.
 
 Rows: a ``send`` when the request is issued; a ``recv`` with ``status`` =
 the HTTP status for a 2xx answer (after the whole body is read); an
@@ -21,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.clients import os_reason
-from streambench.generate.context import Inflight, RunContext
+from streambench.generate.context import Inflight, RunContext, sleep_until
 from streambench.generate.inject import FaultInjector
 
 POOL_SIZE = 100  # keep-alive sockets per connection
@@ -55,12 +60,15 @@ class HttpConnection:
         self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https"
                                                                else 80)
         self.topic = parts.path or "/"
+        self.url = URL(ctx.url)  # parsed once, not per request
         self.method = ctx.scenario.target.method.upper()
         self.inflight = Inflight(conn, ctx.record)
         self.session: aiohttp.ClientSession | None = None
         self.sending_done = asyncio.Event()
         self.faults: FaultInjector | None = None
-        self._requests: set[asyncio.Task[None]] = set()
+        self._requests: set[asyncio.Task[None]] = set()  # workers and re-openers
+        self._queue: deque[tuple[str, bytes, bool]] = deque()  # (cid, body, is a copy)
+        self._workers = 0
 
     # -- the pool ----------------------------------------------------------------
     async def open(self) -> aiohttp.ClientSession:
@@ -81,10 +89,14 @@ class HttpConnection:
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
-        timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1,
-                                        connect=self.ctx.scenario.target.connect_timeout)
-        return aiohttp.ClientSession(connector=connector, headers=self.ctx.headers or None,
-                                     timeout=timeout, auto_decompress=False)
+        # One timer per request: a bound so that no request outlives the run. The
+        # measured timeout is the sweeper's (load.timeout from the intended time).
+        timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
+        # Content-Type first so a scenario header can override it; no per-request headers
+        # to merge on the hot path.
+        headers = {**_CONTENT_TYPE, **self.ctx.headers}
+        return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
+                                     auto_decompress=False)
 
     async def run(self, session: aiohttp.ClientSession) -> None:
         """Hold the pool open until the schedule is done and every request has ended."""
@@ -115,7 +127,7 @@ class HttpConnection:
                 intended = start + offset
                 now = time.monotonic_ns()
                 if intended > now:
-                    await asyncio.sleep((intended - now) / 1e9)
+                    await sleep_until(intended)
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 seq += 1
@@ -143,16 +155,33 @@ class HttpConnection:
             self.inflight.pending[cid] = (seq, intended, now)
             self.ctx.record((Kind.SEND, now, self.conn, seq, cid, intended, now, len(data),
                              self.topic, None, None, data))
-        task = asyncio.get_running_loop().create_task(
-            self._request(session, cid, data, copy=copy))
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        self._queue.append((cid, data, copy))
+        if self._workers < POOL_SIZE:
+            self._workers += 1
+            task = asyncio.get_running_loop().create_task(self._work(),
+                                                          name=f"{self.name}.request")
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+
+    async def _work(self) -> None:
+        """Take issued requests off the FIFO until it is empty."""
+        queue = self._queue
+        try:
+            while queue:
+                cid, data, copy = queue.popleft()
+                session = self.session
+                if session is None:  # the pool was cut under the queue (disconnect fault)
+                    if not copy:
+                        self._resolve(cid, Kind.ERROR, "disconnected", "connection closed")
+                    continue
+                await self._request(session, cid, data, copy=copy)
+        finally:
+            self._workers -= 1
 
     async def _request(self, session: aiohttp.ClientSession, cid: str, data: bytes, *,
                        copy: bool) -> None:
         try:
-            async with session.request(self.method, self.ctx.url, data=data,
-                                       headers=_CONTENT_TYPE) as response:
+            async with session.request(self.method, self.url, data=data) as response:
                 body = await response.read()
                 status, reason = response.status, response.reason
         except (aiohttp.ClientError, OSError) as exc:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from streambench.capture.schema import Kind
+from streambench.generate.context import sleep_until
 from streambench.generate.faults import Decision, FaultPlan, mutate
 
 Row = tuple[Any, ...]
@@ -107,7 +108,7 @@ class FaultInjector:
 
     async def _send_later(self, client: Faultable, not_before: int, message: dict[str, Any],
                           copies: int) -> None:
-        await asyncio.sleep((not_before - time.monotonic_ns()) / 1e9)
+        await sleep_until(not_before)
         await self._send(client, message, copies)
 
     @staticmethod
@@ -144,9 +145,7 @@ class FaultInjector:
                          for at, down, _ in self.plan.disconnects(self.conn_offset + c.conn)),
                         key=lambda event: event[0])
         for at, down, client in events:
-            delay = (self.start_mono + at - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await sleep_until(self.start_mono + at)
             now = time.monotonic_ns()
             self._down_until[client.conn] = now + down
             self._fault("disconnect", f"connection closed abruptly, down {down / 1e6:g}ms",
@@ -155,10 +154,7 @@ class FaultInjector:
 
     async def hold_down(self, conn: int) -> None:
         """Wait out a disconnect fault's down time before the client reconnects."""
-        until = self._down_until.pop(conn, 0)
-        delay = (until - time.monotonic_ns()) / 1e9
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await sleep_until(self._down_until.pop(conn, 0))
 
     def record_bursts(self, clients: Sequence[Faultable]) -> None:
         """One fault row per connection per burst window (call once the start is fixed)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError
-from streambench.generate.context import Inflight, RunContext, backoff
+from streambench.generate.context import Inflight, RunContext, backoff, sleep_until
 from streambench.generate.inject import FaultInjector
 from streambench.generate.mqtt_settings import MqttSettings, mqtt_settings
 from streambench.generate.replies import ReplyMatcher
@@ -145,7 +145,7 @@ class MqttConnection:
                 intended = start + offset
                 now = time.monotonic_ns()
                 if intended > now:
-                    await asyncio.sleep((intended - now) / 1e9)
+                    await sleep_until(intended)
                     now = time.monotonic_ns()
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)

@@ -1,10 +1,18 @@
 """The aiomqtt engine: the same session shape as :class:`~.mqtt_wire.WireSession`.
 
 Used for MQTT over WebSockets (``ws://``/``wss://`` URLs) and whenever a
-scenario says ``mqtt_engine: aiomqtt``. aiomqtt's ``publish`` waits for the
-broker's acknowledgement at QoS 1/2; an open-model sender must not, so each
-publish runs as a task of its own and only its failure to leave is looked at.
-Incoming messages are read from ``client.messages`` by a receive task.
+scenario says ``mqtt_engine: aiomqtt``. aiomqtt connects, subscribes, handles
+TLS, wills, keep-alive and the socket; the per-message path goes one level
+down, to the paho-mqtt client aiomqtt wraps (``client._client``, aiomqtt 2.x):
+
+* aiomqtt's ``publish`` waits for the broker's acknowledgement at QoS 1/2 and
+  keeps a future, a timeout and an O(pending) scan per call; an open-model
+  sender must not wait, so messages go through paho's ``publish``, which
+  queues the packet and returns (no limit on messages in flight);
+* aiomqtt hands each received message through an ``asyncio.Queue`` and a new
+  task per ``messages`` step; here paho's ``on_message`` calls the reply
+  matcher directly. ``client.messages`` is still read, and only tells us when
+  the connection is lost.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ class AiomqttSession:
         self.connected = False
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._receiver: asyncio.Task[None] | None = None
-        self._publishes: set[asyncio.Task[None]] = set()
+        self._paho: Any = None
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
@@ -50,8 +58,8 @@ class AiomqttSession:
             transport="websockets" if s.scheme in ("ws", "wss") else "tcp",
             websocket_path=s.path if s.scheme in ("ws", "wss") else None,
             timeout=s.connect_timeout, keepalive=s.keepalive, tls_context=s.ssl_context(),
+            max_inflight_messages=0,  # paho: 0 is no limit (its default, 20, throttles QoS 1)
         )
-        client.pending_calls_threshold = 1 << 30  # many publishes in flight is the point
         return client
 
     async def connect(self) -> None:
@@ -71,13 +79,19 @@ class AiomqttSession:
             raise TargetError(f"MQTT broker {s.url} refused the subscription to "
                               f"{s.subscribe_topic!r}: {exc}") from exc
         self.connected = True
+        self._paho = client._client
+        self._paho.on_message = self._paho_message
         self._receiver = asyncio.create_task(self._receive(client),
                                              name=f"aiomqtt[{s.client_id}].receive")
 
+    def _paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        self.on_message(message.payload, time.monotonic_ns())
+
     async def _receive(self, client: aiomqtt.Client) -> None:
+        """Wait for the connection to end (messages bypass the queue, see the docstring)."""
         reason = "connection closed"
         try:
-            async for message in client.messages:
+            async for message in client.messages:  # only if a message slipped past paho
                 self.on_message(bytes(message.payload), time.monotonic_ns())  # type: ignore[arg-type]
         except MqttError as exc:
             reason = f"connection lost: {_reason(exc)}"
@@ -87,25 +101,14 @@ class AiomqttSession:
                 self.closed.set_result(reason)
 
     def publish(self, payload: bytes) -> bool:
-        client = self.client
-        if client is None or not self.connected:
+        if self.client is None or not self.connected:
             return False
         s = self.settings
-        task = asyncio.create_task(client.publish(s.publish_topic, payload, qos=s.qos,
-                                                  retain=s.retain))
-        self._publishes.add(task)
-        task.add_done_callback(self._published)
-        return True
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._publishes.discard(task)
-        if not task.cancelled():
-            task.exception()  # an unacknowledged publish shows up as a timeout, not here
+        info = self._paho.publish(s.publish_topic, payload, s.qos, s.retain)
+        return bool(info.rc == 0)
 
     async def close(self) -> None:
         self.connected = False
-        for task in list(self._publishes):
-            task.cancel()
         client, self.client = self.client, None
         if client is not None:
             with contextlib.suppress(MqttError, OSError, RuntimeError):
@@ -120,7 +123,7 @@ class AiomqttSession:
     def abort(self) -> None:
         """Drop the TCP connection without DISCONNECT (the broker sends the will)."""
         client = self.client
-        sock: Any = client._client.socket() if client is not None else None
+        sock: Any = self._paho.socket() if client is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(2)

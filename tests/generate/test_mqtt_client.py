@@ -99,7 +99,7 @@ def test_broker_down_at_start_from_the_cli_is_one_line_and_exit_2(tmp_path: Path
         "load": {"connections": 2, "rate": 10, "duration": "1s"}}))
     done = subprocess.run([sys.executable, "-m", "streambench", "run", str(path), "--store",
                            str(tmp_path / "store")], capture_output=True, text=True,
-                          timeout=60, check=False)
+                          timeout=30, check=False)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
