@@ -62,7 +62,7 @@ def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
 def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     scenario = manifest.get("scenario", {})
     load = scenario.get("load", {})
-    duration = _duration(load)
+    duration = planned_duration(load)
     intended = _expected(load) / duration if duration else None
     span = 0.0
     if row["first_send"] is not None and row["last_send"] is not None:
@@ -107,10 +107,12 @@ def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _duration(load: dict[str, Any]) -> float | None:
+def planned_duration(load: dict[str, Any]) -> float | None:
+    """Seconds the load (a manifest's ``scenario.load``) was planned to last."""
     if load.get("stages"):
         return float(sum(s["duration"] for s in load["stages"]))
-    return load.get("duration")
+    duration = load.get("duration")
+    return None if duration is None else float(duration)
 
 
 def _expected(load: dict[str, Any]) -> float:

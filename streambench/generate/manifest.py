@@ -28,6 +28,17 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_time(text: Any) -> dt.datetime | None:
+    """A manifest timestamp (``utc_now()``'s ISO form) as an aware datetime; None if absent."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
 def versions() -> dict[str, str]:
     found = {"streambench": __version__, "python": platform.python_version()}
     for name in _PACKAGES:

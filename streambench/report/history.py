@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from streambench.capture.store import Store
+from streambench.generate.manifest import parse_time
 
 _RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 _WORST = pl.col("severity").sort_by(pl.col("severity").replace_strict(_RANK, default=0)).last()
@@ -28,7 +29,7 @@ def pick_runs(store: Store, *, scenario: str | None = None, last: int = 10,
     cutoff = datetime.now(UTC) - timedelta(seconds=since_s) if since_s else None
     by_scenario: dict[str, list[dict[str, Any]]] = {}
     for manifest in store.runs(scenario=scenario):
-        started = _parse(manifest.get("started"))
+        started = parse_time(manifest.get("started"))
         if cutoff is not None and (started is None or started < cutoff):
             continue
         name = str((manifest.get("scenario") or {}).get("name", ""))
@@ -59,7 +60,7 @@ def assess(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "scenario": str((manifest.get("scenario") or {}).get("name", "")),
-        "started": _parse(manifest.get("started")),
+        "started": parse_time(manifest.get("started")),
         "status": manifest.get("status"),
         **{name: _float(measured.run.get(name)) for name in HEADLINE},
         "slo_passed": slo.passed if slo.objectives else None,
@@ -143,15 +144,6 @@ def _float(value: Any) -> float | None:
 def _num(value: Any) -> str:
     return "nothing" if value is None else f"{value:.4g}"
 
-
-def _parse(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def fingerprint_study(

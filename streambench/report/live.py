@@ -27,7 +27,9 @@ from typing import Any
 
 import polars as pl
 
+from streambench.analyze.summary import planned_duration
 from streambench.capture.store import Store
+from streambench.generate.manifest import parse_time
 
 COUNTERS = ("sent", "received", "errors", "timeouts", "connects", "disconnects")
 _KIND_COUNTER = {"send": "sent", "recv": "received", "error": "errors", "timeout": "timeouts",
@@ -184,26 +186,13 @@ class LiveRun:
 
 
 def _elapsed(manifest: dict[str, Any], fallback_start: float) -> float:
-    started = _parse(manifest.get("started"))
+    started = parse_time(manifest.get("started"))
     if started is None:
         return time.monotonic() - fallback_start
-    ended = _parse(manifest.get("ended")) or datetime.now(UTC)
+    ended = parse_time(manifest.get("ended")) or datetime.now(UTC)
     return max((ended - started).total_seconds(), 0.0)
 
 
 def _total(manifest: dict[str, Any]) -> float | None:
-    load = (manifest.get("scenario") or {}).get("load") or {}
-    if load.get("stages"):
-        return float(sum(stage["duration"] for stage in load["stages"]))
-    duration = load.get("duration")
-    return float(duration) if duration is not None else None
+    return planned_duration((manifest.get("scenario") or {}).get("load") or {})
 
-
-def _parse(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

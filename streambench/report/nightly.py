@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from streambench.generate.manifest import parse_time
 from streambench.report.execute import ReportError, render_report, safe_name
 
 
@@ -38,7 +39,7 @@ def recent_runs(store: Any, *, since_s: float, now: datetime | None = None) -> l
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=since_s)
     chosen = []
     for manifest in store.runs():
-        started = _parse(manifest.get("started"))
+        started = parse_time(manifest.get("started"))
         if started is not None and started >= cutoff:
             chosen.append(manifest)
     return chosen
@@ -150,12 +151,3 @@ def nightly_folder(root: str | os.PathLike[str], *, now: datetime | None = None)
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
-
-def _parse(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
