@@ -28,6 +28,13 @@ def register(sub: Any) -> None:
     p.add_argument("--run-id", help="use this run id instead of a generated one")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="live progress on stderr (auto: only on a terminal)")
+    scale = p.add_argument_group("scale (see docs/scale.md)")
+    scale.add_argument("--workers", type=_positive, metavar="N",
+                       help="processes sharing the connections (default: every core; "
+                       "1 runs in this process)")
+    scale.add_argument("--cluster", metavar="ADDRESS",
+                       help="run the shards on a Dask cluster: tcp://scheduler:8786, "
+                       "or local:N for a local one with N worker processes")
     p.set_defaults(handler=_run)
 
 
@@ -45,8 +52,8 @@ def _run(args: argparse.Namespace) -> int:
     store = Store(store_root(args.store))
     show = args.progress == "always" or (args.progress == "auto" and is_terminal())
     try:
-        result = run(scenario, store=store, run_id=args.run_id,
-                     on_progress=_progress_printer() if show else None)
+        result = _dispatch(args, scenario, store=store,
+                           on_progress=_progress_printer() if show else None, run=run)
     except RunInterrupted as exc:
         summary = _summary_after_interrupt(store, exc.run_id)
         _print(summary, as_json=args.json, format_summary=format_summary)
@@ -54,6 +61,33 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     _print(result.summary, as_json=args.json, format_summary=format_summary)
     return 0 if result.status == "completed" else 1
+
+
+def _dispatch(args: argparse.Namespace, scenario: Any, *, store: Any, on_progress: Any,
+              run: Any) -> Any:
+    """One process (``--workers 1``), local worker processes, or a Dask cluster."""
+    from streambench.generate.shards import raise_open_files
+
+    raise_open_files()
+    if args.cluster:
+        from streambench.generate.cluster import run_cluster
+
+        return run_cluster(scenario, store=store, cluster=args.cluster, run_id=args.run_id,
+                           on_progress=on_progress)
+    workers = min(args.workers or 1, scenario.load.connections)  # TODO default_workers()
+    if workers > 1:
+        from streambench.generate.workers import run_workers
+
+        return run_workers(scenario, store=store, workers=workers, run_id=args.run_id,
+                           on_progress=on_progress)
+    return run(scenario, store=store, run_id=args.run_id, on_progress=on_progress)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _summary_after_interrupt(store: Any, run_id: str) -> dict[str, Any]:

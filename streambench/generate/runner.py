@@ -154,8 +154,16 @@ def _new_loop_run(coro: Any) -> Any:
 async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                  tracker: ProgressTracker, control: RunControl,
                  on_progress: Callable[[Progress], None] | None,
-                 injector: FaultInjector | None = None) -> None:
+                 injector: FaultInjector | None = None, shard: Any = None) -> None:
+    """Open the connections, fix the schedule's zero, send and receive until done.
+
+    ``shard`` (a :class:`streambench.generate.shards.ShardStart`) makes this
+    process drive global connections ``[conn_offset, conn_offset + connections)``
+    of the scenario's ``load.connections`` and take the schedule's zero from
+    the driver; without it this process drives them all.
+    """
     load = scenario.load
+    offset = 0 if shard is None else shard.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                scenario.target.headers.items()}
     pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
@@ -164,17 +172,23 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
     ctx = RunContext(
         scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
-        schedule=lambda conn: schedule(load, seed=scenario.seed, conn=conn),
-        connections=load.connections,
+        schedule=lambda conn: schedule(load, seed=scenario.seed, conn=offset + conn,
+                                       connections=load.connections),
+        conn_offset=offset,
+        connections=load.connections if shard is None else shard.connections,
     )
     if injector is not None:  # burst faults add arrivals to the schedules
         plan = injector.plan
-        ctx.schedule = lambda conn: plan.schedule(schedule(load, seed=scenario.seed, conn=conn),
-                                                  conn=conn)
+        ctx.schedule = lambda conn: plan.schedule(
+            schedule(load, seed=scenario.seed, conn=offset + conn, connections=load.connections),
+            conn=offset + conn)
     conns, first = await open_clients(ctx, open_all=_open_all, writer=writer)
     for c in conns:
         c.faults = injector
-    ctx.start_mono = time.monotonic_ns() + 5_000_000  # let every sender get scheduled first
+    if shard is None:
+        ctx.start_mono = time.monotonic_ns() + 5_000_000  # let every sender get scheduled first
+    else:  # the zero common to every shard of the run
+        ctx.start_mono = await shard.start_mono()
     tracker.start(ctx.start_mono)
     if injector is not None:
         injector.start_mono = ctx.start_mono
