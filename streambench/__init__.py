@@ -10,8 +10,7 @@ no side effects; each name loads its module on first use)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from streambench._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -135,15 +134,4 @@ __all__ = [
     "write_junit",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'streambench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

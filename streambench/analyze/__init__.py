@@ -12,8 +12,7 @@ See docs/analysis.md for the whole surface with examples.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from streambench._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "Anomaly": "streambench.analyze.types",
@@ -67,15 +66,4 @@ __all__ = [
     "write_junit",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'streambench.analyze' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return [*globals(), *__all__]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

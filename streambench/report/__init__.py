@@ -18,11 +18,13 @@ Public names load lazily (no import-time work), like the top-level package.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from streambench._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "Alert": "streambench.report.live",
+    "charts": "streambench.report.charts",
+    "history": "streambench.report.history",
+    "tables": "streambench.report.tables",
     "Dashboard": "streambench.report.dashboard",
     "LiveRun": "streambench.report.live",
     "LiveState": "streambench.report.live",
@@ -38,7 +40,6 @@ _EXPORTS: dict[str, str] = {
     "render_report": "streambench.report.execute",
     "to_html": "streambench.report.execute",
 }
-_MODULES = ("charts", "history", "tables")
 
 __all__ = [
     "NOTEBOOKS",
@@ -61,17 +62,4 @@ __all__ = [
     "to_html",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return importlib.import_module(f"streambench.report.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'streambench.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return [*globals(), *__all__]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
