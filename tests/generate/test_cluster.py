@@ -1,0 +1,90 @@
+"""``streambench run --cluster``: the same shards as tasks on a Dask LocalCluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from streambench.capture.store import Store
+from streambench.generate.cluster import run_cluster
+from streambench.generate.shards import PART_STRIDE
+from tests.helpers import scenario, wait_for, write_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def running_workers(store: Store) -> list[dict[str, Any]] | None:
+    """The worker list of the running manifest, once every shard is ready."""
+    runs = store.runs()
+    return runs[0].get("workers") if runs else None
+
+
+def parts_of(store: Store, worker: int) -> list[str]:
+    return [p for p in store.parts("events")
+            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
+
+
+def test_a_local_cluster_run_keeps_the_contract_of_local_workers(store: Store):
+    sc = scenario(load={"connections": 4, "rate": 200, "duration": "1s"})
+    result = run_cluster(sc, store=store, cluster="local:2", handle_signals=False)
+
+    assert result.status == "completed"
+    assert [m["run_id"] for m in store.runs()] == [result.run_id]
+    manifest = store.manifest(result.run_id)
+    assert manifest["execution"]["mode"] == "dask"
+    assert sorted(manifest["execution"]["workers"]) == ["0", "1"]  # one Dask worker each
+    assert len(set(manifest["execution"]["workers"].values())) == 2
+    assert [w["conns"] for w in manifest["workers"]] == [[0, 2], [2, 4]]
+    events = store.events(result.run_id).collect()
+    assert events.height == manifest["counts"]["events"]
+    assert sorted(events["worker"].unique()) == [0, 1]
+    assert sorted(events["conn"].unique()) == [0, 1, 2, 3]
+    assert result.summary["sent"] == result.summary["received"] == 200
+    assert events.filter(pl.col("kind") == "send")["cid"].n_unique() == 200
+
+
+def test_a_dask_worker_killed_by_sigkill_makes_the_run_partial(tmp_path: Path):
+    path = write_scenario(tmp_path / "run.yaml",
+                          load={"connections": 4, "rate": 200, "duration": "4s"},
+                          capture={"redaction": {"allow": ["text"]}, "flush_every": "200ms"})
+    store = Store(tmp_path / "store")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streambench", "run", str(path), "--store", store.root,
+         "--json", "--cluster", "local:2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        workers = wait_for(lambda: running_workers(store), timeout=60, what="running workers")
+        wait_for(lambda: parts_of(store, 1), timeout=20, what="a part from worker 1")
+        os.kill(workers[1]["pid"], signal.SIGKILL)  # the Dask worker process running shard 1
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "partial"
+    (lost,) = manifest["lost_workers"]
+    assert lost.startswith(f"worker 1 (dask worker {workers[1]['address']}) died")
+    assert json.loads(out)["status"] == "partial"
+    assert [w["status"] for w in manifest["workers"]] == ["completed", "lost"]
+    assert store.events(manifest["run_id"]).collect().height == manifest["counts"]["events"]
+
+
+def test_a_bad_cluster_value_is_one_line(tmp_path: Path):
+    path = write_scenario(tmp_path / "run.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "streambench", "run", str(path), "--store", str(tmp_path / "s"),
+         "--cluster", "local:0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr == ("streambench: error: --cluster local:0: expected local:N with "
+                           "N >= 1 workers\n")

@@ -1,0 +1,189 @@
+"""``streambench run --workers N``: one run over several processes, real sockets and files."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from streambench.capture.store import Store
+from streambench.generate.progress import Progress
+from streambench.generate.schedule import schedule
+from streambench.generate.shards import (
+    PART_STRIDE,
+    merge_counts,
+    merge_progress,
+    raise_open_files,
+    split,
+)
+from streambench.generate.workers import run_workers
+from tests.helpers import scenario, wait_for, write_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- pure parts -------------------------------------------------------------------
+def test_split_covers_every_connection_once_and_never_makes_an_empty_shard():
+    assert split(10, 3) == [(0, 3), (3, 3), (6, 4)]
+    assert split(2, 8) == [(0, 1), (1, 1)]
+    for connections in (1, 7, 100):
+        for workers in (1, 2, 5):
+            shards = split(connections, workers)
+            covered = [c for offset, count in shards for c in range(offset, offset + count)]
+            assert covered == list(range(connections))
+            assert all(count > 0 for _, count in shards)
+
+
+def test_progress_of_the_shards_adds_up_to_one_line():
+    one = {"elapsed_s": 1.0, "total_s": 5, "sent": 10, "received": 9, "errors": 1,
+           "timeouts": 0, "rate": 10.0, "p95_ms": 2.0, "lag_ms": None, "final": False}
+    two = {**one, "elapsed_s": 1.2, "sent": 5, "received": 5, "errors": 0, "rate": 5.0,
+           "p95_ms": 3.0, "lag_ms": 0.5}
+    line = merge_progress({0: one, 1: two}, total_s=5, final=True)
+    assert line == Progress(elapsed_s=1.2, total_s=5, sent=15, received=14, errors=1,
+                            timeouts=0, rate=15.0, p95_ms=3.0, lag_ms=0.5, final=True)
+
+
+def test_counts_and_redaction_are_summed():
+    merged = merge_counts([{"events": 3, "parts": 1, "redaction": {"hashed": 2}},
+                           {"events": 4, "parts": 2, "faults": 1, "redaction": {"hashed": 1}}])
+    assert merged["counts"] == {"events": 7, "event_bytes": 0, "parts": 3, "faults": 1}
+    assert merged["redaction"] == {"hashed": 3}
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit():
+    soft, hard = raise_open_files()
+    assert (soft, hard) == resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard in (resource.RLIM_INFINITY, soft)
+
+
+# -- a run over two processes ------------------------------------------------------
+def test_two_workers_make_one_run_that_reconciles(store: Store):
+    sc = scenario(load={"connections": 4, "rate": 200, "duration": "1s"})
+    lines: list[Progress] = []
+    result = run_workers(sc, store=store, workers=2, on_progress=lines.append,
+                         handle_signals=False)
+
+    assert result.status == "completed"
+    assert [m["run_id"] for m in store.runs()] == [result.run_id]  # one run, one manifest
+    manifest = store.manifest(result.run_id)
+    assert [w["conns"] for w in manifest["workers"]] == [[0, 2], [2, 4]]
+    assert {w["pid"] for w in manifest["workers"]}.isdisjoint({os.getpid()})
+    assert manifest["execution"] == {"mode": "workers", "workers": 2}
+
+    events = store.events(result.run_id).collect()
+    assert manifest["counts"]["events"] == events.height
+    assert manifest["counts"]["events"] == sum(w["events"] for w in manifest["workers"])
+    owners = {int(Path(p).stem.removeprefix("part-")) // PART_STRIDE
+              for p in store.parts("events", result.run_id)}
+    assert owners == {0, 1}
+    by_conn = events.group_by("conn").agg(pl.col("worker").unique()).sort("conn")
+    assert by_conn["conn"].to_list() == [0, 1, 2, 3]  # global indexes, not per shard
+    assert by_conn["worker"].to_list() == [[0], [0], [1], [1]]
+
+    summary = result.summary
+    assert summary["sent"] == summary["received"] == 200
+    sends = events.filter(pl.col("kind") == "send")
+    assert sends["cid"].n_unique() == 200
+    assert (sends["cid"].str.split("-").list.first().cast(pl.Int32) == sends["conn"]).all()
+    assert lines[-1].final
+    assert lines[-1].sent == 200
+
+    # one schedule zero for both processes: intended - planned offset is one instant
+    zeros = []
+    for conn in range(4):
+        intended = sends.filter(pl.col("conn") == conn).sort("seq")["intended_ns"].to_list()
+        planned = list(schedule(sc.load, seed=sc.seed, conn=conn))
+        assert len(intended) == len(planned)
+        zeros += [i - p for i, p in zip(intended, planned, strict=True)]
+    assert max(zeros) - min(zeros) < 2_000_000  # clock conversions agree within 2 ms
+
+
+# -- workers that die, runs that are stopped ---------------------------------------
+def start_cli(tmp_path: Path, *args: str, duration: str = "60s"
+              ) -> tuple[subprocess.Popen[str], Store]:
+    path = write_scenario(tmp_path / "run.yaml",
+                          load={"connections": 4, "rate": 200, "duration": duration},
+                          capture={"redaction": {"allow": ["text"]}, "flush_every": "200ms"})
+    store = Store(tmp_path / "store")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streambench", "run", str(path), "--store", store.root,
+         "--json", "--workers", "2", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        start_new_session=True,
+    )
+    return proc, store
+
+
+def running_workers(store: Store) -> list[dict[str, Any]] | None:
+    """The worker list of the running manifest, once every shard is ready."""
+    runs = store.runs()
+    return runs[0].get("workers") if runs else None
+
+
+def parts_of(store: Store, worker: int) -> list[str]:
+    return [p for p in store.parts("events")
+            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
+
+
+def test_a_worker_killed_by_sigkill_makes_the_run_partial_and_is_named(tmp_path: Path):
+    proc, store = start_cli(tmp_path, duration="4s")
+    try:
+        workers = wait_for(lambda: running_workers(store), timeout=30, what="running workers")
+        wait_for(lambda: parts_of(store, 1), timeout=20, what="a part from worker 1")
+        os.kill(workers[1]["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "partial"
+    named = f"worker 1 (pid {workers[1]['pid']}) died: killed by SIGKILL"
+    assert manifest["lost_workers"] == [named]
+    assert named in err
+    assert [w["status"] for w in manifest["workers"]] == ["completed", "lost"]
+    assert json.loads(out)["status"] == "partial"
+    events = store.events(manifest["run_id"]).collect()
+    assert events.height == manifest["counts"]["events"]  # what it left is counted
+    assert set(events["worker"].unique()) == {0, 1}
+
+
+def test_ctrl_c_in_the_driver_stops_every_worker_cleanly(tmp_path: Path):
+    proc, store = start_cli(tmp_path)
+    try:
+        wait_for(lambda: parts_of(store, 0) and parts_of(store, 1), timeout=30,
+                 what="parts from both workers")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "aborted"
+    assert manifest["abort_reason"] == "SIGINT"
+    assert [w["status"] for w in manifest["workers"]] == ["aborted", "aborted"]
+    events = store.events(manifest["run_id"]).collect()
+    assert events.height == manifest["counts"]["events"] > 0
+    sent = events.filter(pl.col("kind") == "send").height
+    assert json.loads(out)["sent"] == sent
+    assert not list(Path(store.path).rglob("*.tmp"))
+
+
+def test_an_unreachable_target_is_one_line_from_any_number_of_workers(tmp_path: Path):
+    proc, store = start_cli(tmp_path, "--target", "ws://127.0.0.1:1/x", duration="1s")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.startswith("streambench: error: target ws://127.0.0.1:1/x is unreachable")
+    assert "Traceback" not in err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "failed"
