@@ -20,7 +20,12 @@ from typing import Any
 import polars as pl
 
 from streambench.capture.schema import SCHEMA_VERSION
-from streambench.generate.context import MESSAGE_ERRORS, PROTOCOL_ERRORS, SEND_ERRORS
+from streambench.generate.context import (
+    HTTP_STATUS_ERROR,
+    MESSAGE_ERRORS,
+    PROTOCOL_ERRORS,
+    SEND_ERRORS,
+)
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -36,7 +41,8 @@ def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
         events.select(
             sent=(kind == "send").sum(),
             received=recv.sum(),
-            errors=((kind == "error") & status.is_in(MESSAGE_ERRORS)).sum(),
+            errors=((kind == "error") & (status.is_in(MESSAGE_ERRORS)
+                                         | status.str.contains(HTTP_STATUS_ERROR))).sum(),
             timeouts=(kind == "timeout").sum(),
             send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
             protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),

@@ -13,6 +13,7 @@ status               meaning                                     resolves a
                                                                  sent message
 ===================  ==========================================  ===========
 ``error_reply``      the server answered with an error            yes
+``4xx``/``5xx``      an HTTP response that is not a success       yes
 ``disconnected``     the connection dropped before the reply      yes
 ``not_connected``    due to be sent while disconnected (no send)  no (never sent)
 ``send_failed``      the transport refused the message            no (never sent)
@@ -35,6 +36,7 @@ from streambench.capture.schema import Kind
 from streambench.scenario.model import Scenario
 
 MESSAGE_ERRORS = ("error_reply", "disconnected")
+HTTP_STATUS_ERROR = r"^\d{3}$"  # an HTTP response that is not 2xx: its status code
 SEND_ERRORS = ("not_connected", "send_failed")
 PROTOCOL_ERRORS = ("garbage", "unmatched", "late", "too_big")
 

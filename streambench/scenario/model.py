@@ -178,6 +178,9 @@ class Target(_Model):
     @model_validator(mode="after")
     def _url_fits_protocol(self) -> Target:
         # A URL that is a ${SECRET} template is checked when it is resolved.
+        if self.embedded and self.protocol == "mqtt":
+            raise FieldProblem(("url",), "the built-in target speaks WebSocket, HTTP and SSE, "
+                               "not MQTT: give a broker URL such as mqtt://127.0.0.1:1883")
         if self.embedded or self.url.startswith("${"):
             return self
         scheme = self.url.partition("://")[0].lower() if "://" in self.url else ""

@@ -63,6 +63,8 @@ async def test_status_codes_and_errors_are_accounted(store: Store):
     assert set(errors["error"]) == {"HTTP 500 Internal Server Error"}
     assert all(p == f'{{"cid":"{c}"}}' for p, c in errors.select("payload", "cid").iter_rows())
     assert events.filter(pl.col("kind") == "recv")["topic"].unique().to_list() == ["/echo"]
+    accounted(result.summary)  # an HTTP 500 is a message error in the summary
+    assert result.summary["errors"] == statuses["error:500"] + statuses["error:disconnected"]
 
 
 async def test_method_headers_and_body_template_reach_the_server(store: Store, http_server,
