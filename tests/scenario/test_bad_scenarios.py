@@ -56,6 +56,12 @@ CASES = [
     ("retention-words", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
      "capture: {retention_days: two weeks}\n",
      "capture.retention_days", 4, "expected a whole number >= 1, got 'two weeks'"),
+    ("mqtt-on-the-embedded-target", "name: t\ntarget:\n  protocol: mqtt\n  url: embedded\n"
+     "load: {rate: 1, duration: 1}\n",
+     "target.url", 4, "not MQTT: give a broker URL"),
+    ("slo-window-two-metrics", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: [{p95_ms: 5, p99_ms: 9}]\n",
+     "slo.windows", 5, "each window needs exactly one of"),
     ("name-with-space", "name: my test\nload: {rate: 1, duration: 1}\n",
      "name", 1, "no spaces"),
     ("url-does-not-fit-protocol", "name: t\ntarget:\n  protocol: websocket\n"
