@@ -115,6 +115,8 @@ class Store:
     def parts(self, table: str, run_id: str | None = None) -> list[str]:
         """Completed part files of a table (temporary files are never listed)."""
         run = f"run_id={run_id}" if run_id else "run_id=*"
+        if not self.local:  # other processes write here: a cached listing would be stale
+            self.fs.invalidate_cache(self.join(table))
         try:
             return sorted(self.fs.glob(self.join(table, "date=*", run, "*.parquet")))
         except FileNotFoundError:
@@ -150,10 +152,13 @@ class Store:
         return self.scan("faults", run_id)
 
     def storage_options(self) -> dict[str, Any] | None:
+        """Options for polars' own cloud reader (not fsspec's: the keys differ)."""
         if self.local:
             return None
-        options = getattr(self.fs, "storage_options", None)
-        return dict(options) if options else None
+        options = dict(getattr(self.fs, "storage_options", None) or {})
+        if {"s3", "s3a"} & set(_protocols(self.fs)):
+            return polars_s3_options(options)
+        return options or None
 
     def read_parts(self, table: str, run_id: str) -> Iterator[tuple[str, pa.Table]]:
         """(path, table) for each part of a run, ``run_id`` column restored."""
@@ -162,6 +167,31 @@ class Store:
                 part = pq.read_table(f)
             yield path, part.add_column(0, "run_id", pa.repeat(run_id, part.num_rows)
                                         .cast(pa.string()))
+
+
+def polars_s3_options(options: dict[str, Any]) -> dict[str, str] | None:
+    """s3fs options (and the standard AWS variables) as polars' ``aws_*`` options.
+
+    An endpoint such as ``AWS_ENDPOINT_URL=http://127.0.0.1:9000`` (MinIO,
+    moto, Ceph) needs ``aws_allow_http`` for plain HTTP and a region, which
+    s3fs does not need but polars does.
+    """
+    env = os.environ
+    client = options.get("client_kwargs") or {}
+    endpoint = (options.get("endpoint_url") or client.get("endpoint_url")
+                or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"))
+    region = (client.get("region_name") or env.get("AWS_REGION")
+              or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None))
+    key = options.get("key") or env.get("AWS_ACCESS_KEY_ID")
+    secret = options.get("secret") or env.get("AWS_SECRET_ACCESS_KEY")
+    token = options.get("token") or env.get("AWS_SESSION_TOKEN")
+    found = {"aws_endpoint_url": endpoint, "aws_region": region,
+             "aws_allow_http": "true" if str(endpoint).startswith("http://") else None,
+             "aws_skip_signature": "true" if options.get("anon") else None}
+    if key and secret:
+        found |= {"aws_access_key_id": key, "aws_secret_access_key": secret,
+                  "aws_session_token": token}
+    return {k: str(v) for k, v in found.items() if v} or None
 
 
 def _file_schema(schema: pa.Schema) -> pl.Schema:
