@@ -27,13 +27,17 @@ status               meaning                                     resolves a
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from streambench.capture.schema import Kind
+from streambench.errors import ConfigError, TargetError
 from streambench.scenario.model import Scenario
+
+log = logging.getLogger("streambench.connection")
 
 MESSAGE_ERRORS = ("error_reply", "disconnected")
 HTTP_STATUS_ERROR = r"^\d{3}$"  # an HTTP response that is not 2xx: its status code
@@ -138,3 +142,45 @@ def backoff(initial: float, maximum: float, factor: float) -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * factor, maximum)
+
+
+async def serve_reconnecting(client: Any, handle: Any) -> None:
+    """Serve an open connection; when it is lost, reconnect with backoff and serve again.
+
+    Shared by the persistent-connection clients (WebSocket, MQTT): ``client``
+    has ``ctx``, ``conn``, ``faults``, ``sending_done``, ``inflight``,
+    ``open()``, ``_serve(handle)`` (returns when the connection is gone) and
+    ``_record(...)``. Ends when the run stops, or once the schedule is done
+    and nothing is in flight, or when ``target.reconnect.attempts`` failed
+    attempts in a row are used up. Failed attempts are recorded as
+    ``connect_failed`` errors, never raised: the first connection is opened
+    by the engine, where failing is an answer.
+    """
+    ctx = client.ctx
+    reconnect = ctx.scenario.target.reconnect
+
+    def finished() -> bool:
+        return ctx.stop.is_set() or (client.sending_done.is_set()
+                                     and not client.inflight.pending)
+
+    while True:
+        await client._serve(handle)
+        if finished():
+            return
+        if client.faults is not None:
+            await client.faults.hold_down(client.conn)
+        delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+        attempts = 0
+        while True:
+            await asyncio.sleep(next(delays))
+            try:
+                handle = await client.open()
+                break
+            except (TargetError, ConfigError) as exc:
+                client._record(Kind.ERROR, status="connect_failed", error=str(exc))
+                log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
+                attempts += 1
+                if reconnect.attempts is not None and attempts >= reconnect.attempts:
+                    return
+            if finished():
+                return

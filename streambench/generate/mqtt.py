@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 from streambench.capture.schema import Kind
-from streambench.errors import ConfigError, TargetError
-from streambench.generate.context import Inflight, RunContext, backoff, sleep_until
+from streambench.errors import ConfigError
+from streambench.generate.context import Inflight, RunContext, serve_reconnecting, sleep_until
 from streambench.generate.inject import FaultInjector
 from streambench.generate.mqtt_settings import MqttSettings, mqtt_settings
 from streambench.generate.replies import ReplyMatcher
@@ -75,31 +75,7 @@ class MqttConnection:
 
     async def run(self, session: Any) -> None:
         """Keep a session open until the schedule is done and every reply is in."""
-        reconnect = self.ctx.scenario.target.reconnect
-        while True:
-            await self._serve(session)
-            if self._finished():
-                return
-            if self.faults is not None:
-                await self.faults.hold_down(self.conn)
-            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
-            attempts = 0
-            while True:
-                await asyncio.sleep(next(delays))
-                try:
-                    session = await self.open()
-                    break
-                except (TargetError, ConfigError) as exc:
-                    self._record(Kind.ERROR, status="connect_failed", error=str(exc))
-                    attempts += 1
-                    if reconnect.attempts is not None and attempts >= reconnect.attempts:
-                        return
-                if self._finished():
-                    return
-
-    def _finished(self) -> bool:
-        return self.ctx.stop.is_set() or (self.sending_done.is_set()
-                                          and not self.inflight.pending)
+        await serve_reconnecting(self, session)
 
     async def _serve(self, session: Any) -> None:
         self.session = session

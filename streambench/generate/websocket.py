@@ -20,7 +20,6 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -30,12 +29,12 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.context import Inflight, RunContext, backoff, sleep_until
+from streambench.generate.context import Inflight, RunContext, serve_reconnecting, sleep_until
 from streambench.generate.inject import FaultInjector
+from streambench.generate.replies import ReplyMatcher
 from streambench.generate.wspump import WebSocketPump, open_pump
 
 log = logging.getLogger("streambench.websocket")
-_CID_KEY = '"cid":"'
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
 Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
@@ -50,12 +49,10 @@ class WebSocketConnection:
         self.name = f"websocket[{conn}]"
         self.topic = urlsplit(ctx.url).path or "/"
         self.inflight = Inflight(conn, ctx.record)
+        self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic)
         self.ws: WebSocketPump | None = None
         self.connected = asyncio.Event()
         self.sending_done = asyncio.Event()
-        cid_field = ctx.scenario.message.cid_field
-        self.cid_key = _CID_KEY if cid_field == "cid" else f'"{cid_field}":"'
-        self.body_has_error = "error" in ctx.scenario.message.body
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
 
     # -- connecting ----------------------------------------------------------
@@ -83,35 +80,8 @@ class WebSocketConnection:
             raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
-        """Serve an open connection until the schedule is done and replies are in.
-
-        A lost connection is recorded and re-opened with backoff; failures to
-        reconnect are recorded as ``connect_failed`` errors, not raised (the
-        first connection is opened by the engine, where failing is an answer).
-        """
-        ctx = self.ctx
-        reconnect = ctx.scenario.target.reconnect
-        while True:
-            await self._serve(ws)
-            if ctx.stop.is_set() or (self.sending_done.is_set() and not self.inflight.pending):
-                return
-            if self.faults is not None:
-                await self.faults.hold_down(self.conn)
-            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
-            attempts = 0
-            while True:
-                await asyncio.sleep(next(delays))
-                try:
-                    ws = await self.open()
-                    break
-                except (TargetError, ConfigError) as exc:
-                    self._record(Kind.ERROR, status="connect_failed", error=str(exc))
-                    log.info("reconnect failed: %s", exc, extra={"conn": self.conn})
-                    attempts += 1
-                    if reconnect.attempts is not None and attempts >= reconnect.attempts:
-                        return
-                if self.sending_done.is_set() and not self.inflight.pending:
-                    return
+        """Serve an open connection, reconnecting with backoff when it is lost."""
+        await serve_reconnecting(self, ws)
 
     async def _serve(self, ws: WebSocketPump) -> None:
         self.ws = ws
@@ -154,36 +124,9 @@ class WebSocketConnection:
     # -- receiving (called by the pump, synchronously, per message) --------
     def on_reply(self, message: str | bytes) -> None:
         """Match one reply to its request; anything unexpected is an error row."""
-        now = time.monotonic_ns()
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        key = self.cid_key
-        start = message.rfind(key)
-        if start < 0:
-            log.debug("reply without a correlation id", extra={"conn": self.conn})
-            self._record(Kind.ERROR, status="garbage", error="reply without a correlation id",
-                         payload=message[:4096], now=now)
-            return
-        start += len(key)
-        cid = message[start:message.find('"', start)]
-        sent = self.inflight.pending.pop(cid, None)
-        if sent is None:
-            late = cid in self.inflight.late
-            log.debug("late reply" if late else "unmatched reply",
-                      extra={"conn": self.conn, "cid": cid})
-            self._record(Kind.ERROR, status="late" if late else "unmatched", cid=cid,
-                         error="reply after its timeout" if late else "unknown correlation id",
-                         payload=message[:4096], now=now)
-            return
-        seq, intended, sent_at = sent
-        if '"error"' in message and not self.body_has_error:
-            error = _error_text(message)
-            if error is not None:
-                self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent_at,
-                                 len(message), self.topic, "error_reply", error, message))
-                return
-        self.ctx.record((Kind.RECV, now, self.conn, seq, cid, intended, sent_at, len(message),
-                         self.topic, None, None, message))
+        self.matcher.on_reply(message, time.monotonic_ns())
 
     # -- sending -------------------------------------------------------------
     async def send_all(self) -> None:
@@ -275,17 +218,6 @@ class WebSocketConnection:
                 now: int | None = None) -> None:
         self.ctx.record((kind, now or time.monotonic_ns(), self.conn, None, cid, None, None,
                          None, self.topic, status, error, payload))
-
-
-def _error_text(message: str) -> str | None:
-    """The server's error text if the reply is a JSON error object, else None."""
-    try:
-        doc = orjson.loads(message)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(doc, dict) and "error" in doc:
-        return str(doc["error"])
-    return None
 
 
 async def _ping_every(ws: WebSocketPump, interval: float) -> Any:
