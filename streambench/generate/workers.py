@@ -48,6 +48,7 @@ from streambench.generate.runner import (
     _signals,
     _target,
     new_run_id,
+    start_headroom_ns,
 )
 from streambench.generate.shards import (
     ShardSpec,
@@ -202,7 +203,9 @@ async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl
             started = True
             announce()
             if not stopping:
-                backend.start(time.time_ns() + int(backend.start_margin_s * 1e9))
+                largest = max(s.spec.connections for s in shards)
+                backend.start(time.time_ns() + int(backend.start_margin_s * 1e9)
+                              + start_headroom_ns(largest))
         if on_progress is not None and started and time.monotonic() >= next_line:
             next_line = time.monotonic() + every
             on_progress(_line(shards, total_s))

@@ -187,3 +187,20 @@ def test_an_unreachable_target_is_one_line_from_any_number_of_workers(tmp_path: 
     assert "Traceback" not in err
     (manifest,) = store.runs()
     assert manifest["status"] == "failed"
+
+
+# -- many connections (benchmarks/connections.py at a modest scale) -----------------
+def test_hundreds_of_connections_are_held_and_their_memory_is_reported():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "connections.py"), "--connections", "500",
+         "--hold", "2", "--rate", "250", "--heartbeat", "0.5", "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["status"] == "completed"
+    assert figures["connected"] == 500  # a connect event from every connection
+    assert figures["sent"] == figures["received"] == 500
+    assert figures["client_kb_per_conn"] > 0
+    assert figures["target_rss_mb"] > figures["target_idle_mb"] > 0
+    assert figures["connect_s"] is not None
+    assert figures["p99_ms"] is not None
