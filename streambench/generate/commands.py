@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, scenario: Any, *, store: Any, on_progress: Any,
               run: Any) -> Any:
     """One process (``--workers 1``), local worker processes, or a Dask cluster."""
-    from streambench.generate.shards import raise_open_files
+    from streambench.generate.shards import default_workers, raise_open_files
 
     raise_open_files()
     if args.cluster:
@@ -74,7 +74,7 @@ def _dispatch(args: argparse.Namespace, scenario: Any, *, store: Any, on_progres
 
         return run_cluster(scenario, store=store, cluster=args.cluster, run_id=args.run_id,
                            on_progress=on_progress)
-    workers = min(args.workers or 1, scenario.load.connections)  # TODO default_workers()
+    workers = min(args.workers or default_workers(), scenario.load.connections)
     if workers > 1:
         from streambench.generate.workers import run_workers
 
