@@ -204,3 +204,18 @@ def test_hundreds_of_connections_are_held_and_their_memory_is_reported():
     assert figures["target_rss_mb"] > figures["target_idle_mb"] > 0
     assert figures["connect_s"] is not None
     assert figures["p99_ms"] is not None
+
+
+def test_the_python_examples_of_docs_scale_run(tmp_path: Path, monkeypatch):
+    """Every Python block of docs/scale.md runs as written (Spark's needs a cluster: skipped)."""
+    text = (ROOT / "docs" / "scale.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    runnable = [b for b in blocks if "spark." not in b]
+    assert len(runnable) >= 2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "smoke.yaml").write_text(
+        (ROOT / "scenarios" / "smoke.yaml").read_text())
+    for block in runnable:
+        exec(compile(block, "docs/scale.md", "exec"), {})  # noqa: S102 - our own documentation
+    assert Store(tmp_path / "data").runs()
