@@ -121,12 +121,16 @@ def error_pattern(rule: Any, ctx: Context) -> list[Hit]:
 
 
 def _expected_shapes(rule: Any, ctx: Context, shapes: pl.DataFrame) -> set[str]:
+    """Field sets that are not drift: the rule's ``expected``, every one seen in earlier
+    runs, and the one this run started with (the dominant one of its first window
+    with replies). Not the run's overall dominant one: a drift that starts early
+    and lasts becomes the majority, and would make the original shape look odd."""
     expected = set(rule.expected)
     for earlier in ctx.history:
         expected |= set(earlier.schemas["fingerprint"].to_list())
     if shapes.height:
-        totals = shapes.group_by("shape").agg(pl.col("count").sum()).sort("count")
-        expected.add(totals["shape"][-1])  # the run's own dominant field set
+        first = shapes.filter(pl.col("w") == pl.col("w").min()).sort("count", "shape")
+        expected.add(first["shape"][-1])
     return expected
 
 

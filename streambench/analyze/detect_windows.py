@@ -32,9 +32,21 @@ def _samples(metric: str, minimum: int) -> pl.Expr:
     return pl.lit(True)
 
 
+_SEND_RATE = {"sent", "throughput_sent"}
+
+
 def _table(rule: Any, ctx: Context) -> tuple[pl.DataFrame, int, int]:
+    """The window table the rule judges, with its window length and origin (ns).
+
+    A rule about the send rate at a window length of its own gets the cheap
+    send-count table instead of a whole second window table (cached likewise).
+    """
     length = int(rule.window * 1e9)
-    return ctx.metrics.windows_for(rule.window), length, ctx.metrics.prepared.origin(length)
+    origin = ctx.metrics.prepared.origin(length)
+    metric = getattr(rule, "metric", None)
+    if metric in _SEND_RATE and rule.window != ctx.metrics.window_s:
+        return ctx.metrics.send_windows_for(rule.window), length, origin
+    return ctx.metrics.windows_for(rule.window), length, origin
 
 
 def threshold(rule: Any, ctx: Context) -> list[Hit]:
@@ -130,7 +142,12 @@ def statistical(rule: Any, ctx: Context) -> list[Hit]:
     return out
 
 
-_SEQUENCE_COLUMN = {"gaps": "lost", "duplicates": "duplicates", "reorder": "out_of_order"}
+_SEQUENCE_COLUMN = {
+    "gaps": "lost",
+    "duplicates": "duplicates",
+    "reorder": "out_of_order",
+    "unsent": "unsent",
+}
 
 
 def sequence(rule: Any, ctx: Context) -> list[Hit]:

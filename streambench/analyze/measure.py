@@ -14,12 +14,19 @@ from typing import Any
 import polars as pl
 
 from streambench.analyze.frame import Prepared, prepare
+from streambench.analyze.shapes import NON_JSON
 from streambench.analyze.source import scenario_name
 from streambench.analyze.types import iso
-from streambench.analyze.windows import QUANTILES, latency_summary, shape_windows, window_stats
+from streambench.analyze.windows import (
+    QUANTILES,
+    latency_summary,
+    send_windows,
+    shape_windows,
+    window_stats,
+)
 
 _RUN_COUNTS = ("sent", "received", "errors", "timeouts", "lost", "duplicates", "out_of_order",
-               "connects", "reconnects", "disconnects")  # fmt: skip
+               "unsent", "connects", "reconnects", "disconnects")  # fmt: skip
 
 
 @dataclass
@@ -56,6 +63,16 @@ class Metrics:
             self._cache[key] = window_stats(self.prepared, window_s=window_s)
         return self._cache[key]
 
+    def send_windows_for(self, window_s: float) -> pl.DataFrame:
+        """Sends per window of ``window_s`` (``w``, ``start``, ``active``, ``sent``,
+        ``throughput_sent``): the cheap table for send-rate rules (cached)."""
+        if window_s == self.window_s:
+            return self.windows
+        key = ("send_windows", window_s)
+        if key not in self._cache:
+            self._cache[key] = send_windows(self.prepared, window_s=window_s)
+        return self._cache[key]
+
     def shapes_for(self, window_s: float) -> pl.DataFrame:
         """Replies per (window, schema fingerprint) for ``window_s`` (cached)."""
         key = ("shapes", window_s)
@@ -72,6 +89,25 @@ class Metrics:
             pl.col("first_seen", "last_seen").map_elements(iso, return_dtype=pl.String)
         )
         return {"run": self.run, "windows": windows.to_dicts(), "schemas": schemas.to_dicts()}
+
+
+def _unclosed_as_non_json(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Reply payloads that open a JSON object but never close it read as ``<non-json>``.
+
+    A truncated object (``{"cid":"0-3","seq":3``, what a ``malformed`` fault
+    echoes back) still has readable keys, so its field set would look like the
+    normal one and schema drift could not see it. Fused into the one collect of
+    :func:`prepare`; cheap (a suffix test per reply).
+    """
+    if "payload" not in events.collect_schema().names():
+        return events
+    payload = pl.col("payload")
+    unclosed = (
+        (pl.col("kind").cast(pl.String) == "recv")
+        & payload.str.starts_with("{")
+        & ~payload.str.strip_chars_end().str.ends_with("}")
+    )
+    return events.with_columns(payload=pl.when(unclosed).then(pl.lit(NON_JSON)).otherwise(payload))
 
 
 def _schemas(prep: Prepared) -> pl.DataFrame:
@@ -145,6 +181,8 @@ def metrics(
     manifest = manifest or {}
     scenario = manifest.get("scenario") if isinstance(manifest.get("scenario"), dict) else {}
     timeout_s = float(((scenario or {}).get("load") or {}).get("timeout") or 5.0)
+    if payloads:
+        events = _unclosed_as_non_json(events)
     prep = prepare(events, timeout_s=timeout_s, payloads=payloads)
     windows = window_stats(prep, window_s=window)
     schemas = _schemas(prep)

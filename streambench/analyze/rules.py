@@ -101,7 +101,7 @@ class StatisticalRule(_Rule):
 
 class SequenceRule(_Rule):
     kind: Literal["sequence"]
-    check: Literal["gaps", "duplicates", "reorder"]
+    check: Literal["gaps", "duplicates", "reorder", "unsent"]
     min_count: int = Field(default=1, ge=1)
 
 

@@ -11,6 +11,15 @@ the same. Then:
 * an anomaly is a **true positive** if it matches any fault, else a **false
   positive**.
 
+**Baseline conditions are not faults.** The built-in target's latency knob
+writes one ``delay`` row (``source`` ``target``, ``detail``
+``latency=20ms jitter=5ms``) covering its whole serving time: a steady added
+latency for the whole run, a property of the system under test like its normal
+service time, not an incident with a start and an end. Such rows are left out:
+not counted as faults to detect, and an anomaly overlapping only them is a
+false positive. A ``delay`` fault in a window (client-side messages held back,
+or any other source) is an incident and is scored.
+
 Per fault kind: recall is detected / injected faults of that kind; precision
 is true positives attributed to the kind / all anomalies attributed to it. A
 matching anomaly is attributed to the kinds of the faults it matches (those in
@@ -96,6 +105,12 @@ class _Fault:
     end: int
 
 
+def _is_baseline(row: Mapping[str, Any]) -> bool:
+    """The target's steady latency knob: a property of the run, not an incident."""
+    return (row.get("source") == "target" and row["kind"] == "delay"
+            and str(row.get("detail") or "").startswith("latency="))  # fmt: skip
+
+
 def _faults(truth: Any) -> list[_Fault]:
     if isinstance(truth, pl.LazyFrame):
         truth = truth.collect()
@@ -103,6 +118,7 @@ def _faults(truth: Any) -> list[_Fault]:
     return [
         _Fault(r.get("run_id"), r["kind"], parse_time_ns(r["start"]), parse_time_ns(r["end"]))
         for r in rows
+        if not _is_baseline(r)
     ]
 
 

@@ -13,9 +13,14 @@ Two clocks, on purpose:
 * ``received``, ``connects``, ``reconnects`` and ``disconnects`` at the time
   they were observed (``ts``): throughput is what the client actually saw.
 
-``disconnects`` counts only closes before the run's last send (the tear-down at
-the end is not churn). ``active`` marks windows at least 90% inside the
-sending period: rules about rates ignore the partial windows at both ends.
+``disconnects`` counts only closes of a connection that still had messages
+scheduled after them (a connection closing once its own schedule is done is
+tear-down, not churn, even while other connections are still sending).
+``unsent`` counts message numbers missing from a connection's sequence: no
+send, error or timeout row was ever recorded for them (the client skipped
+them), placed at the intended time of the next message it did record.
+``active`` marks windows at least 90% inside the sending period: rules about
+rates ignore the partial windows at both ends.
 Latency quantiles are exact nearest-rank values: the smallest observed latency
 with at least q of the window's replies at or below it.
 """
@@ -35,7 +40,7 @@ QUANTILES: dict[str, float] = {
 }
 COUNT_COLUMNS = (
     "sent", "received", "replies", "errors", "timeouts", "lost", "duplicates",
-    "out_of_order", "connects", "reconnects", "disconnects",
+    "out_of_order", "unsent", "connects", "reconnects", "disconnects",
 )  # fmt: skip
 
 WINDOW_METRICS: tuple[str, ...] = (
@@ -75,20 +80,38 @@ def _by_problem_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
     return [_kind_counts(prep.frame, w, names), lag]
 
 
+def _last_scheduled(prep: Prepared) -> pl.DataFrame:
+    """Per connection, the intended time of its last message (sent or not)."""
+    rows = prep.rows("send", "error", "timeout").filter(pl.col("seq").is_not_null())
+    return rows.group_by("conn").agg(last_due=pl.col("at").max())
+
+
 def _by_observed_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
     k = pl.col("kind")
-    sends = prep.rows("send")["ts"]
-    last_send = sends.max() if sends.len() else 0
     churn = prep.rows("connect", "disconnect").sort("ts", maintain_order=True)
     churn = (
-        churn.with_columns(
+        churn.join(_last_scheduled(prep), on="conn", how="left")
+        .with_columns(
             reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
-            mid_run=(k == "disconnect") & (pl.col("ts") < last_send),
+            mid_run=(k == "disconnect") & (pl.col("ts") < pl.col("last_due")).fill_null(False),
         )
         .group_by(w)
         .agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
     )
     return [_kind_counts(prep.frame, w, {"recv": "received", "connect": "connects"}), churn]
+
+
+def _unsent(prep: Prepared) -> pl.DataFrame:
+    """Gaps in each connection's message numbers: ``at`` (of the next message), ``unsent``.
+
+    One sort of an int64 key ``(conn << 40) | seq``: a step of more than one
+    between neighbours of the same connection is a gap (a step across
+    connections is at least 2**39 and ignored; repeated numbers step by 0).
+    """
+    rows = prep.rows("send", "error", "timeout").filter(pl.col("seq").is_not_null())
+    keyed = rows.select(key=pl.col("conn").cast(pl.Int64) * (1 << 40) + pl.col("seq"), at="at")
+    steps = keyed.sort("key").with_columns(unsent=pl.col("key").diff() - 1)
+    return steps.filter(pl.col("unsent") > 0, pl.col("unsent") < 1 << 39).select("at", "unsent")
 
 
 def _latency(prep: Prepared, w: pl.Expr) -> pl.DataFrame:
@@ -108,6 +131,29 @@ def _active(prep: Prepared, length: int) -> pl.Expr:
     return overlap >= 0.9 * length
 
 
+def send_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
+    """The cheap subset of :func:`window_stats` for rules about the send rate:
+    ``w``, ``start``, ``active``, ``sent``, ``throughput_sent``."""
+    length = int(window_s * 1e9)
+    origin = prep.origin(length)
+    sends = prep.rows("send").group_by(((pl.col("at") - origin) // length).alias("w"))
+    counts = sends.agg(sent=pl.len())
+    last = int(counts["w"].max()) if counts.height else -1  # type: ignore[arg-type]
+    table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
+    return (
+        table.join(counts, on="w", how="left")
+        .with_columns(pl.col("sent").fill_null(0))
+        .with_columns(
+            active=_active(prep, length),
+            start=pl.from_epoch(pl.col("w") * length + origin, time_unit="ns").dt.replace_time_zone(
+                "UTC"
+            ),
+            throughput_sent=pl.col("sent") / window_s,
+        )
+        .sort("w")
+    )
+
+
 def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     """One row per window: counts, rates, throughput, latency quantiles, schedule lag."""
     length = int(window_s * 1e9)
@@ -120,6 +166,7 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
     for name, exceptions in (("lost", prep.lost), ("duplicates", prep.duplicates),
                              ("out_of_order", prep.reordered)):  # fmt: skip
         parts.append(exceptions.group_by(at).agg(pl.len().alias(name)))
+    parts.append(_unsent(prep).group_by(at).agg(pl.col("unsent").sum().cast(pl.UInt32)))
     last = max((int(p["w"].max()) for p in parts if p.height), default=-1)  # type: ignore[arg-type]
     table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
     for part in parts:
