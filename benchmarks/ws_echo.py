@@ -98,7 +98,8 @@ def raw_rate(url: str, connections: int, seconds: float, window: int) -> float:
 
 def streambench_at(rate: float, scenario: Path, store: str, seconds: float) -> dict:
     done = subprocess.run([sys.executable, "-m", "streambench", "run", str(scenario), "--rate",
-                           f"{rate:.0f}", "--store", store, "--json", "--progress", "never"],
+                           f"{rate:.0f}", "--store", store, "--json", "--progress", "never",
+                           "--workers", "1"],  # one client core, like the raw client
                           capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 from collections.abc import Callable
 
@@ -26,6 +27,34 @@ def as_scenario(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
     return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
 
+def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
+            cluster: str | None = None, run_id: str | None = None,
+            on_progress: Callable[[Progress], None] | None = None,
+            handle_signals: bool = True) -> RunResult:
+    """Run a resolved scenario in this process, in local worker processes, or on Dask.
+
+    ``workers``: processes sharing the connections (None: every core; 1: this
+    process). ``cluster``: ``tcp://scheduler:8786`` or ``local:N`` (see
+    docs/scale.md); it takes precedence over ``workers``. Blocking.
+    """
+    from streambench.generate.shards import default_workers, raise_open_files
+
+    raise_open_files()
+    if cluster:
+        from streambench.generate.cluster import run_cluster
+
+        return run_cluster(scenario, store=store, cluster=cluster, run_id=run_id,
+                           on_progress=on_progress, handle_signals=handle_signals)
+    processes = min(workers or default_workers(), scenario.load.connections)
+    if processes > 1:
+        from streambench.generate.workers import run_workers
+
+        return run_workers(scenario, store=store, workers=processes, run_id=run_id,
+                           on_progress=on_progress, handle_signals=handle_signals)
+    return _run_blocking(scenario, store=store, run_id=run_id, on_progress=on_progress,
+                         handle_signals=handle_signals)
+
+
 def run(
     scenario: Scenario | str | os.PathLike[str],
     *,
@@ -37,24 +66,28 @@ def run(
     duration: float | None = None,
     target: str | None = None,
     seed: int | None = None,
+    # scale
+    workers: int | None = 1,
+    cluster: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> RunResult:
     """Run a scenario (a Scenario or a YAML path) to the end; return its summary.
 
-    Blocking. Inside a running event loop (a Jupyter cell) the run gets its
-    own loop in a worker thread, so the same call works in a notebook.
+    Blocking. Inside a running event loop (a Jupyter cell) the run is driven
+    from a worker thread, so the same call works in a notebook. ``workers``
+    defaults to 1 here (the CLI's default is every core).
     """
     resolved = with_overrides(as_scenario(scenario), rate=rate, connections=connections,
                               duration=duration, target=target, seed=seed)
-    if _loop_running():
-        from streambench.generate.background import BackgroundRun
 
-        handle = BackgroundRun(resolved, store=open_store(store), run_id=run_id)
-        if on_progress is not None:
-            handle.on_progress = on_progress
-        return handle.start().result()
-    return _run_blocking(resolved, store=open_store(store), run_id=run_id,
-                         on_progress=on_progress, handle_signals=False)
+    def go() -> RunResult:
+        return execute(resolved, store=open_store(store), workers=workers, cluster=cluster,
+                       run_id=run_id, on_progress=on_progress, handle_signals=False)
+
+    if not _loop_running():
+        return go()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streambench-run") as pool:
+        return pool.submit(go).result()
 
 
 def _loop_running() -> bool:
@@ -65,4 +98,4 @@ def _loop_running() -> bool:
     return True
 
 
-__all__ = ["as_scenario", "open_store", "run", "run_async"]
+__all__ = ["as_scenario", "execute", "open_store", "run", "run_async"]

@@ -66,8 +66,9 @@ class Redactor:
         provider = key_provider or load_key_provider(key_file=policy.key_file)
         if policy.hash and provider is None:
             raise ConfigError(
-                "capture.redaction.hash lists fields but no hash key is available: "
-                "set $STREAMBENCH_HASH_KEY or capture.redaction.key_file"
+                "capture.redaction.hash lists fields but no hash key is available: run "
+                "`streambench keys init`, or set $STREAMBENCH_HASH_KEY or "
+                "capture.redaction.key_file"
             )
         self.hasher = Hasher(provider) if provider is not None else None
         self.scanner = Scanner()

@@ -40,9 +40,9 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from streambench.analyze.summary import format_summary
+    from streambench.api import execute
     from streambench.capture.store import Store
     from streambench.errors import RunInterrupted
-    from streambench.generate.runner import run
     from streambench.scenario.load import load_scenario, with_overrides
 
     scenario = with_overrides(
@@ -52,8 +52,8 @@ def _run(args: argparse.Namespace) -> int:
     store = Store(store_root(args.store))
     show = args.progress == "always" or (args.progress == "auto" and is_terminal())
     try:
-        result = _dispatch(args, scenario, store=store,
-                           on_progress=_progress_printer() if show else None, run=run)
+        result = execute(scenario, store=store, workers=args.workers, cluster=args.cluster,
+                         run_id=args.run_id, on_progress=_progress_printer() if show else None)
     except RunInterrupted as exc:
         summary = _summary_after_interrupt(store, exc.run_id)
         _print(summary, as_json=args.json, format_summary=format_summary)
@@ -61,26 +61,6 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     _print(result.summary, as_json=args.json, format_summary=format_summary)
     return 0 if result.status == "completed" else 1
-
-
-def _dispatch(args: argparse.Namespace, scenario: Any, *, store: Any, on_progress: Any,
-              run: Any) -> Any:
-    """One process (``--workers 1``), local worker processes, or a Dask cluster."""
-    from streambench.generate.shards import default_workers, raise_open_files
-
-    raise_open_files()
-    if args.cluster:
-        from streambench.generate.cluster import run_cluster
-
-        return run_cluster(scenario, store=store, cluster=args.cluster, run_id=args.run_id,
-                           on_progress=on_progress)
-    workers = min(args.workers or default_workers(), scenario.load.connections)
-    if workers > 1:
-        from streambench.generate.workers import run_workers
-
-        return run_workers(scenario, store=store, workers=workers, run_id=args.run_id,
-                           on_progress=on_progress)
-    return run(scenario, store=store, run_id=args.run_id, on_progress=on_progress)
 
 
 def _positive(text: str) -> int:

@@ -90,7 +90,7 @@ class WebSocketConnection:
         helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
         heartbeat = self.ctx.scenario.load.heartbeat
         if heartbeat:
-            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat),
+            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat, conn=self.conn),
                                                name=f"{self.name}.heartbeat"))
         try:
             await asyncio.shield(ws.closed)
@@ -220,8 +220,14 @@ class WebSocketConnection:
                          None, self.topic, status, error, payload))
 
 
-async def _ping_every(ws: WebSocketPump, interval: float) -> Any:
-    """Heartbeats keep idle connections alive through proxies and NAT."""
+async def _ping_every(ws: WebSocketPump, interval: float, *, conn: int) -> Any:
+    """Heartbeats keep idle connections alive through proxies and NAT.
+
+    Each connection pings at its own phase of the interval (a golden-ratio
+    spread), so 10,000 connections opened together do not all ping in the
+    same instant and stall the event loop every interval.
+    """
+    await asyncio.sleep(interval * ((conn * 0.6180339887) % 1.0))
     while ws.open:
-        await asyncio.sleep(interval)
         ws.ping()
+        await asyncio.sleep(interval)
