@@ -88,6 +88,12 @@ def _columns(events: pl.LazyFrame) -> tuple[list[pl.Expr], set[str]]:
         lag.alias("lag_ms"),
         pl.when(kind.is_in(["error", "timeout"])).then(col("error", pl.String)).alias("error"),
         col("status", pl.String).alias("status"),
+        # A second reply to a message already answered is recorded by the clients as
+        # an "unmatched" error row (it resolves nothing); its cid ("<conn>-<seq>")
+        # says which message it echoed, so duplicates are counted from it here.
+        pl.when((kind == "error") & (col("status", pl.String) == "unmatched"))
+        .then(col("cid", pl.String).str.extract(r"-(\d+)$").cast(pl.Int64))
+        .alias("echo_seq"),
     ], names
 
 
@@ -109,6 +115,11 @@ def _reply_order(prep: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not replies["ts"].is_sorted():
         replies = replies.sort("ts", maintain_order=True)
     duplicates = replies.filter(~_key().is_first_distinct())
+    echoes = prep.rows("error").filter(pl.col("echo_seq").is_not_null())
+    if echoes.height:
+        echoes = echoes.select("ts", "at", "conn", seq=pl.col("echo_seq"))
+        answered = replies.select(k=_key())["k"].implode()
+        duplicates = pl.concat([duplicates, echoes.filter(_key().is_in(answered))])
     prior_max = pl.col("seq").cum_max().shift(1).over("conn")
     reordered = replies.filter(pl.col("seq") < prior_max)
     return duplicates.drop("ts"), reordered.drop("ts")

@@ -92,6 +92,14 @@ def test_duplicates_come_back_as_unmatched_replies(run: Run):
     assert len(unmatched) >= duplicates.height - near_cut.height > 0
 
 
+def test_the_metrics_count_each_echoed_duplicate(run: Run):
+    from streambench.analyze import metrics
+
+    echoed = run.of("error", "unmatched")  # each is the echo of a message already answered
+    measured = metrics(pl.LazyFrame(run.events.drop("offset_ms")), manifest=run.result.manifest)
+    assert measured.run["duplicates"] == echoed.height > 0
+
+
 def test_reordered_messages_leave_after_later_ones(run: Run):
     reordered = run.of("fault", "reorder").select("conn", "seq")
     assert reordered.height
