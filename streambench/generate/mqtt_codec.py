@@ -171,6 +171,14 @@ def _long_length(buffer: bytes, start: int, end: int) -> tuple[int, int]:
     return 0, -1
 
 
+def _skip_properties(body: bytes, pos: int) -> int:
+    """Index after an MQTT 5 property block (its length, then the properties) at ``pos``."""
+    length, after = _long_length(body, pos, len(body))
+    if after < 0:
+        raise ProtocolViolation("property length runs past the packet")
+    return after + length
+
+
 def publish_fields(first: int, body: bytes, *, version: int) -> tuple[bytes, int, bytes]:
     """``(topic, packet id, payload)`` of a PUBLISH body (packet id 0 at QoS 0)."""
     n = (body[0] << 8) | body[1]
@@ -181,15 +189,7 @@ def publish_fields(first: int, body: bytes, *, version: int) -> tuple[bytes, int
         packet_id = (body[pos] << 8) | body[pos + 1]
         pos += 2
     if version == 5:
-        length, shift = 0, 0
-        while True:
-            byte = body[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-        pos += length
+        pos = _skip_properties(body, pos)
     return topic, packet_id, body[pos:]
 
 
@@ -204,13 +204,5 @@ def suback_codes(body: bytes, *, version: int) -> bytes:
     """The granted QoS / reason codes of a SUBACK body (>= 0x80 is a refusal)."""
     pos = 2
     if version == 5:
-        length, shift = 0, 0
-        while True:
-            byte = body[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-        pos += length
+        pos = _skip_properties(body, pos)
     return body[pos:]
