@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from streambench.capture.store import Store
+from streambench.generate.shards import PART_STRIDE
 from streambench.scenario.model import Scenario
 
 # Slow machines can scale every wait in the tests (like websockets' tests/utils.py MS).
@@ -52,3 +54,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def running_workers(store: Store) -> list[dict[str, Any]] | None:
+    """The worker list of the running manifest of a sharded run, once every shard is ready."""
+    runs = store.runs()
+    return runs[0].get("workers") if runs else None
+
+
+def parts_of(store: Store, worker: int) -> list[str]:
+    """The event parts one worker of a sharded run wrote (parts are numbered per worker)."""
+    return [p for p in store.parts("events")
+            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]

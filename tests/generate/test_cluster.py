@@ -8,27 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from streambench.capture.store import Store
 from streambench.generate.cluster import run_cluster
-from streambench.generate.shards import PART_STRIDE
-from tests.helpers import scenario, wait_for, write_scenario
+from tests.helpers import parts_of, running_workers, scenario, wait_for, write_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def running_workers(store: Store) -> list[dict[str, Any]] | None:
-    """The worker list of the running manifest, once every shard is ready."""
-    runs = store.runs()
-    return runs[0].get("workers") if runs else None
-
-
-def parts_of(store: Store, worker: int) -> list[str]:
-    return [p for p in store.parts("events")
-            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
 
 
 def test_a_local_cluster_run_keeps_the_contract_of_local_workers(store: Store):

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -24,7 +23,7 @@ from streambench.generate.shards import (
     split,
 )
 from streambench.generate.workers import run_workers
-from tests.helpers import scenario, wait_for, write_scenario
+from tests.helpers import parts_of, running_workers, scenario, wait_for, write_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,17 +119,6 @@ def start_cli(tmp_path: Path, *args: str, duration: str = "60s"
         start_new_session=True,
     )
     return proc, store
-
-
-def running_workers(store: Store) -> list[dict[str, Any]] | None:
-    """The worker list of the running manifest, once every shard is ready."""
-    runs = store.runs()
-    return runs[0].get("workers") if runs else None
-
-
-def parts_of(store: Store, worker: int) -> list[str]:
-    return [p for p in store.parts("events")
-            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
 
 
 def test_a_worker_killed_by_sigkill_makes_the_run_partial_and_is_named(tmp_path: Path):
