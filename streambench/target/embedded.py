@@ -39,7 +39,8 @@ STDERR_TAIL_LINES = 10
 
 def serve_argv(faults: ServerFaults, *, faults_out: str) -> list[str]:
     """The child's command line for these knobs (only knobs that differ from the default)."""
-    argv = [sys.executable, "-m", "streambench", "serve", "--port", "0", "--faults-out", faults_out]
+    argv = [sys.executable, "-m", "streambench", "serve", "--port", "0", "--faults-out", faults_out,
+            "--exit-with-parent", str(os.getpid())]
     for field, value in faults.model_dump(exclude_defaults=True).items():
         if value is not None:
             argv += [f"--{field.replace('_', '-')}", repr(value) if field != "seed" else str(value)]

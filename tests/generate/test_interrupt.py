@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from streambench.capture.store import Store
@@ -46,13 +46,26 @@ def test_a_signal_flushes_everything_and_marks_the_run_aborted(tmp_path: Path, s
     assert not list(Path(store.path).rglob("*.tmp"))
 
 
-def test_kill_9_leaves_a_store_that_reads_cleanly(tmp_path: Path):
+def test_kill_9_leaves_a_store_that_reads_cleanly_and_no_process_behind(tmp_path: Path):
     proc, store = start_run(tmp_path)
-    os.killpg(proc.pid, signal.SIGKILL)  # the run and its embedded target, all at once
-    proc.communicate(timeout=30)
+    children = psutil.Process(proc.pid).children()  # the embedded target, and any workers
+    assert any("serve" in child.cmdline() for child in children)
+    try:
+        proc.kill()  # kill -9 of the run only
+        proc.communicate(timeout=30)
+        # the target gets SIGTERM from the kernel (PR_SET_PDEATHSIG); workers see their
+        # driver's pipe close; both stop on their own
+        wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                                 for c in children),
+                 timeout=15, what="the run's child processes to exit")
+    finally:
+        for child in children:
+            if child.is_running():
+                child.kill()  # never leave our own processes behind
     (manifest,) = store.runs()
     assert manifest["status"] == "aborted"  # "running", but its process is gone
     assert manifest["stale"] is True
     events = store.events(manifest["run_id"]).collect()
     assert events.height > 0
-    assert events["kind"].is_in(["connect", "send", "recv"]).all()
+    assert events["kind"].is_in(["connect", "send", "recv", "error", "timeout",
+                                 "disconnect"]).all()

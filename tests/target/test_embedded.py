@@ -72,6 +72,8 @@ def test_serve_argv_passes_only_knobs_that_differ() -> None:
         "0",
         "--faults-out",
         "/tmp/f",
+        "--exit-with-parent",
+        str(os.getpid()),
         "--latency",
         "0.02",
         "--seed",
