@@ -117,6 +117,8 @@ class SseConnection:
         failures = 0
         while not self._done():
             await asyncio.sleep(next(delays))
+            if self._done():
+                return None
             try:
                 return await self.open()
             except (TargetError, ConfigError) as exc:
@@ -134,7 +136,12 @@ class SseConnection:
         self._record(Kind.CONNECT, status=str(response.status))
         reason = "stream ended"
         try:
-            await self._read(response)
+            # Bounded by the run's end whoever opened this stream: a stream reopened
+            # just as the run ended must not be read forever.
+            async with asyncio.timeout(max(self.ctx.end_mono - time.monotonic_ns(), 0) / 1e9):
+                await self._read(response)
+        except TimeoutError:
+            reason = "run ended"
         except (aiohttp.ClientError, OSError) as exc:
             reason = f"stream broken: {type(exc).__name__}"
         finally:
