@@ -9,9 +9,10 @@ core) once and measures, in the same run, one client process:
   sockets, ``--concurrency`` requests in flight at all times (POST of a small
   JSON body, response read in full);
 * streambench: a full ``run_async`` with ``protocol: http`` (open-model
-  schedule, one task per request, capture, redaction, Parquet) at an offered
-  rate above what it can do, so the figure is its ceiling: answered requests /
-  (last answer - first request).
+  schedule, capture, redaction, Parquet) at an offered rate above what it can
+  do, so the figure is its ceiling: answered requests / (last answer - first
+  request); once with the default engine (``lean``: keep-alive sockets and
+  httptools' C parser) and once with ``http_engine: aiohttp``.
 
 Rounds alternate raw and streambench ``--repeat`` times and the best of each
 counts (other work on a shared machine only ever slows a round down). Prints
@@ -59,12 +60,12 @@ async def raw_aiohttp(url: str, *, requests: int, concurrency: int) -> float:
         return requests / (time.perf_counter() - started)
 
 
-async def streambench(url: str, *, rate: float, seconds: float, store: Store
+async def streambench(url: str, *, rate: float, seconds: float, store: Store, engine: str
                       ) -> tuple[float, int, int]:
     """(answered/s, sent, received) of one full streambench HTTP run."""
     scenario = Scenario.model_validate({
         "name": "http-echo",
-        "target": {"protocol": "http", "url": url},
+        "target": {"protocol": "http", "url": url, "http_engine": engine},
         "load": {"connections": 1, "rate": rate, "duration": seconds, "timeout": "30s"},
         "message": {"body": {"text": "hello from the benchmark, a short sentence",
                              "value": 1.5}},
@@ -80,18 +81,20 @@ async def streambench(url: str, *, rate: float, seconds: float, store: Store
 
 async def measure(args: argparse.Namespace, store: Store) -> dict[str, float]:
     """Best of ``--repeat`` alternating rounds of each (a shared machine is noisy)."""
-    figures = {"raw aiohttp": 0.0, "streambench": 0.0}
+    figures = {"raw aiohttp": 0.0, "streambench": 0.0, "streambench, aiohttp engine": 0.0}
+    engines = {"streambench": "lean", "streambench, aiohttp engine": "aiohttp"}
     async with EmbeddedTarget(ServerFaults()) as target:
         url = target.http_url + "echo"
         for _ in range(args.repeat):
             raw = await raw_aiohttp(url, requests=args.requests, concurrency=args.concurrency)
-            # Offered above the raw ceiling: the figure is what streambench gets answered.
-            per_s, sent, received = await streambench(url, rate=raw * 1.2,
-                                                      seconds=args.seconds, store=store)
-            if received != sent:
-                print(f"  note: {sent - received} of {sent} requests not answered")
-            figures = {"raw aiohttp": max(raw, figures["raw aiohttp"]),
-                       "streambench": max(per_s, figures["streambench"])}
+            figures["raw aiohttp"] = max(raw, figures["raw aiohttp"])
+            for name, engine in engines.items():
+                # Offered above the raw ceiling: the figure is what streambench gets answered.
+                per_s, sent, received = await streambench(
+                    url, rate=raw * 1.5, seconds=args.seconds, store=store, engine=engine)
+                if received != sent:
+                    print(f"  note: {name}: {sent - received} of {sent} requests not answered")
+                figures[name] = max(per_s, figures[name])
     return figures
 
 
@@ -114,9 +117,9 @@ def main() -> None:
     raw = figures["raw aiohttp"]
     print("HTTP POST echo against the embedded target on 127.0.0.1, one client process")
     for name, per_s in figures.items():
-        print(f"  {name:<14} {per_s:>9,.0f} requests/s   {per_s / raw:5.2f} x raw")
+        print(f"  {name:<28} {per_s:>9,.0f} requests/s   {per_s / raw:5.2f} x raw")
     ratio = figures["streambench"] / raw
-    print(f"goal streambench >= {GOAL_RATIO} x raw: {ratio:.2f} "
+    print(f"goal streambench (default engine) >= {GOAL_RATIO} x raw: {ratio:.2f} "
           f"{'ok' if ratio >= GOAL_RATIO else 'MISSED'}")
 
 

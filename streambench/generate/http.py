@@ -35,6 +35,7 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.clients import os_reason
 from streambench.generate.context import Inflight, RunContext, sleep_until
+from streambench.generate.http_lean import LeanSession
 from streambench.generate.inject import FaultInjector
 
 POOL_SIZE = 100  # keep-alive sockets per connection
@@ -60,10 +61,16 @@ class HttpConnection:
         self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https"
                                                                else 80)
         self.topic = parts.path or "/"
+        self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        engine = ctx.scenario.target.http_engine
+        if engine == "lean" and parts.scheme != "http":
+            raise ConfigError("target.http_engine: lean speaks plain http:// only; use "
+                              "aiohttp (or auto) for https://")
+        self.lean = engine == "lean" or (engine == "auto" and parts.scheme == "http")
         self.url = URL(ctx.url)  # parsed once, not per request
         self.method = ctx.scenario.target.method.upper()
         self.inflight = Inflight(conn, ctx.record)
-        self.session: aiohttp.ClientSession | None = None
+        self.session: aiohttp.ClientSession | LeanSession | None = None
         self.sending_done = asyncio.Event()
         self.faults: FaultInjector | None = None
         self._requests: set[asyncio.Task[None]] = set()  # workers and re-openers
@@ -86,7 +93,12 @@ class HttpConnection:
             await writer.wait_closed()
         return self._new_session()
 
-    def _new_session(self) -> aiohttp.ClientSession:
+    def _new_session(self) -> aiohttp.ClientSession | LeanSession:
+        if self.lean:
+            headers = {**_CONTENT_TYPE, **self.ctx.headers}
+            return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
+                               method=self.method, headers=headers, size=POOL_SIZE,
+                               timeout=2 * self.ctx.scenario.load.timeout + 1)
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
         # One timer per request: a bound so that no request outlives the run. The
@@ -98,7 +110,7 @@ class HttpConnection:
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
-    async def run(self, session: aiohttp.ClientSession) -> None:
+    async def run(self, session: aiohttp.ClientSession | LeanSession) -> None:
         """Hold the pool open until the schedule is done and every request has ended."""
         self.session = session
         self._record(Kind.CONNECT, status="open")
@@ -178,12 +190,16 @@ class HttpConnection:
         finally:
             self._workers -= 1
 
-    async def _request(self, session: aiohttp.ClientSession, cid: str, data: bytes, *,
+    async def _request(self, session: aiohttp.ClientSession | LeanSession, cid: str,
+                       data: bytes, *,
                        copy: bool) -> None:
         try:
-            async with session.request(self.method, self.url, data=data) as response:
-                body = await response.read()
-                status, reason = response.status, response.reason
+            if isinstance(session, LeanSession):
+                status, reason, body = await session.request(data)
+            else:
+                async with session.request(self.method, self.url, data=data) as response:
+                    body = await response.read()
+                    status, reason = response.status, response.reason
         except (aiohttp.ClientError, OSError) as exc:
             if not copy:
                 self._resolve(cid, Kind.ERROR, "disconnected", _describe(exc))

@@ -156,6 +156,9 @@ class Target(_Model):
     will: Will | None = None
     # auto: the lean built-in codec for mqtt(s)://, aiomqtt for MQTT over ws(s)://
     mqtt_engine: Literal["auto", "wire", "aiomqtt"] = "auto"
+    # HTTP client: lean (plain http://, keep-alive, httptools' C parser; the fastest),
+    # aiohttp (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
+    http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
     # HTTP
     method: str = "POST"
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from streambench.capture.store import Store
-from streambench.errors import TargetError, TargetUnreachable
+from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.runner import run_async
 from tests.helpers import free_port, scenario
 
@@ -42,8 +42,9 @@ def accounted(s: dict) -> None:
     assert s["sent"] == s["received"] + s["errors"] + s["timeouts"]
 
 
-async def test_status_codes_and_errors_are_accounted(store: Store):
-    sc = scenario(target={"protocol": "http", "url": "embedded",
+@pytest.mark.parametrize("engine", ["lean", "aiohttp"])
+async def test_status_codes_and_errors_are_accounted(store: Store, engine: str):
+    sc = scenario(target={"protocol": "http", "url": "embedded", "http_engine": engine,
                           "server": {"error_rate": 0.2, "disconnect_rate": 0.1, "seed": 5}},
                   load={"connections": 2, "rate": 200, "duration": "1s"})
     result = await run_async(sc, store=store)
@@ -188,3 +189,10 @@ async def test_a_refused_event_stream_is_named(store: Store, http_server):
     url = await http_server(refuse)
     with pytest.raises(TargetError, match="refused the event stream: HTTP 404"):
         await run_async(scenario(target={"protocol": "sse", "url": url + "/nope"}), store=store)
+
+
+async def test_the_lean_engine_refuses_https_in_one_line(store: Store):
+    sc = scenario(target={"protocol": "http", "url": "https://127.0.0.1:1/x",
+                          "http_engine": "lean"})
+    with pytest.raises(ConfigError, match="lean speaks plain http:// only"):
+        await run_async(sc, store=store)
