@@ -62,13 +62,17 @@ class HttpConnection:
                                                                else 80)
         self.topic = parts.path or "/"
         self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.method = ctx.scenario.target.method.upper()
         engine = ctx.scenario.target.http_engine
         if engine == "lean" and parts.scheme != "http":
             raise ConfigError("target.http_engine: lean speaks plain http:// only; use "
                               "aiohttp (or auto) for https://")
-        self.lean = engine == "lean" or (engine == "auto" and parts.scheme == "http")
+        if engine == "lean" and self.method == "HEAD":
+            raise ConfigError("target.http_engine: lean does not send HEAD requests; use "
+                              "aiohttp (or auto)")
+        self.lean = engine == "lean" or (engine == "auto" and parts.scheme == "http"
+                                         and self.method != "HEAD")
         self.url = URL(ctx.url)  # parsed once, not per request
-        self.method = ctx.scenario.target.method.upper()
         self.inflight = Inflight(conn, ctx.record)
         self.session: aiohttp.ClientSession | LeanSession | None = None
         self.sending_done = asyncio.Event()
