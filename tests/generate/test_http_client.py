@@ -191,8 +191,14 @@ async def test_a_refused_event_stream_is_named(store: Store, http_server):
         await run_async(scenario(target={"protocol": "sse", "url": url + "/nope"}), store=store)
 
 
-async def test_the_lean_engine_refuses_https_in_one_line(store: Store):
-    sc = scenario(target={"protocol": "http", "url": "https://127.0.0.1:1/x",
+@pytest.mark.parametrize(
+    ("url", "method", "message"),
+    [("https://127.0.0.1:1/x", "POST", "lean speaks plain http:// only"),
+     ("http://127.0.0.1:1/x", "HEAD", "lean does not send HEAD requests")],
+)
+async def test_the_lean_engine_refuses_what_it_cannot_do_in_one_line(
+        store: Store, url: str, method: str, message: str):
+    sc = scenario(target={"protocol": "http", "url": url, "method": method,
                           "http_engine": "lean"})
-    with pytest.raises(ConfigError, match="lean speaks plain http:// only"):
+    with pytest.raises(ConfigError, match=message):
         await run_async(sc, store=store)
