@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streambench.analyze.rules import default_rules_path
+from streambench.analyze.rules import default_rules_path, read_yaml
 from streambench.analyze.types import Anomaly, Suggestion
 from streambench.errors import ConfigError
 
@@ -70,12 +69,7 @@ class Fix(BaseModel):
 def load_fixes(path: str | Path | None = None) -> tuple[Fix, ...]:
     """Read and validate a fix catalogue; ``None``: the default ``rules/fixes.yaml``."""
     path = Path(path) if path is not None else default_rules_path("fixes.yaml")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read fix file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = read_yaml(path, what="fix file")
     if not isinstance(doc, dict) or not isinstance(doc.get("fixes"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'fixes' list")
     fixes = []

@@ -196,13 +196,17 @@ def parse_rules(doc: Any, *, source: str = "<rules>") -> tuple[Any, ...]:
 def load_rules(path: str | Path | None = None) -> tuple[Any, ...]:
     """Read and validate a rule file; ``None`` means the default ``rules/anomalies.yaml``."""
     path = Path(path) if path is not None else default_rules_path("anomalies.yaml")
+    return parse_rules(read_yaml(path, what="rule file"), source=str(path))
+
+
+def read_yaml(path: Path, *, what: str) -> Any:
+    """A YAML file's document; ConfigError naming the file and ``what`` it is if unreadable."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read rule file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_rules(doc, source=str(path))
 
 
 def default_rules_path(name: str) -> Path:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streambench.analyze.measure import Metrics
+from streambench.analyze.rules import read_yaml
 from streambench.errors import ConfigError
 from streambench.scenario.model import Duration, Probability, Slo
 
@@ -123,12 +123,7 @@ def parse_slo(raw: Mapping[str, Any] | Slo | None, *, source: str = "slo") -> di
 def load_slo(path: str | Path) -> dict[str, Any]:
     """Read SLOs from a YAML file: either an ``slo:`` block or its fields at top level."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read SLO file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = read_yaml(path, what="SLO file") or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping of objectives")
     return parse_slo(doc.get("slo", doc), source=str(path))
