@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,3 +68,22 @@ def parts_of(store: Store, worker: int) -> list[str]:
     """The event parts one worker of a sharded run wrote (parts are numbered per worker)."""
     return [p for p in store.parts("events")
             if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
+
+
+def kill_worker_1(proc: subprocess.Popen[str], store: Store, *, start_timeout: float
+                  ) -> tuple[list[dict[str, Any]], str, str]:
+    """Once worker 1 of a sharded CLI run has written a part, kill -9 it; let the run end.
+
+    Returns the manifest's worker list and the run's stdout and stderr; the run's whole
+    process group is killed if it does not end by itself.
+    """
+    try:
+        workers = wait_for(lambda: running_workers(store), timeout=start_timeout,
+                           what="running workers")
+        wait_for(lambda: parts_of(store, 1), timeout=20, what="a part from worker 1")
+        os.kill(workers[1]["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return workers, out, err

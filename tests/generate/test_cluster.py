@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,11 @@ import polars as pl
 
 from streambench.capture.store import Store
 from streambench.generate.cluster import run_cluster
-from tests.helpers import parts_of, running_workers, scenario, wait_for, write_scenario
+from tests.helpers import (
+    kill_worker_1,
+    scenario,
+    write_scenario,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,14 +50,7 @@ def test_a_dask_worker_killed_by_sigkill_makes_the_run_partial(tmp_path: Path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         start_new_session=True,
     )
-    try:
-        workers = wait_for(lambda: running_workers(store), timeout=60, what="running workers")
-        wait_for(lambda: parts_of(store, 1), timeout=20, what="a part from worker 1")
-        os.kill(workers[1]["pid"], signal.SIGKILL)  # the Dask worker process running shard 1
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    workers, out, err = kill_worker_1(proc, store, start_timeout=60)  # a Dask worker process
     assert proc.returncode == 1, err
     (manifest,) = store.runs()
     assert manifest["status"] == "partial"

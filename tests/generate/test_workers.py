@@ -23,7 +23,13 @@ from streambench.generate.shards import (
     split,
 )
 from streambench.generate.workers import run_workers
-from tests.helpers import parts_of, running_workers, scenario, wait_for, write_scenario
+from tests.helpers import (
+    kill_worker_1,
+    parts_of,
+    scenario,
+    wait_for,
+    write_scenario,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,14 +129,7 @@ def start_cli(tmp_path: Path, *args: str, duration: str = "60s"
 
 def test_a_worker_killed_by_sigkill_makes_the_run_partial_and_is_named(tmp_path: Path):
     proc, store = start_cli(tmp_path, duration="4s")
-    try:
-        workers = wait_for(lambda: running_workers(store), timeout=30, what="running workers")
-        wait_for(lambda: parts_of(store, 1), timeout=20, what="a part from worker 1")
-        os.kill(workers[1]["pid"], signal.SIGKILL)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    workers, out, err = kill_worker_1(proc, store, start_timeout=30)
     assert proc.returncode == 1, err
     (manifest,) = store.runs()
     assert manifest["status"] == "partial"
