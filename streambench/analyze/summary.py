@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from streambench.capture.schema import SCHEMA_VERSION
-from streambench.generate.context import (
+from streambench.capture.status import (
     HTTP_STATUS_ERROR,
     MESSAGE_ERRORS,
     PROTOCOL_ERRORS,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -151,6 +151,23 @@ def public_url(url: str) -> str:
         query = urlencode([(k, REDACTED if _looks_secret(k, v) else v) for k, v in pairs],
                           safe="<>${}")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub_argv(argv: Sequence[str]) -> list[str]:
+    """A command line safe to record: values of ``name=value`` arguments and URL secrets
+    removed (``--header Authorization=...``, ``--target=mqtt://u:pw@host``, a bare URL)."""
+    return [_scrub_arg(arg) for arg in argv]
+
+
+def _scrub_arg(arg: str) -> str:
+    if arg.startswith("-"):
+        flag, equals, value = arg.partition("=")
+        return f"{flag}={_scrub_arg(value)}" if equals else arg
+    if "://" in arg:
+        return public_url(arg)
+    if "=" in arg:
+        return arg.split("=", 1)[0] + "=" + REDACTED
+    return arg
 
 
 def _looks_secret(name: str, value: str) -> bool:
