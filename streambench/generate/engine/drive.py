@@ -77,7 +77,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     load = scenario.load
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
-               scenario.target.headers.items()}
+               getattr(scenario.target, "headers", {}).items()}
     pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
                         cid_field=scenario.message.cid_field,
                         seq_field=scenario.message.seq_field)

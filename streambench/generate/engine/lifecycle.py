@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from streambench.capture.writer import CaptureWriter
 from streambench.errors import StreambenchError
-from streambench.scenario.model import Scenario
+from streambench.scenario.model import Scenario, server_knobs
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator
     from streambench.generate.protocols.base import embedded_url
     from streambench.target.embedded import EmbeddedTarget
 
-    target = EmbeddedTarget(scenario.target.server)
+    target = EmbeddedTarget(server_knobs(scenario.target))
     try:
         async with target:
             yield embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url)

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff
+from streambench.scenario.model import HttpTarget, WebSocketTarget
 
 if TYPE_CHECKING:
     from streambench.generate.faults.inject import FaultInjector
@@ -173,16 +174,20 @@ async def open_clients(ctx: RunContext, *, open_all: OpenAll, writer: Any = None
     run to HTTP: ``ctx.url`` becomes the twin URL, ``writer.protocol`` becomes
     ``"http"`` and an ``error`` row with status ``fallback`` says why.
     """
-    protocol = ctx.scenario.target.protocol
-    clients = [client_for(protocol)(ctx, c) for c in range(ctx.connections)]
+    target = ctx.scenario.target
+    clients = [client_for(target.protocol)(ctx, c) for c in range(ctx.connections)]
     try:
         return clients, await open_all(clients)
     except TargetUnreachable:
         raise
     except TargetError as exc:
-        if protocol != "websocket" or ctx.scenario.target.fallback != "http":
+        if not isinstance(target, WebSocketTarget) or target.fallback != "http":
             raise
         reason = str(exc)
+    # the run goes on as an HTTP scenario: default method and engine, same headers
+    http = HttpTarget(protocol="http", url=http_twin(target.url), headers=target.headers,
+                      connect_timeout=target.connect_timeout)
+    ctx.scenario = ctx.scenario.model_copy(update={"target": http})
     ctx.url = http_twin(ctx.url)
     if writer is not None:
         writer.protocol = "http"

@@ -59,6 +59,7 @@ class AiomqttSession:
             will=will, **session,
             transport="websockets" if s.scheme in ("ws", "wss") else "tcp",
             websocket_path=s.path if s.scheme in ("ws", "wss") else None,
+            websocket_headers=s.headers or None,
             timeout=s.connect_timeout, keepalive=s.keepalive, tls_context=s.ssl_context(),
             max_inflight_messages=0,  # paho: 0 is no limit (its default, 20, throttles QoS 1)
         )

@@ -30,6 +30,7 @@ from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
 from streambench.generate.protocols.mqtt.session import MqttSession
 from streambench.generate.protocols.mqtt.settings import MqttSettings, mqtt_settings
+from streambench.scenario.model import MqttTarget
 
 _YIELD_EVERY = 64  # a sender behind schedule still lets the receiver run
 
@@ -55,8 +56,11 @@ class MqttConnection(EventRecorder):
         self.ctx = ctx
         self.conn = conn
         target = ctx.scenario.target
+        if not isinstance(target, MqttTarget):
+            raise ConfigError(f"target.protocol: {target.protocol} is not mqtt")
         self.settings = mqtt_settings(target, url=ctx.url, conn=ctx.conn_offset + conn,
-                                      heartbeat=ctx.scenario.load.heartbeat)
+                                      heartbeat=ctx.scenario.load.heartbeat,
+                                      headers=ctx.headers)
         self.name = f"mqtt[{conn}]"
         self.topic = self.settings.publish_topic
         self.inflight = Inflight(conn, ctx.record)

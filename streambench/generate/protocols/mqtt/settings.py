@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from streambench.errors import ConfigError
 from streambench.generate.protocols.mqtt.codec import WillMessage
-from streambench.scenario.model import Target
+from streambench.scenario.model import MqttTarget
 from streambench.scenario.secrets import resolve
 
 SESSION_EXPIRY_S = 3600  # MQTT 5 persistent sessions outlive a disconnect by this much
@@ -44,6 +44,7 @@ class MqttSettings:
     retain: bool
     will: WillMessage | None
     connect_timeout: float
+    headers: dict[str, str] = field(default_factory=dict)  # MQTT over WebSockets; resolved
     session_expiry: int = SESSION_EXPIRY_S
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -53,9 +54,9 @@ class MqttSettings:
         return f"MqttSettings(url={self.url!r}, client_id={self.client_id!r})"
 
 
-def mqtt_settings(target: Target, *, url: str, conn: int, heartbeat: float | None
-                  ) -> MqttSettings:
-    """Settings for global connection ``conn``; ``url`` is the resolved target URL."""
+def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float | None,
+                  headers: dict[str, str] | None = None) -> MqttSettings:
+    """Settings for global connection ``conn``; ``url`` and ``headers`` are resolved."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -85,7 +86,7 @@ def mqtt_settings(target: Target, *, url: str, conn: int, heartbeat: float | Non
         password=password,
         tls=target.tls or scheme in ("mqtts", "wss"), publish_topic=publish,
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
-        connect_timeout=target.connect_timeout,
+        connect_timeout=target.connect_timeout, headers=dict(headers or {}),
     )
 
 
