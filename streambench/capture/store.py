@@ -4,6 +4,7 @@ Layout (a contract)::
 
     <root>/events/date=YYYY-MM-DD/run_id=<id>/part-NNNNN.parquet
     <root>/faults/date=YYYY-MM-DD/run_id=<id>/part-NNNNN.parquet
+    <root>/health/date=YYYY-MM-DD/run_id=<id>/part-NNNNN.parquet   process samples
     <root>/runs/<id>.json                      one manifest per run
 
 The root is a local path or any URL fsspec understands (``s3://bucket/prefix``).
@@ -26,10 +27,10 @@ import fsspec
 import polars as pl
 import pyarrow as pa
 
-from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import RunNotFound, StoreError
 
-TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA}
+TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 
 
 DEFAULT_STORE = "./data"
@@ -156,6 +157,11 @@ class Store:
     def faults(self, run_id: str | None = None) -> pl.LazyFrame:
         """Injected faults (ground truth) of one run, or of every run."""
         return self.scan("faults", run_id)
+
+    def health(self, run_id: str | None = None) -> pl.LazyFrame:
+        """Per-interval process samples (memory, open files, CPU, event-loop stalls)
+        of one run, or of every run; empty for runs recorded without them."""
+        return self.scan("health", run_id)
 
     def storage_options(self) -> dict[str, Any] | None:
         """Options for polars' own cloud reader (not fsspec's: the keys differ)."""

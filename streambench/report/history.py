@@ -54,7 +54,7 @@ def assess(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
     from streambench.analyze import check_slo, detect_anomalies, metrics
 
     run_id = str(manifest["run_id"])
-    measured = metrics(store.events(run_id), manifest=manifest)
+    measured = metrics(store.events(run_id), manifest=manifest, health=store.health(run_id))
     slo = check_slo(measured, manifest=manifest)
     anomalies = detect_anomalies(measured, manifest=manifest, fixes=())
     return {
