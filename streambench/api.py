@@ -69,7 +69,8 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
     process). ``cluster``: ``tcp://scheduler:8786`` or ``local:N`` (see
     docs/scale.md); it takes precedence over ``workers``. Blocking.
     """
-    from streambench.generate.scale.shards import default_workers, raise_open_files
+    from streambench.generate.scale.limits import raise_open_files
+    from streambench.generate.scale.shards import default_workers
 
     raise_open_files()
     processes = min(workers or default_workers(), scenario.load.connections)
@@ -100,6 +101,7 @@ def run(
     duration: float | None = None,
     target: str | None = None,
     seed: int | None = None,
+    source_addresses: list[str] | None = None,
     # scale
     workers: int | None = 1,
     cluster: str | None = None,
@@ -112,7 +114,8 @@ def run(
     defaults to 1 here (the CLI's default is every core).
     """
     resolved = with_overrides(as_scenario(scenario), rate=rate, connections=connections,
-                              duration=duration, target=target, seed=seed)
+                              duration=duration, target=target, seed=seed,
+                              source_addresses=source_addresses)
 
     def go() -> RunResult:
         return execute(resolved, store=open_store(store), workers=workers, cluster=cluster,

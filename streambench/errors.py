@@ -7,6 +7,8 @@ The tree::
     ├── ConfigError                  bad option, missing secret, bad rule file, ...
     ├── TargetError                  the system under test could not be used
     │   └── TargetUnreachable        refused / DNS / connect timeout at start
+    ├── ResourceLimit                this machine refused what a run needs (open files,
+    │                                local ports, source addresses, memory)
     ├── StoreError                   the store cannot be read or written
     │   └── RunNotFound              no run with that id in the store
     ├── ReportError                  a report could not be rendered (notebook, cell)
@@ -73,6 +75,23 @@ class TargetUnreachable(TargetError):
 
     def __str__(self) -> str:
         return f"target {self.url} is unreachable: {self.reason}"
+
+
+class ResourceLimit(StreambenchError):
+    """This machine refused (or would refuse) what a run needs; says what to raise.
+
+    ``resource`` is what ran out (``open files``, ``local ports``, ``memory``,
+    ``target.source_addresses``), ``detail`` the numbers, ``fix`` what to change.
+    """
+
+    def __init__(self, resource: str, detail: str, fix: str) -> None:
+        super().__init__(resource, detail, fix)
+        self.resource = resource
+        self.detail = detail
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.detail}; {self.fix}"
 
 
 class StoreError(StreambenchError):

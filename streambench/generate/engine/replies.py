@@ -10,6 +10,8 @@ writes it last-but-one), without parsing the JSON; a reply with no cid is
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 
 from streambench.capture.schema import Kind
@@ -28,7 +30,7 @@ class ReplyMatcher:
         self.inflight = inflight
         self.conn = conn
         self.topic = topic
-        self.cid_key = f'"{ctx.scenario.message.cid_field}":"'
+        self.cid_key = sys.intern(f'"{ctx.scenario.message.cid_field}":"')  # one per process
         self.body_has_error = "error" in ctx.scenario.message.body
 
     def on_reply(self, message: str, now: int, status: str | None = None) -> str | None:

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from streambench.capture.schema import Kind
-from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, backoff
+from streambench.errors import ConfigError, ResourceLimit, TargetError, TargetUnreachable
+from streambench.generate.engine.context import Flag, Inflight, RunContext, backoff
 from streambench.scenario.model import HttpTarget, WebSocketTarget
 
 if TYPE_CHECKING:
@@ -52,10 +52,13 @@ class Connection(Protocol):
     """
 
     conn: int
-    name: str  # task name prefix, e.g. "websocket[3]"
     topic: str  # ws path, mqtt topic or http path, as recorded in events
     inflight: Inflight
     faults: FaultInjector | None  # set by the engine when the scenario has faults
+
+    @property
+    def name(self) -> str:
+        """Task name prefix, e.g. ``websocket[3]``."""
 
     async def open(self) -> Any:
         """Connect once; raise TargetUnreachable/TargetError/ConfigError on failure."""
@@ -76,26 +79,32 @@ class Connection(Protocol):
         """Drop the connection abruptly (a disconnect fault)."""
 
 
-class Reconnecting(Protocol[Handle]):
-    """A persistent-connection client that :func:`serve_reconnecting` keeps alive."""
+class Reopening(Protocol[Handle]):
+    """A persistent-connection client that :func:`reconnect` can open again."""
 
     ctx: RunContext
     conn: int
     inflight: Inflight
     faults: FaultInjector | None
-    sending_done: asyncio.Event
+    sending_done: Flag | asyncio.Event
 
     async def open(self) -> Handle: ...
-
-    async def serve(self, handle: Handle) -> None:
-        """Serve one open connection; return when it is gone."""
 
     def record_event(self, kind: Kind, *, status: str | None = None,
                      error: str | None = None) -> None: ...
 
 
+class Reconnecting(Reopening[Handle], Protocol[Handle]):
+    """A persistent-connection client that :func:`serve_reconnecting` keeps alive."""
+
+    async def serve(self, handle: Handle) -> None:
+        """Serve one open connection; return when it is gone."""
+
+
 class EventRecorder:
     """``record_event`` for clients: a connection-level row (connect, disconnect, error)."""
+
+    __slots__ = ()
 
     ctx: RunContext
     conn: int
@@ -156,6 +165,17 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
 
 
+def host_port(url: str) -> str:
+    """``ws://h:8765/echo`` -> ``h:8765`` (the default port of the scheme when none is given)."""
+    parts = urlsplit(url)
+    default = {"ws": 80, "http": 80, "wss": 443, "https": 443, "mqtt": 1883, "mqtts": 8883}
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname}:{port or default.get(parts.scheme, 0)}"
+
+
 def os_reason(exc: OSError) -> str:
     """``Connection refused`` rather than ``Connect call failed ('127.0.0.1', 1)``."""
     if exc.errno:
@@ -208,31 +228,38 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
     Failed attempts are recorded as ``connect_failed`` errors, never raised:
     the first connection is opened by the engine, where failing is an answer.
     """
-    ctx = client.ctx
-    reconnect = ctx.scenario.target.reconnect
-
-    def finished() -> bool:
-        return ctx.stop.is_set() or (client.sending_done.is_set()
-                                     and not client.inflight.pending)
-
     while True:
         await client.serve(handle)
-        if finished():
+        if done_serving(client):
             return
-        if client.faults is not None:
-            await client.faults.hold_down(client.conn)
-        delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
-        attempts = 0
-        while True:
-            await asyncio.sleep(next(delays))
-            try:
-                handle = await client.open()
-                break
-            except (TargetError, ConfigError) as exc:
-                client.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
-                log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
-                attempts += 1
-                if reconnect.attempts is not None and attempts >= reconnect.attempts:
-                    return
-            if finished():
-                return
+        again = await reconnect(client)
+        if again is None:
+            return
+        handle = again
+
+
+def done_serving(client: Reopening[Handle]) -> bool:
+    """The run stopped, or the schedule is done and nothing is in flight: no reconnect."""
+    return client.ctx.stop.is_set() or (client.sending_done.is_set()
+                                        and not client.inflight.pending)
+
+
+async def reconnect(client: Reopening[Handle]) -> Handle | None:
+    """Open a lost connection again, with backoff; None once it is no longer wanted."""
+    settings = client.ctx.scenario.target.reconnect
+    if client.faults is not None:
+        await client.faults.hold_down(client.conn)
+    delays = backoff(settings.initial, settings.max, settings.factor)
+    attempts = 0
+    while True:
+        await asyncio.sleep(next(delays))
+        try:
+            return await client.open()
+        except (TargetError, ConfigError, ResourceLimit) as exc:
+            client.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
+            log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
+            attempts += 1
+            if settings.attempts is not None and attempts >= settings.attempts:
+                return None
+        if done_serving(client):
+            return None

@@ -51,6 +51,7 @@ from streambench.generate.engine.run import (
     raise_if_signalled,
     redactor_for,
 )
+from streambench.generate.scale.limits import raise_open_files
 from streambench.generate.scale.shards import (
     ShardSpec,
     merge_counts,
@@ -58,7 +59,6 @@ from streambench.generate.scale.shards import (
     on_disk,
     plan_shards,
     portable,
-    raise_open_files,
     run_shard,
     split,
 )

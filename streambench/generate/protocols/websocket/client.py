@@ -1,14 +1,20 @@
 """The WebSocket client: N persistent connections, open-model senders.
 
-Per connection two tasks: the *sender* walks the connection's schedule and
+Per connection one task, the *sender*: it walks the connection's schedule and
 sends each message at its intended time whether or not earlier replies came
-back; the *connection* task connects (with backoff on reconnect), and
-matches replies to requests by correlation id. The bytes move through
-:mod:`streambench.generate.protocols.websocket.pump` (websockets' sans-I/O protocol on a lean
-asyncio pump): every message due at a wake-up goes out in one write, and
-replies are matched in the pump's ``data_received`` callback, with no
-per-message future or task switch. No per-message parsing beyond finding the
-cid.
+back, then holds the connection to the end of the run's schedule, waits for
+the last replies and closes. Replies arrive in the pump's callback; a lost
+connection is recorded from the pump's ``connection_lost`` and reopened (with
+backoff) by a task that exists only while reconnecting. The bytes move through
+:mod:`streambench.generate.protocols.websocket.pump` (websockets' sans-I/O
+protocol on a lean asyncio pump): every message due at a wake-up goes out in
+one write, and replies are matched in the pump's ``data_received`` callback,
+with no per-message future or task switch. No per-message parsing beyond
+finding the cid.
+
+An idle connection is kept small (docs/scale.md measures it): slots, no
+``asyncio.Event`` (a :class:`Flag` makes a future only while waited on),
+heartbeats from one task for all connections, and no task but the sender.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.exceptions import (
@@ -29,14 +35,16 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.context import Flag, Inflight, RunContext, sleep_until
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
+from streambench.generate.protocols.base import EventRecorder, done_serving, reconnect
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
+from streambench.generate.scale.limits import kernel_refusal
 
 log = logging.getLogger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
+_SWEEP_SLACK_S = 0.1  # the engine's timeout sweep runs every <= 50 ms
 
 Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
 
@@ -44,27 +52,37 @@ Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
 class WebSocketConnection(EventRecorder):
     """One connection: its sender, its receiver and what is in flight on it."""
 
+    __slots__ = ("_drained", "_ready", "_reconnecting", "conn", "ctx", "faults", "inflight",
+                 "matcher", "sending_done", "topic", "ws")
+
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.name = f"websocket[{conn}]"
-        self.topic = urlsplit(ctx.url).path or "/"
+        self.topic = sys.intern(urlsplit(ctx.url).path or "/")  # one string per process
         self.inflight = Inflight(conn, ctx.record)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic)
         self.ws: WebSocketPump | None = None
-        self.connected = asyncio.Event()
-        self.sending_done = asyncio.Event()
+        self._ready = Flag()  # connected once: the sender starts
+        self.sending_done = Flag()  # the schedule is over: no reconnect after a loss
+        self._drained: asyncio.Future[None] | None = None  # set while waiting for replies
+        self._reconnecting: asyncio.Task[None] | None = None  # only after a loss
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
+
+    @property
+    def name(self) -> str:
+        return f"websocket[{self.conn}]"
 
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
         target = self.ctx.scenario.target
+        source = self.ctx.source_address(self.conn)
         try:
             async with asyncio.timeout(target.connect_timeout):
                 return await open_pump(self.ctx.url, self.on_reply,
                                        headers=self.ctx.headers or None,
-                                       max_size=target.max_message_bytes)
+                                       max_size=target.max_message_bytes,
+                                       source_address=source)
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
@@ -78,49 +96,98 @@ class WebSocketConnection(EventRecorder):
             raise TargetError(f"target {self.ctx.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
+            refusal = kernel_refusal(exc, source=source)
+            if refusal is not None:
+                raise refusal from exc
             raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
-        """Serve an open connection, reconnecting with backoff when it is lost."""
-        await serve_reconnecting(self, ws)
+        """Adopt the connection the engine opened, and return: an open connection needs no
+        task of its own (replies arrive in the pump's callback, a loss calls
+        :meth:`_on_lost`, which reconnects); :meth:`send_all` is the connection's task."""
+        self._adopt(ws)
 
-    async def serve(self, ws: WebSocketPump) -> None:
+    def _adopt(self, ws: WebSocketPump) -> None:
         self.ws = ws
+        ws.on_lost = self._on_lost
         self.record_event(Kind.CONNECT, status="open")
-        self.connected.set()
-        helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
-        heartbeat = self.ctx.scenario.load.heartbeat
-        if heartbeat:
-            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat, conn=self.conn),
-                                               name=f"{self.name}.heartbeat"))
-        try:
-            await asyncio.shield(ws.closed)
-        finally:
-            for task in helpers:
-                task.cancel()
-            if not ws.closed.done():  # the run is being cancelled: do not leave it open
-                ws.abort()
-            self.ws = None
-            self.connected.clear()
-            code = ws.close_code
-            if ws.closed_by_size:
-                limit = self.ctx.scenario.target.max_message_bytes
-                self.record_event(Kind.ERROR, status="too_big",
-                             error=f"frame larger than {limit} bytes")
-            self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),
-                         error=ws.close_reason or None)
-            if not self.sending_done.is_set():
-                log.info("connection lost (close code %s)", code, extra={"conn": self.conn})
-            self.inflight.fail_all(time.monotonic_ns(), "disconnected",
-                                   f"connection closed ({code})", self.topic)
+        self._ready.set()
 
-    async def _close_when_done(self, ws: WebSocketPump) -> None:
-        """Close once the schedule is done and every reply is in (or timed out)."""
-        await self.sending_done.wait()
-        # Polled: signalling "empty" from the reply path would cost every reply.
-        while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        await ws.close()
+    def _on_lost(self, ws: WebSocketPump) -> None:
+        """The pump's connection is gone: record it, fail what was in flight, reconnect."""
+        ws.on_lost = None
+        if self.ws is ws:
+            self.ws = None
+        code = ws.close_code
+        if ws.closed_by_size:
+            limit = self.ctx.scenario.target.max_message_bytes
+            self.record_event(Kind.ERROR, status="too_big",
+                              error=f"frame larger than {limit} bytes")
+        self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),
+                          error=ws.close_reason or None)
+        if not self.sending_done.is_set():
+            log.info("connection lost (close code %s)", code, extra={"conn": self.conn})
+        self.inflight.fail_all(time.monotonic_ns(), "disconnected",
+                               f"connection closed ({code})", self.topic)
+        self._wake_drain()
+        if not done_serving(self) and self._reconnecting is None:
+            self._reconnecting = asyncio.create_task(self._reconnect(),
+                                                     name=f"{self.name}.reconnect")
+
+    async def _reconnect(self) -> None:
+        """Open the connection again with backoff (target.reconnect); runs only after a loss."""
+        try:
+            ws = await reconnect(self)
+            if ws is None:
+                return
+            self._adopt(ws)
+            if self.sending_done.is_set():  # back after the schedule ended: nothing to do
+                await ws.close()
+        finally:
+            self._reconnecting = None
+
+    async def _finish(self) -> None:
+        """Hold the connection to the schedule's end, wait for the replies, then close."""
+        ctx = self.ctx
+        await sleep_until(ctx.end_mono)  # `duration` holds every connection that long
+        self.sending_done.set()
+        loop = asyncio.get_running_loop()
+        pending = self.inflight.pending
+        while pending and not ctx.stop.is_set():
+            # woken by the reply that empties it, a lost connection, or the head's timeout
+            # (recorded by the engine's sweep): no polling, and nothing added per reply
+            # but one attribute test
+            _, intended, _ = next(iter(pending.values()))
+            wait_s = (intended + ctx.timeout_ns - time.monotonic_ns()) / 1e9 + _SWEEP_SLACK_S
+            self._drained = drained = loop.create_future()
+            try:
+                async with asyncio.timeout(max(wait_s, _SWEEP_SLACK_S)):
+                    await drained
+            except TimeoutError:
+                pass
+            finally:
+                self._drained = None
+            pending = self.inflight.pending
+        if self._reconnecting is not None:  # it closes what it opens now that sending is done
+            await asyncio.shield(self._reconnecting)
+        ws = self.ws
+        if ws is not None:
+            await ws.close()
+
+    def _end(self) -> None:
+        """The connection's task ends (or is cancelled): nothing may stay open or running."""
+        self.sending_done.set()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        ws = self.ws
+        if ws is not None and not ws.is_closed:  # cancelled: drop it, and say so now
+            ws.abort()
+            self._on_lost(ws)
+
+    def _wake_drain(self) -> None:
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     # -- receiving (called by the pump, synchronously, per message) --------
     def on_reply(self, message: str | bytes) -> None:
@@ -128,6 +195,8 @@ class WebSocketConnection(EventRecorder):
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         self.matcher.on_reply(message, time.monotonic_ns())
+        if self._drained is not None and not self.inflight.pending:
+            self._wake_drain()
 
     # -- sending -------------------------------------------------------------
     async def send_all(self) -> None:
@@ -144,7 +213,7 @@ class WebSocketConnection(EventRecorder):
         due: list[Due] = []
         seq = 0
         try:
-            await self.connected.wait()
+            await self._ready.wait()
             for offset in ctx.schedule(self.conn):
                 intended = start + offset
                 if intended > time.monotonic_ns():
@@ -167,8 +236,9 @@ class WebSocketConnection(EventRecorder):
                 await self._send_due(due)
             if faults is not None:
                 await faults.finish(self)
+            await self._finish()
         finally:
-            self.sending_done.set()
+            self._end()
 
     async def _send_due(self, due: list[Due]) -> None:
         """Write every due message at once and record them (or why they were not sent)."""
@@ -209,21 +279,13 @@ class WebSocketConnection(EventRecorder):
             with contextlib.suppress(ConnectionClosed):
                 ws.send_many([data])
 
+    def ping(self) -> None:
+        """A heartbeat (``load.heartbeat``; the engine's one heartbeat task calls this)."""
+        ws = self.ws
+        if ws is not None:
+            ws.ping()
+
     def abort(self) -> None:
         ws = self.ws
         if ws is not None:
             ws.abort()
-
-
-
-async def _ping_every(ws: WebSocketPump, interval: float, *, conn: int) -> Any:
-    """Heartbeats keep idle connections alive through proxies and NAT.
-
-    Each connection pings at its own phase of the interval (a golden-ratio
-    spread), so 10,000 connections opened together do not all ping in the
-    same instant and stall the event loop every interval.
-    """
-    await asyncio.sleep(interval * ((conn * 0.6180339887) % 1.0))
-    while ws.open:
-        ws.ping()
-        await asyncio.sleep(interval)
