@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from types import FrameType
 
 from streambench import __version__
 from streambench.errors import StreambenchError
@@ -54,14 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from streambench.logs import configure
+    from streambench.scrub import scrub
 
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(fmt=args.log_format, level=args.log_level)
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM stops any phase the way Ctrl-C does (a run installs its own handlers).
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return int(args.handler(args) or 0)
     except StreambenchError as exc:
-        print(f"streambench: error: {exc}", file=sys.stderr)
+        print(f"streambench: error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("streambench: interrupted", file=sys.stderr)
@@ -69,3 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `streambench runs --json | head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)

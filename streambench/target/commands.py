@@ -22,6 +22,7 @@ import orjson
 import pydantic
 
 from streambench.errors import ConfigError, TargetError
+from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
@@ -151,7 +152,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _log_to_stderr() -> None:
     """Human log lines of the target go to stderr (stdout is for the ready line only)."""
-    logger = logging.getLogger("streambench.target")
+    logger = get_logger("streambench.target")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
@@ -184,7 +185,7 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
     ready = {"ws_url": server.ws_url, "http_url": server.http_url, "pid": os.getpid()}
     sys.stdout.write(orjson.dumps(ready).decode() + "\n")
     sys.stdout.flush()
-    logging.getLogger("streambench.target").info(
+    get_logger("streambench.target").info(
         "serving %s and %s (faults: %s)",
         server.ws_url,
         server.http_url,
@@ -194,4 +195,4 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
         await stop.wait()
     finally:
         await server.close()
-        logging.getLogger("streambench.target").info("stopped: %s", server.stats)
+        get_logger("streambench.target").info("stopped: %s", server.stats)
