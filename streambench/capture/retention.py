@@ -36,7 +36,7 @@ from streambench.cli_common import add_json, add_store, print_json, store_root
 from streambench.errors import StoreError
 
 DEFAULT_RETENTION_DAYS = 14
-TABLES = ("events", "faults")
+TABLES = ("events", "faults", "health")
 _DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 _HASH_PERIOD = r"h1:(?P<period>[0-9A-Za-z-]+):[0-9a-f]{16}"
 
