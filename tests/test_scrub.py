@@ -167,3 +167,10 @@ def test_a_password_in_the_target_option(tmp_path: Path):
     assert '"argv"' in stored
     assert f"admin:{REDACTED}@" in stored
     assert "pw-0c1d7e" not in stored + done.stderr + done.stdout
+
+
+def test_library_code_logs_only_through_scrubbing_loggers():
+    package = Path(__file__).resolve().parents[1] / "streambench"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.name != "logs.py" and "logging.getLogger(" in p.read_text()]
+    assert offenders == []  # use streambench.logs.get_logger

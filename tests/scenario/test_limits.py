@@ -145,8 +145,9 @@ def test_validate_answers_signals(sig: signal.Signals, tmp_path: Path):
     fifo = tmp_path / "s.yaml"
     os.mkfifo(fifo)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-m", "streambench", "validate", str(fifo)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    argv = [sys.executable, "-m", "streambench", "validate", str(fifo)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     try:
         wait_for(lambda: _reading(proc.pid, fifo), what="validate to open the FIFO")
         proc.send_signal(sig)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +33,9 @@ from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
+from streambench.logs import get_logger
 
-log = logging.getLogger("streambench.websocket")
+log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
 Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
