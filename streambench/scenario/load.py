@@ -67,8 +67,10 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
     problems = list(_index(node, (), lines))
     data = {key: value for key, value in _construct(node, file).items()
             if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
+    # Paths in a scenario (a gRPC proto, TLS files) are relative to its file.
+    base_dir = os.path.dirname(os.path.abspath(file)) if file != "<string>" else None
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems += _convert(exc, lines)
     if problems:
@@ -266,7 +268,7 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
 
 def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     # Never echo what was written in a credential field: error output lands in CI logs.
-    secret = loc[:2] in (("target", "password"), ("target", "headers"))
+    secret = loc[:2] in (("target", "password"), ("target", "headers"), ("target", "metadata"))
     got = REDACTED if secret else _show(error.get("input"))
     info = _field(raw)
     if kind == "literal_error":

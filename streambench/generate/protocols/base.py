@@ -12,6 +12,7 @@ websocket  :class:`~streambench.generate.protocols.websocket.client.WebSocketCon
 mqtt       :class:`~streambench.generate.protocols.mqtt.client.MqttConnection`            mqtt://, mqtts://
 http       :class:`~streambench.generate.protocols.http.client.HttpConnection`            http://, https://
 sse        :class:`~streambench.generate.protocols.sse.SseConnection`              http://, https://
+grpc       :class:`~streambench.generate.protocols.grpc.client.GrpcConnection`       grpc://, grpcs://
 ========== ================================================ =====================
 
 ``fallback: http`` on a WebSocket target: when the upgrade is refused
@@ -125,6 +126,10 @@ def client_for(protocol: str) -> type[Connection]:
         from streambench.generate.protocols.sse import SseConnection
 
         return SseConnection
+    if protocol == "grpc":
+        from streambench.generate.protocols.grpc.client import GrpcConnection
+
+        return GrpcConnection
     raise ConfigError(f"target.protocol: no client for {protocol!r}")
 
 
@@ -135,16 +140,18 @@ def http_twin(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
+def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: str = "") -> str:
     """The URL a scenario with ``url: embedded`` drives, from the started target's URLs.
 
     WebSocket: ``ws://.../echo``; HTTP: ``http://.../echo``; SSE: the target's
-    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream.
-    MQTT has no embedded broker.
+    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
+    gRPC: the gRPC echo service (``grpc://...``). MQTT has no embedded broker.
     """
     protocol = scenario.target.protocol
     if protocol == "websocket":
         return ws_url
+    if protocol == "grpc":
+        return grpc_url
     if protocol == "http":
         return http_url + "echo"
     if protocol == "sse":
@@ -152,7 +159,7 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
         peak = max(max(s.rate, s.to or 0.0) for s in load.profile())
         interval_ms = 1000.0 * load.connections / peak if peak > 0 else 1000.0
         return f"{http_url}sse?count=100000&interval={interval_ms:.3f}ms"
-    raise ConfigError(f"target.url: embedded is a WebSocket/HTTP target; a {protocol} "
+    raise ConfigError(f"target.url: embedded is a WebSocket/HTTP/gRPC target; a {protocol} "
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
 
 
