@@ -34,6 +34,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
 CallKind = Literal["unary", "server_stream", "client_stream", "bidi_stream"]
+# A field's descriptor: protobuf's Python class or upb's (the stubs tell them apart).
+FieldInfo = Any
 PROTOC_TIMEOUT_S = 60.0
 
 
@@ -173,7 +175,7 @@ INTEGERS = (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescrip
 
 
 def correlation_fields(method: Method, *, cid_field: str, seq_field: str
-                       ) -> tuple[FieldDescriptor | None, FieldDescriptor | None]:
+                       ) -> tuple[FieldInfo | None, FieldInfo | None]:
     """The request's cid and seq fields (None where the type has none).
 
     Raises ProtoProblem (field ``message.cid_field`` / ``message.seq_field``) when a
@@ -212,9 +214,9 @@ def encode_body(method: Method, body: dict[str, Any]) -> bytes:
                            f": {first}") from None
 
 
-def is_repeated(field: FieldDescriptor) -> bool:
+def is_repeated(field: FieldInfo) -> bool:
     """protobuf >= 6 says ``is_repeated``; older versions only have ``label``."""
     repeated = getattr(field, "is_repeated", None)
     if repeated is None:
-        return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+        return bool(getattr(field, "label", None) == FieldDescriptor.LABEL_REPEATED)
     return bool(repeated)

@@ -37,6 +37,7 @@ from streambench.target.server import record_open_stall, start_clocks
 from streambench.target.state import FaultSink, TargetState
 
 SERVICE = "streambench.echo.Echo"
+Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_COUNT = 3
 _END = object()
 
@@ -67,7 +68,7 @@ class EchoService:
                               cid=request.cid, seq=request.seq)
 
     # -- faults ----------------------------------------------------------------
-    async def _decide(self, request: Any, context: grpc.aio.ServicerContext) -> float | None:
+    async def _decide(self, request: Any, context: Context) -> float | None:
         """The reply's due time (server seconds), None to drop it; aborts the call
         for an injected error or disconnect."""
         state = self.state
@@ -93,7 +94,7 @@ class EchoService:
             await asyncio.sleep(delay)
 
     # -- handlers --------------------------------------------------------------
-    async def unary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(self, request: Any, context: Context) -> Any:
         due = await self._decide(request, context)
         if due is None:  # dropped: no answer until the client gives up or we close
             await self.state.closing.wait()
@@ -102,7 +103,7 @@ class EchoService:
         self.state.counters.replies += 1
         return self.reply(request)
 
-    async def stream(self, request: Any, context: grpc.aio.ServicerContext
+    async def stream(self, request: Any, context: Context
                      ) -> AsyncIterator[Any]:
         for index in range(request.count or DEFAULT_COUNT):
             due = await self._decide(request, context)
@@ -112,7 +113,7 @@ class EchoService:
             self.state.counters.replies += 1
             yield self.reply(request, index)
 
-    async def chat(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    async def chat(self, requests: AsyncIterator[Any], context: Context
                    ) -> AsyncIterator[Any]:
         self.state.counters.connections += 1
         if not self.plan.has_any:  # the plain echo: nothing decided, nothing held
@@ -133,7 +134,7 @@ class EchoService:
         finally:
             reader.cancel()
 
-    async def _read(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext,
+    async def _read(self, requests: AsyncIterator[Any], context: Context,
                     put: Callable[[Any], None]) -> None:
         """Read a Chat stream; each reply is put when it is due (timers, not tasks)."""
         loop = asyncio.get_running_loop()

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from streambench.capture.schema import Kind
-from streambench.generate.protocols.grpc.channel import open_channel, status_of
+from streambench.generate.protocols.grpc.channel import closed_under_us, open_channel, status_of
 from streambench.generate.protocols.grpc.codec import CodecError
 
 if TYPE_CHECKING:
     from streambench.generate.protocols.grpc.client import GrpcConnection
 
 GARBAGE = object()  # a reply that did not decode (its row is written already)
+_CLOSED = ("CANCELLED", "CANCELLED: channel closed")
 
 
 class CallPump:
@@ -102,7 +103,12 @@ class CallPump:
         try:
             data = await self.callable(wire, timeout=self.c.deadline, metadata=self.c.metadata)
         except grpc.aio.AioRpcError as exc:
-            self._failed(cid, exc, generation, pending.pop(cid, None))
+            self._failed(cid, status_of(exc), generation, pending.pop(cid, None))
+            return
+        except asyncio.CancelledError:
+            if not closed_under_us():
+                raise
+            self._failed(cid, _CLOSED, generation, pending.pop(cid, None))
             return
         payload = self._decoded(cid, data)
         if payload is not GARBAGE:
@@ -121,7 +127,12 @@ class CallPump:
                     sent, taken = pending.pop(cid, None), True
                 self._recv(cid, data, payload, sent, status=None)
         except grpc.aio.AioRpcError as exc:
-            self._failed(cid, exc, generation, sent if taken else pending.pop(cid, None))
+            self._failed(cid, status_of(exc), generation,
+                         sent if taken else pending.pop(cid, None))
+        except asyncio.CancelledError:
+            if not closed_under_us():
+                raise
+            self._failed(cid, _CLOSED, generation, sent if taken else pending.pop(cid, None))
 
     async def _copy(self, wire: bytes) -> None:
         """A duplicate: the same request again; its answer is not recorded."""
@@ -156,13 +167,13 @@ class CallPump:
         c.ctx.record((Kind.RECV, now, c.conn, seq, cid, intended, sent_at, len(data), c.topic,
                       status, None, payload))
 
-    def _failed(self, cid: str, exc: grpc.aio.AioRpcError, generation: int,
+    def _failed(self, cid: str, ended: tuple[str, str], generation: int,
                 sent: tuple[int, int, int] | None) -> None:
         """An error status: an ``error`` row, unless the message timed out already."""
         if sent is None:
             return
         c = self.c
-        status, error = status_of(exc)
+        status, error = ended
         if generation != self.generation and status == "CANCELLED":
             status, error = "disconnected", "channel closed (disconnect fault)"
         seq, intended, sent_at = sent

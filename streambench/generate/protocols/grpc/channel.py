@@ -120,3 +120,10 @@ def status_of(exc: grpc.aio.AioRpcError) -> tuple[str, str]:
     name = code.name if code is not None else "UNKNOWN"
     details = exc.details()
     return name, f"{name}: {details}" if details else name
+
+
+def closed_under_us() -> bool:
+    """In ``except asyncio.CancelledError``: True when grpcio raised it because the call's
+    channel was closed (a disconnect fault), False when this task is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()

@@ -24,6 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from streambench.scenario.proto import (
+    FieldInfo,
     Method,
     ProtoProblem,
     correlation_fields,
@@ -55,7 +56,7 @@ def _tag(number: int, wire_type: int) -> bytes:
     return varint(number << 3 | wire_type)
 
 
-def _seq_encoder(field: FieldDescriptor | None) -> Callable[[int], bytes]:
+def _seq_encoder(field: FieldInfo | None) -> Callable[[int], bytes]:
     """``seq`` -> its encoded field (tag included); an empty encoding without a field."""
     if field is None:
         return lambda seq: b""

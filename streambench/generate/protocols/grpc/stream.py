@@ -30,7 +30,7 @@ import grpc
 
 from streambench.capture.schema import Kind
 from streambench.errors import TargetError, TargetUnreachable
-from streambench.generate.protocols.grpc.channel import status_of
+from streambench.generate.protocols.grpc.channel import closed_under_us, status_of
 from streambench.generate.protocols.grpc.codec import CodecError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class StreamPump:
     async def open(self, channel: grpc.aio.Channel) -> Any:
         """Start the stream; raise TargetError when the server refuses it at once."""
         c = self.c
-        call = channel.stream_stream(c.rpc.path)(timeout=c.deadline, metadata=c.metadata)
+        call: Any = channel.stream_stream(c.rpc.path)(timeout=c.deadline, metadata=c.metadata)
         try:
             async with asyncio.timeout(c.target.connect_timeout):
                 await call.wait_for_connection()
@@ -83,6 +83,10 @@ class StreamPump:
                 on_reply(data)
         except grpc.aio.AioRpcError as exc:
             status, error = status_of(exc)
+        except asyncio.CancelledError:
+            if not closed_under_us():
+                raise
+            status, error = "CANCELLED", "channel closed"
         finally:
             closer.cancel()
             self.call = None
