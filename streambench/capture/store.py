@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -74,7 +75,7 @@ class Store:
         return self.join("runs", f"{run_id}.json")
 
     # -- manifests -----------------------------------------------------------
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         """Write a run manifest atomically (temporary name, then rename); every string
         in it passes :func:`streambench.scrub.scrub_obj` (secrets never reach disk)."""
         path = self.manifest_path(manifest["run_id"])

@@ -76,8 +76,10 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         raise ScenarioError(file, problems)
     data = {key: value for key, value in _construct(node, file).items()
             if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
+    # Paths in a scenario (a gRPC proto, TLS files) are relative to its file.
+    base_dir = os.path.dirname(os.path.abspath(file)) if file != "<string>" else None
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems += _convert(exc, lines)
     if problems:
@@ -263,7 +265,7 @@ _NOUNS = {  # error type prefix -> what was expected
     "tuple": "a list", "list": "a list", "finite": "a finite number (not .inf or .nan)",
 }
 _PROTOCOL_ALIASES = {"ws": "websocket", "wss": "websocket", "https": "http", "mqtts": "mqtt"}
-_MISSING_HINTS = {
+_MISSING_HINTS: dict[tuple[str, ...], str] = {
     ("load",): " (give load.rate and load.duration, or load.stages)",
     ("name",): " (a short name such as smoke, used in run ids and reports)",
 }
@@ -309,7 +311,8 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
     elif kind == "extra_forbidden":
         yield loc, _unknown_key(raw)
     elif kind == "missing":
-        yield loc, f"required key {loc[-1]!r} is missing{_MISSING_HINTS.get(loc, '')}"
+        hint = _MISSING_HINTS.get(tuple(str(part) for part in loc), "")
+        yield loc, f"required key {loc[-1]!r} is missing{hint}"
     elif cause is not None:
         yield loc, str(cause)
     else:
@@ -318,18 +321,19 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
 
 def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     # Never echo what was written in a credential field: error output lands in CI logs.
-    secret = loc[:2] in (("target", "password"), ("target", "headers"))
+    secret = loc[:2] in (("target", "password"), ("target", "headers"), ("target", "metadata"))
     got = REDACTED if secret else _show(error.get("input"))
     info = _field(raw)
     if kind == "literal_error":
-        options = error["ctx"]["expected"]
+        options = str(error["ctx"]["expected"])
         return f"expected {options}, got {got}{_suggest(error.get('input'), options)}"
     if kind == "string_pattern_mismatch" and loc[-1:] in _PATTERN_HINTS:
         return f"{_PATTERN_HINTS[loc[-1:]]}, got {got}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind in ("too_short", "too_long"):
-        return error["msg"].replace("Tuple should", "expected a list with").lower() + f", got {got}"
+        message = str(error["msg"]).replace("Tuple should", "expected a list with").lower()
+        return f"{message}, got {got}"
     noun = next((n for prefix, n in _NOUNS.items() if kind.startswith(prefix)), None)
     if noun is None and kind not in _BOUNDS:
         return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got}"

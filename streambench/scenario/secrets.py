@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from streambench.scenario.model import Scenario, Target
 
 REDACTED = "<redacted>"
-SECRET_FIELDS = ("target.url", "target.headers.*", "target.username", "target.password")
+SECRET_FIELDS = ("target.url", "target.headers.*", "target.metadata.*", "target.username",
+                 "target.password")
+_HEADER_FIELDS = ("headers", "metadata")  # name -> value maps (gRPC calls them metadata)
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -83,10 +85,11 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
     The result holds secrets: keep it in memory only, never dump or log it.
     """
     update: dict[str, Any] = {"url": resolve(target.url, field="target.url", env=env)}
-    headers: dict[str, str] | None = getattr(target, "headers", None)
-    if headers is not None:
-        update["headers"] = {name: resolve(value, field=f"target.headers.{name}", env=env)
-                             for name, value in headers.items()}
+    for key in _HEADER_FIELDS:
+        headers: dict[str, str] | None = getattr(target, key, None)
+        if headers is not None:
+            update[key] = {name: resolve(value, field=f"target.{key}.{name}", env=env)
+                           for name, value in headers.items()}
     for name in ("username", "password"):
         value = getattr(target, name, None)
         if value is not None:
@@ -148,16 +151,16 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     that look like credentials are replaced by ``"<redacted>"``: the password,
     header values under credential-like names (Authorization, Cookie, *token*,
     *key*, *secret*, ...) or shaped like ``Bearer ...`` or a long token, a
-    password inside the URL and URL query values under credential-like names.
+    password inside the URL and URL query values under credential-like names. gRPC
+    ``metadata`` is treated as headers.
     """
     dump = scenario.model_dump(mode="json")
     target = dump["target"]
     target["url"] = public_url(target["url"])
-    if "headers" in target:
-        target["headers"] = {
-            name: REDACTED if _looks_secret(name, value) else value
-            for name, value in target["headers"].items()
-        }
+    for key in _HEADER_FIELDS:
+        if key in target:
+            target[key] = {name: REDACTED if _looks_secret(name, value) else value
+                           for name, value in target[key].items()}
     if target.get("password") is not None and "${" not in target["password"]:
         target["password"] = REDACTED
     return dump
@@ -210,8 +213,9 @@ def _looks_secret(name: str, value: str) -> bool:
 
 def _secret_strings(target: Target) -> Iterator[tuple[str, str]]:
     yield "target.url", target.url
-    for name, value in getattr(target, "headers", {}).items():
-        yield f"target.headers.{name}", value
+    for key in _HEADER_FIELDS:
+        for name, value in getattr(target, key, {}).items():
+            yield f"target.{key}.{name}", value
     for name in ("username", "password"):
         value = getattr(target, name, None)
         if value is not None:

@@ -44,7 +44,7 @@ CASES = [
      "load.stages[0].duration", 5, "expected a duration > 0"),
     ("unknown-protocol", "name: t\ntarget:\n  protocol: wss\nload: {rate: 1, duration: 1}\n",
      "target.protocol", 3, "unknown protocol 'wss'; expected one of 'websocket', 'mqtt', "
-     "'http', 'sse'; did you mean 'websocket'?"),
+     "'http', 'sse', 'grpc'; did you mean 'websocket'?"),
     ("probability-over-1", "name: t\ntarget:\n  server: {drop_rate: 1.5}\n"
      "load: {rate: 1, duration: 1}\n",
      "target.server.drop_rate", 3, "expected a number between 0 and 1, got 1.5"),
@@ -179,7 +179,8 @@ def test_every_problem_is_listed_in_line_order() -> None:
     rendered = str(caught.value).splitlines()
     assert rendered[0] == "multi.yaml: 7 problems"
     assert rendered[2] == ("  multi.yaml:3: target.protocol: unknown protocol 'wss'; expected one "
-                           "of 'websocket', 'mqtt', 'http', 'sse'; did you mean 'websocket'?")
+                           "of 'websocket', 'mqtt', 'http', 'sse', 'grpc'; did you mean "
+                           "'websocket'?")
 
 
 def test_credential_values_are_not_echoed() -> None:
