@@ -98,7 +98,7 @@ class LiveState:
 
     run_id: str
     scenario: str
-    status: str  # running | completed | aborted | failed | unknown
+    status: str  # starting | running | completed | aborted | failed | unknown
     elapsed_s: float  # since the first send, at most total_s
     total_s: float | None
     counts: dict[str, int]
@@ -110,7 +110,7 @@ class LiveState:
 
     @property
     def done(self) -> bool:
-        return self.status not in ("running", "unknown")
+        return self.status not in ("starting", "running", "unknown")
 
     @property
     def error_rate(self) -> float:
@@ -205,7 +205,8 @@ class LiveRun:
 
     def _status(self, manifest: dict[str, Any]) -> str:
         if self.handle is not None and not self.handle.done():
-            return "running"
+            # "starting" until the first progress report (target, connections, zero)
+            return "running" if self.handle.latest is not None else "starting"
         return str(manifest.get("status") or "unknown")
 
     def _read_new_parts(self) -> pl.DataFrame | None:
