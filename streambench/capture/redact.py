@@ -57,12 +57,14 @@ class Redactor:
         self,
         policy: Redaction,
         *,
-        cid_field: str = "cid",
-        seq_field: str = "seq",
+        cid_field: str | None = "cid",
+        seq_field: str | None = "seq",
+        keep: Sequence[str] = (),
         key_provider: KeyProvider | None = None,
     ) -> None:
         self.policy = policy
-        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field)
+        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field,
+                                       keep=keep)
         provider = key_provider or load_key_provider(key_file=policy.key_file)
         if policy.hash and provider is None:
             raise ConfigError(
@@ -273,8 +275,13 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)
 
 
-def parse_policy(policy: Redaction, *, cid_field: str, seq_field: str) -> Node:
-    """The policy's paths as a tree; hash wins over allow, keep over both."""
+def parse_policy(policy: Redaction, *, cid_field: str | None, seq_field: str | None,
+                 keep: Sequence[str] = ()) -> Node:
+    """The policy's paths as a tree; hash wins over allow, keep over both.
+
+    ``keep``: more paths kept as they are (ids where a conversation carries them,
+    such as ``data.request_id``); a dotted ``cid_field`` is a path too.
+    """
     root = Node()
     for action, paths in (("mask", policy.allow), ("hash", policy.hash)):
         for path in paths:
@@ -282,8 +289,12 @@ def parse_policy(policy: Redaction, *, cid_field: str, seq_field: str) -> Node:
             for name in split_path(path):
                 node = node.children.setdefault(name, Node())
             node.action = action
-    for name in (cid_field, seq_field):
-        node = root.children.setdefault(name, Node())
+    for path in (cid_field, seq_field, *keep):
+        if path is None:
+            continue
+        node = root
+        for name in path.split("."):
+            node = node.children.setdefault(name, Node())
         node.action, node.children = "keep", {}
     return root
 

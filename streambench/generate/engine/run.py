@@ -60,8 +60,11 @@ def new_run_id(name: str) -> str:
 
 def redactor_for(scenario: Scenario) -> Redactor:
     """The scenario's redactor; raises at once when a hash key is missing."""
-    return Redactor(scenario.capture.redaction, cid_field=scenario.message.cid_field,
-                    seq_field=scenario.message.seq_field)
+    kinds = scenario.kinds()
+    keep = [path for kind in kinds for path in (kind.cid_field, kind.seq_field) if path]
+    reply_id = "id" if scenario.preset is not None else scenario.reply_id()
+    return Redactor(scenario.capture.redaction, cid_field=None, seq_field=None,
+                    keep=[*keep, *([reply_id] if reply_id else [])])
 
 
 async def run_async(
