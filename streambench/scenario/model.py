@@ -451,6 +451,19 @@ class Scenario(_Model):
         paths = {k.cid_field for k in self.kinds() if k.expect != "none" and k.carries_id}
         return next(iter(paths)) if len(paths) == 1 else None
 
+    def looked_for(self) -> str:
+        """What an answer had to carry, in words (the summary shows it when none matched)."""
+        if self.preset is not None:
+            return _PRESET_IDS[self.preset]
+        if getattr(self.target, "correlation_data", False):
+            return "the request's id in the reply's MQTT 5 correlation data"
+        path = self.reply_id()
+        if path is None:
+            return "any reply, each answering the oldest message in flight (in order)"
+        shapes = {"a number such as 3000000017" if k.cid_type == "integer" else
+                  'text such as "3-17"' for k in self.kinds() if k.expect != "none"}
+        return f"the request's id at {path!r} ({' or '.join(sorted(shapes))})"
+
     @model_validator(mode="wrap")
     @classmethod
     def _with_names(cls, data: Any, handler: ModelWrapValidatorHandler[Scenario]) -> Scenario:
@@ -476,13 +489,18 @@ class Scenario(_Model):
         return data
 
 
+_PRESET_IDS = {
+    "jsonrpc": "the request's integer id at 'id' (a JSON-RPC 2.0 response)",
+    "graphql-ws": "the operation's id at 'id' of next/complete/error messages",
+    "socketio": "an ack (43<id>[...]) with the event's ack id",
+}
 _PRESET_PROTOCOLS = {"jsonrpc": ("websocket", "mqtt"), "graphql-ws": ("websocket",),
                      "socketio": ("websocket",)}
 
 
 def check_conversation(scenario: Scenario) -> None:
     """How messages, replies, steps and variables fit together (FieldProblem if not)."""
-    if scenario.messages and "message" in scenario.model_fields_set:
+    if scenario.messages and scenario.message != Message():
         raise FieldProblem(("messages",), "give message (one kind) or messages (a mix), "
                            "not both")
     names = [kind.name for kind in scenario.messages]
@@ -527,7 +545,7 @@ def _check_preset(scenario: Scenario) -> None:
                            f"{' or '.join(_PRESET_PROTOCOLS[preset])}, not {protocol}")
     for index, kind in enumerate(scenario.kinds()):
         for key in ("cid_field", "cid_type", "seq_field"):
-            if key in kind.model_fields_set:
+            if getattr(kind, key) != Message.model_fields[key].default:
                 raise FieldProblem((*_kind_loc(scenario, index), key),
                                    f"preset {preset} decides {key}; remove it")
         if not isinstance(kind.body, dict):

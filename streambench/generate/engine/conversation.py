@@ -103,7 +103,7 @@ def compile_plan(scenario: Scenario) -> Plan:
         subprotocols=tuple(getattr(scenario.target, "subprotocols", ())),
         responses=responses, variables=dict(scenario.variables), seed=scenario.seed,
         in_order=id_path is None and not correlation_data,
-        looked_for=looked_for(id_path, kinds, correlation_data=correlation_data),
+        looked_for=scenario.looked_for(),
     )
 
 
@@ -154,14 +154,3 @@ def compile_step(step: Step, scenario: Scenario, slots: frozenset[str], *, index
                     timeout=step.timeout,
                     capture=tuple((name, parse_path(path)) for name, path in
                                   step.capture.items()))
-
-
-def looked_for(id_path: str | None, kinds: Sequence[Kind], *, correlation_data: bool) -> str:
-    """What an answer had to carry, in words (the summary shows it when nothing matched)."""
-    if correlation_data:
-        return "the request's id in the reply's MQTT 5 correlation data"
-    if id_path is None:
-        return "any reply, matched to the oldest message in flight (the requests carry no id)"
-    shapes = {"a number such as 3000000017" if k.integer_id else "text such as \"3-17\""
-              for k in kinds if k.expect != "none"}
-    return f"the request's id at {id_path!r} ({' or '.join(sorted(shapes))})"

@@ -68,8 +68,9 @@ async def run_steps(plan: Plan, framer: Framer, *, send: Callable[[bytes], None]
         finally:
             wait_with(None)
         framer.set({name: lookup(doc, path) for name, path in step.capture})
-        record((Kind.STEP, at, conn, None, None, sent, sent, len(text), topic, step.name, None,
-                text[:PAYLOAD_LIMIT]))
+        since = sent if data is not None else None  # a step that only waits has no latency
+        record((Kind.STEP, at, conn, None, None, since, since, len(text), topic, step.name,
+                None, text[:PAYLOAD_LIMIT]))
 
 
 async def _answer(waiter: StepWaiter, step: PlanStep, closed: asyncio.Future[Any],

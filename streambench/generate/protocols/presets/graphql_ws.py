@@ -62,5 +62,5 @@ def graphql_ws_plan(scenario: Scenario) -> Plan:
         classifier=Classifier(id_path=("id",), error_path=("payload", "errors"), rules=rules),
         steps=(init, *user_steps(scenario)), subprotocols=subprotocols, responses=responses,
         variables=dict(scenario.variables), seed=scenario.seed,
-        looked_for="the operation's id at 'id' of next/complete/error messages",
+        looked_for=scenario.looked_for(),
     )

@@ -34,5 +34,5 @@ def jsonrpc_plan(scenario: Scenario) -> Plan:
         steps=user_steps(scenario), subprotocols=tuple(getattr(scenario.target,
                                                                 "subprotocols", ())),
         responses=responses, variables=dict(scenario.variables), seed=scenario.seed,
-        looked_for="the request's integer id at 'id' (a JSON-RPC 2.0 response)",
+        looked_for=scenario.looked_for(),
     )

@@ -107,5 +107,5 @@ def socketio_plan(scenario: Scenario) -> Plan:
         classifier=Classifier(id_path=("id",), error_path=("data", 0, "error"), rules=rules),
         steps=(*steps, *user_steps(scenario)), decode=decode, responses=responses,
         variables=dict(scenario.variables), seed=scenario.seed, url=engine_url,
-        looked_for="an ack (43<id>[...]) with the event's ack id",
+        looked_for=scenario.looked_for(),
     )

@@ -59,6 +59,9 @@ class WebSocketConnection(EventRecorder):
         self.ws: WebSocketPump | None = None
         self._opening: WebSocketPump | None = None  # connected, set-up steps running
         self._waiter: StepWaiter | None = None  # the answer a set-up step awaits
+        # Replies that came before a step waited for them (a greeting sent with the
+        # handshake's response), kept for the next step while the steps run.
+        self._early: list[tuple[str, int]] | None = None
         self.connected = asyncio.Event()
         self.sending_done = asyncio.Event()
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
@@ -66,23 +69,36 @@ class WebSocketConnection(EventRecorder):
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
         """Connect and run the set-up steps (on every connect, reconnects included)."""
-        pump = await self._connect()
         if not self.plan.steps:
-            return pump
-        self._opening = pump
+            return await self._connect()
+        self._early = []
         try:
-            await run_steps(self.plan, self.framer, send=lambda data: pump.send_many([data]),
-                            closed=pump.closed, record=self.ctx.record, wait_with=self._wait_with,
-                            conn=self.conn, topic=self.topic, url=self.url)
-        except BaseException:
-            pump.abort()
-            raise
+            pump = await self._connect()
+            self._opening = pump
+            try:
+                await run_steps(self.plan, self.framer, send=lambda data: pump.send_many([data]),
+                                closed=pump.closed, record=self.ctx.record,
+                                wait_with=self._wait_with, conn=self.conn, topic=self.topic,
+                                url=self.url)
+            except BaseException:
+                pump.abort()
+                raise
         finally:
             self._opening = None
+            early, self._early = self._early or [], None
+            for message, at in early:  # what no step took is classified as usual
+                self.matcher.on_reply(message, at)
         return pump
 
     def _wait_with(self, waiter: StepWaiter | None) -> None:
         self._waiter = waiter
+        early = self._early
+        if waiter is None or not early:
+            return
+        for index, (message, at) in enumerate(early):
+            if waiter.offer(message, at):
+                del early[index]
+                return
 
     async def _connect(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
@@ -157,7 +173,11 @@ class WebSocketConnection(EventRecorder):
             message = message.decode("utf-8", "replace")
         now = time.monotonic_ns()
         waiter = self._waiter
-        if waiter is not None and waiter.offer(message, now):
+        if waiter is not None:
+            if waiter.offer(message, now):
+                return
+        elif self._early is not None:  # the steps run, and none waits right now
+            self._early.append((message, now))
             return
         self.matcher.on_reply(message, now)
 
