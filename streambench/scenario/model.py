@@ -663,6 +663,14 @@ def check_conversation(scenario: Scenario) -> None:
     for index, name in enumerate(names):
         if name in names[:index]:
             raise FieldProblem(("messages", index, "name"), f"kind name {name!r} is used twice")
+    if scenario.target.protocol == "grpc":  # a protobuf request: its own fields
+        kind = scenario.message
+        if scenario.messages or scenario.variables or isinstance(kind.body, str) \
+                or kind.cid_field is None or kind.seq_field is None \
+                or scenario.replies != Replies():
+            raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
+                               "of the request message: messages, variables, replies, text "
+                               "bodies and null cid_field/seq_field do not apply")
     check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
     _check_placeholders(scenario)
     _check_preset(scenario)

@@ -113,14 +113,15 @@ def _has_path(body: dict[str, Any], path: str) -> bool:
     return True
 
 
-def pool_problem(body: dict[str, Any], pool: int) -> str | None:
+def pool_problem(body: dict[str, Any] | str, pool: int) -> str | None:
     """Why ``pool`` bodies like ``body`` are too many to hold in memory, or None.
 
     Call after :func:`check_body` passed. One body is rendered to estimate the size.
     """
     if pool > POOL_BODIES:
         return f"expected at most {POOL_BODIES:,} bodies, got {pool:,}"
-    size = len(orjson.dumps(_compile(body)(random.Random("streambench-size")))) + 40
+    late = frozenset(name for _, name in placeholder_names(body) if name not in GENERATORS)
+    size = len(orjson.dumps(_compile(body, late)(random.Random("streambench-size")))) + 40
     if pool * size > POOL_BYTES:
         return (f"{pool:,} bodies of about {size:,} bytes need {pool * size / 2**20:,.0f} MiB; "
                 f"at most {POOL_BYTES >> 20} MiB: lower message.pool to "
