@@ -45,6 +45,7 @@ class MqttSettings:
     will: WillMessage | None
     connect_timeout: float
     headers: dict[str, str] = field(default_factory=dict)  # MQTT over WebSockets; resolved
+    max_message_bytes: int = 1 << 20  # a bigger incoming packet ends the connection
     session_expiry: int = SESSION_EXPIRY_S
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -87,6 +88,7 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         tls=target.tls or scheme in ("mqtts", "wss"), publish_topic=publish,
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
         connect_timeout=target.connect_timeout, headers=dict(headers or {}),
+        max_message_bytes=target.max_message_bytes,
     )
 
 
