@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from streambench.capture.writer import CaptureWriter, Recorder
 from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
+from streambench.generate.engine.conversation import compile_plan
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
@@ -32,7 +33,6 @@ from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
 from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
-from streambench.scenario.synth import compile_body
 
 OnProgress = Callable[[Progress], None] | None
 T = TypeVar("T")
@@ -85,9 +85,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         problem = header_problem(name, value)
         if problem is not None:
             raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
-    pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
-                        cid_field=scenario.message.cid_field,
-                        seq_field=scenario.message.seq_field)
+    plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
         base = schedule(load, seed=scenario.seed, conn=offset + conn,
@@ -97,7 +95,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
     return RunContext(
-        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
+        scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
         connections=load.connections if gate is None else gate.connections,

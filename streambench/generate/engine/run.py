@@ -63,10 +63,14 @@ def redactor_for(scenario: Scenario) -> Redactor:
     Every process of a run calls this first (one process, the driver, each
     shard), so it also registers the scenario's credentials as this process's
     secrets: they are scrubbed from every row, log line and manifest after.
+    Ids are kept where the conversation carries them (``data.request_id``).
     """
     register_scenario(scenario)
-    return Redactor(scenario.capture.redaction, cid_field=scenario.message.cid_field,
-                    seq_field=scenario.message.seq_field)
+    kinds = scenario.kinds()
+    keep = [path for kind in kinds for path in (kind.cid_field, kind.seq_field) if path]
+    reply_id = "id" if scenario.preset is not None else scenario.reply_id()
+    return Redactor(scenario.capture.redaction, cid_field=None, seq_field=None,
+                    keep=[*keep, *([reply_id] if reply_id else [])])
 
 
 async def run_async(
