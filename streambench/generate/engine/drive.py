@@ -37,6 +37,7 @@ from streambench.scenario.secrets import resolve
 OnProgress = Callable[[Progress], None] | None
 T = TypeVar("T")
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
+FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
 
 class StartGate(Protocol):
@@ -195,11 +196,15 @@ async def open_all(conns: list[Connection]) -> list[Any]:
 
 async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,
                      scenario: Scenario, on_progress: OnProgress) -> None:
-    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``)."""
+    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``).
+
+    The first flush comes ``FIRST_FLUSH_S`` after the schedule's zero, so a
+    watcher (the live dashboard) has numbers within a second of the first send.
+    """
     every = scenario.capture.flush_every
     limit = scenario.capture.flush_rows
+    deadline = tracker.start_mono / 1e9 + min(every, FIRST_FLUSH_S)  # same clock as monotonic()
     while True:
-        deadline = time.monotonic() + every
         # Polling the row count: the hot path must not pay for an Event per append.
         while time.monotonic() < deadline and len(recorder.rows) < limit:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, every))
@@ -208,6 +213,7 @@ async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: Progres
         writer.submit(batch)
         if on_progress is not None:
             on_progress(snapshot)
+        deadline = time.monotonic() + every
 
 
 async def sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:

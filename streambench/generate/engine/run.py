@@ -84,6 +84,7 @@ async def run_async(
 ) -> RunOutcome:
     """Run a scenario to the end (or until stopped); everything captured is on disk after."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     redactor = redactor_for(scenario)
     manifest = start_manifest(scenario, run_id=run_id, store=store)
@@ -125,14 +126,16 @@ async def run_async(
 
 
 def run(scenario: Scenario, *, store: Store, run_id: str | None = None,
-        on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+        on_progress: OnProgress = None, control: RunControl | None = None,
+        handle_signals: bool = True) -> RunOutcome:
     """Blocking :func:`run_async` on a fresh event loop (uvloop when available).
 
     With ``handle_signals`` Ctrl-C and SIGTERM flush what was captured, mark
     the run aborted, and raise :class:`RunInterrupted`.
     """
     outcome = new_loop_run(run_async(scenario, store=store, run_id=run_id,
-                                     on_progress=on_progress, handle_signals=handle_signals))
+                                     on_progress=on_progress, control=control,
+                                     handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 
