@@ -39,6 +39,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streambench.analyze.diagnose import mostly_unmatched, unmatched_line
     from streambench.analyze.summary import format_summary
     from streambench.api import execute
     from streambench.capture.store import Store
@@ -60,6 +61,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"streambench: {exc}", file=sys.stderr)
         return 130
     _print(result.summary, as_json=args.json, format_summary=format_summary)
+    replies = result.summary.get("replies")
+    if replies is not None and mostly_unmatched(replies):
+        print(f"streambench: {unmatched_line(replies)}", file=sys.stderr)
+        return 1
     return 0 if result.status == "completed" else 1
 
 
