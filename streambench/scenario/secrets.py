@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from streambench.errors import ConfigError
+from streambench.scenario.synth import public_body
 from streambench.scrub import SENSITIVE_NAME, register, register_credentials, register_url
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     ``metadata`` is treated as headers.
     """
     dump = scenario.model_dump(mode="json")
+    dump["message"]["body"] = public_body(dump["message"]["body"])
     target = dump["target"]
     target["url"] = public_url(target["url"])
     for key in _HEADER_FIELDS:

@@ -17,14 +17,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from streambench.capture.health import HealthWriter
 from streambench.capture.schema import Kind
 from streambench.capture.writer import PART_STRIDE, CaptureWriter, Recorder
+from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
 from streambench.generate.engine.conversation import compile_plan
 from streambench.generate.engine.health import LoopStalls, Watched, sampling
@@ -34,10 +36,11 @@ from streambench.generate.engine.schedule import schedule
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
-from streambench.scenario.model import Scenario
+from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
 
 OnProgress = Callable[[Progress], None] | None
+T = TypeVar("T")
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
 FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
@@ -84,6 +87,10 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                getattr(scenario.target, "headers", {}).items()}
+    for name, value in headers.items():  # a resolved ${SECRET} is checked like a literal
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
     plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
@@ -138,7 +145,10 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
                  stalls: LoopStalls) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate)
-    conns, first = await open_clients(ctx, open_all=open_all, writer=writer)
+    opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
+    if opened is None:  # stopped while connecting: nothing was sent, the run is aborted
+        return
+    conns, first = opened
     for c in conns:
         c.faults = injector
     if gate is None:
@@ -176,6 +186,23 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
         c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
     if on_progress is not None:
         on_progress(tracker.update(recorder.rows, final=True))
+
+
+async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T | None:
+    """``work``'s result, or None once the run is asked to stop first (``work`` is
+    cancelled): a signal must end a run whose connections hang in their handshakes."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(control.stop_event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 async def open_all(conns: list[Connection]) -> list[Any]:
