@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import RunNotFound, StoreError
+from streambench.scrub import scrub_obj
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 
@@ -75,10 +76,11 @@ class Store:
 
     # -- manifests -----------------------------------------------------------
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
-        """Write a run manifest atomically (temporary name, then rename)."""
+        """Write a run manifest atomically (temporary name, then rename); every string
+        in it passes :func:`streambench.scrub.scrub_obj` (secrets never reach disk)."""
         path = self.manifest_path(manifest["run_id"])
         self.fs.makedirs(self.join("runs"), exist_ok=True)
-        data = json.dumps(manifest, indent=2, default=str).encode()
+        data = json.dumps(scrub_obj(manifest), indent=2, default=str).encode()
         write_atomic(self.fs, path, data)
 
     def manifest(self, run_id: str) -> dict[str, Any]:

@@ -28,9 +28,10 @@ from pydantic import (
     model_validator,
 )
 
+from streambench import limits
 from streambench.scenario.faults import Fault
 from streambench.scenario.secrets import template_problem
-from streambench.scenario.synth import check_body
+from streambench.scenario.synth import check_body, pool_problem
 
 if TYPE_CHECKING:
     from streambench.scenario.proto import Method
@@ -118,9 +119,13 @@ class ServerFaults(_Model):
     seed: int = 0
 
 
+# A delay of 0 turns a refused reconnect into a busy loop writing error rows.
+ReconnectDelay = Annotated[Duration, Field(ge=limits.RECONNECT_DELAY_S)]
+
+
 class Reconnect(_Model):
-    initial: Duration = 0.1
-    max: Duration = 5.0
+    initial: ReconnectDelay = 0.1
+    max: ReconnectDelay = 5.0
     factor: float = Field(default=2.0, ge=1.0)
     attempts: int | None = Field(default=None, ge=0)  # None: keep trying until the run ends
 
@@ -370,18 +375,22 @@ Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget | GrpcT
 ``protocol`` may be left out: websocket (see :meth:`Scenario._default_protocol`)."""
 
 
+RunDuration = Annotated[Duration, Field(gt=0, le=limits.DURATION_S)]
+Rate = Annotated[float, Field(ge=0, le=limits.RATE)]
+
+
 class Stage(_Model):
     """One stage of a load profile: ``rate`` at its start, ramping linearly to ``to``."""
 
-    duration: Duration = Field(gt=0)
-    rate: float = Field(ge=0)
-    to: float | None = Field(default=None, ge=0)  # None: hold `rate` for the whole stage
+    duration: RunDuration
+    rate: Rate
+    to: Rate | None = None  # None: hold `rate` for the whole stage
 
 
 class Load(_Model):
     connections: int = Field(default=1, ge=1, le=1_000_000)
-    rate: float | None = Field(default=None, gt=0)  # messages/s over all connections
-    duration: Duration | None = Field(default=None, gt=0)
+    rate: float | None = Field(default=None, gt=0, le=limits.RATE)  # messages/s, all connections
+    duration: RunDuration | None = None
     stages: tuple[Stage, ...] | None = None
     arrival: Literal["constant", "poisson"] = "constant"
     timeout: Duration = Field(default=5.0, gt=0)  # a reply later than this is a timeout
@@ -396,7 +405,19 @@ class Load(_Model):
                 raise ValueError("stages must list at least one stage")
         elif self.rate is None or self.duration is None:
             raise ValueError("give rate and duration (or a list of stages)")
+        if self.total_duration > limits.DURATION_S:
+            raise ValueError(f"the stages last {self.total_duration:,.0f}s; at most "
+                             f"{limits.DURATION_S:,.0f}s (30 days)")
+        if self.messages > limits.MESSAGES:
+            raise ValueError(f"rate x duration schedules {self.messages:,.0f} messages; at "
+                             f"most {limits.MESSAGES:,} per run")
         return self
+
+    @property
+    def messages(self) -> float:
+        """How many messages the profile schedules (ramps count their mean rate)."""
+        return sum(s.duration * (s.rate + (s.rate if s.to is None else s.to)) / 2
+                   for s in self.profile())
 
     def profile(self) -> tuple[Stage, ...]:
         """The load as stages, whichever way the scenario said it."""
@@ -411,10 +432,14 @@ class Load(_Model):
         return sum(stage.duration for stage in self.profile())
 
 
+# Replies are searched for `"<cid_field>":"` as text: no quote, backslash or control character.
+FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r'^[^"\\\x00-\x1f]+$')]
+
+
 class Message(_Model):
     body: dict[str, Any] = Field(default_factory=lambda: {"text": "{{sentence}}"})
-    cid_field: str = "cid"
-    seq_field: str = "seq"
+    cid_field: FieldName = "cid"
+    seq_field: FieldName = "seq"
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
 
     @model_validator(mode="after")
@@ -422,6 +447,9 @@ class Message(_Model):
         # Raises synth.BodyProblem (a ValueError carrying every problem with its
         # position in the body); the loader expands it into one Problem each.
         check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field)
+        problem = pool_problem(self.body, self.pool)
+        if problem is not None:
+            raise FieldProblem(("pool",), problem)
         return self
 
 

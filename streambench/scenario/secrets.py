@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from streambench.errors import ConfigError
+from streambench.scrub import SENSITIVE_NAME, register, register_credentials, register_url
 
 if TYPE_CHECKING:
     from streambench.scenario.model import Scenario, Target
@@ -36,9 +37,6 @@ _HEADER_FIELDS = ("headers", "metadata")  # name -> value maps (gRPC calls them 
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SENSITIVE_NAME = re.compile(
-    r"auth|token|secret|key|passw|pwd|cookie|session|signature|sig$|credential", re.IGNORECASE
-)
 _SCHEME_VALUE = re.compile(r"^(bearer|basic|digest|token|apikey)\s+\S", re.IGNORECASE)
 _TOKEN_LIKE = re.compile(r"^[A-Za-z0-9_\-+/=.~]{24,}$")
 
@@ -63,6 +61,8 @@ def resolve(text: str, *, field: str, env: Mapping[str, str] | None = None) -> s
 
     Raises ConfigError naming ``field`` and the variable when one is not set
     or a reference is malformed. The error never contains a resolved value.
+    Every value substituted is registered as a secret of this process
+    (:mod:`streambench.scrub`), so it is scrubbed from whatever is written.
     """
     environ = os.environ if env is None else env
     problem = template_problem(text)
@@ -73,6 +73,7 @@ def resolve(text: str, *, field: str, env: Mapping[str, str] | None = None) -> s
         name = match.group(1)
         if name not in environ:
             raise ConfigError(f"{field}: environment variable {name} is not set")
+        register(environ[name])
         return environ[name]
 
     return _REFERENCE.sub(substitute, text)
@@ -102,6 +103,33 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
         # The message names the field only: the resolved value may be a secret.
         hint = f" (it must fit protocol {target.protocol})" if where == "target.url" else ""
         raise ConfigError(f"{where}: invalid after resolving ${{...}} references{hint}") from None
+
+
+def register_scenario(scenario: Scenario, *, env: Mapping[str, str] | None = None) -> None:
+    """Register every credential of ``scenario`` as a secret of this process.
+
+    Call where a scenario enters a process (loading it, applying overrides,
+    starting a run): the values its ``${NAME}`` references have in ``env``
+    (default ``os.environ``; unset ones are skipped), the password in the URL's
+    user info and the ``Basic`` header made from it, credential-like query
+    values, a literal ``password`` and header values that look like
+    credentials. :func:`streambench.scrub.scrub` then removes them from
+    everything written. Nothing is resolved into the model.
+    """
+    environ = os.environ if env is None else env
+    for path, text in _secret_strings(scenario.target):
+        if template_problem(text) is not None:
+            continue
+        value = _REFERENCE.sub(lambda m: environ.get(m.group(1), m.group(0)), text)
+        for name in references(text):
+            register(environ.get(name))
+        if path == "target.url":
+            register_url(value)
+        elif path == "target.password":
+            register_credentials(getattr(scenario.target, "username", None), value)
+        elif path.startswith("target.headers.") and _looks_secret(path[15:], value):
+            register(value)
+            register(value.split(None, 1)[-1])  # the token of "Bearer <token>"
 
 
 def secret_fields(scenario: Scenario) -> list[tuple[str, str]]:
@@ -177,7 +205,7 @@ def _scrub_arg(arg: str) -> str:
 def _looks_secret(name: str, value: str) -> bool:
     if "${" in value or not value:
         return False
-    if _SENSITIVE_NAME.search(name) or _SCHEME_VALUE.match(value):
+    if SENSITIVE_NAME.search(name) or _SCHEME_VALUE.match(value):
         return True
     letters_and_digits = any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
     return bool(_TOKEN_LIKE.match(value)) and letters_and_digits

@@ -23,6 +23,7 @@ import orjson
 import pydantic
 
 from streambench.errors import ConfigError, TargetError
+from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
@@ -156,7 +157,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _log_to_stderr() -> None:
     """Human log lines of the target go to stderr (stdout is for the ready line only)."""
-    logger = logging.getLogger("streambench.target")
+    logger = get_logger("streambench.target")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
@@ -201,7 +202,7 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
         ready["grpc_url"] = grpc_server.url
     sys.stdout.write(orjson.dumps(ready).decode() + "\n")
     sys.stdout.flush()
-    logging.getLogger("streambench.target").info(
+    get_logger("streambench.target").info(
         "serving %s and %s (faults: %s)",
         server.ws_url,
         server.http_url,
@@ -213,4 +214,4 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
         if grpc_server is not None:
             await grpc_server.close()
         await server.close()
-        logging.getLogger("streambench.target").info("stopped: %s", server.stats)
+        get_logger("streambench.target").info("stopped: %s", server.stats)

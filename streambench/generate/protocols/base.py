@@ -23,7 +23,6 @@ goes on over plain HTTP against the URL's ``http(s)://`` twin.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff
+from streambench.logs import get_logger
 from streambench.scenario.model import (
     HttpTarget,
     MqttTarget,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from streambench.generate.faults.inject import FaultInjector
     from streambench.scenario.model import Scenario
 
-log = logging.getLogger("streambench.connection")
+log = get_logger("streambench.connection")
 Handle = TypeVar("Handle")
 AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 

@@ -62,11 +62,11 @@ from streambench.generate.scale.shards import (
     run_shard,
     split,
 )
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 class Backend(Protocol):
@@ -336,7 +336,7 @@ def _log_settings() -> tuple[str, str] | None:
     """The driver's ``--log-format``/``--log-level``, for the workers to use too."""
     from streambench.logs import JsonFormatter
 
-    logger = logging.getLogger("streambench")
+    logger = get_logger("streambench")
     if not logger.handlers:
         return None
     fmt = "json" if isinstance(logger.handlers[0].formatter, JsonFormatter) else "text"

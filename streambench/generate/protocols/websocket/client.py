@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +33,10 @@ from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, serve_reconnecting, target_as
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
+from streambench.logs import get_logger
 from streambench.scenario.model import WebSocketTarget
 
-log = logging.getLogger("streambench.websocket")
+log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
 Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
