@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 from streambench.scenario.model import Scenario
+from streambench.scenario.synth import BodyPool
 
 
 @dataclass
@@ -35,6 +36,8 @@ class RunContext:
     conn_offset: int = 0  # first global connection index of this worker
     connections: int = 1  # connections this process drives
     topics: dict[int, str] = field(default_factory=dict)
+    pool: BodyPool | None = None  # the bodies ``frame`` renders, for clients that encode
+    # them otherwise than as JSON (gRPC); one per run, shared by every connection
 
     @property
     def timeout_ns(self) -> int:

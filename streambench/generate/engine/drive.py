@@ -90,7 +90,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
     return RunContext(
-        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
+        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame, pool=pool,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
         connections=load.connections if gate is None else gate.connections,

@@ -69,8 +69,9 @@ class GrpcConnection(EventRecorder):
         self.rpc = target.rpc()
         self.topic = self.rpc.path
         message = ctx.scenario.message
-        pool = compile_body(message.body, seed=ctx.scenario.seed, pool=message.pool,
-                            cid_field=message.cid_field, seq_field=message.seq_field)
+        pool = ctx.pool or compile_body(message.body, seed=ctx.scenario.seed, pool=message.pool,
+                                        cid_field=message.cid_field,
+                                        seq_field=message.seq_field)
         try:
             self.codec = GrpcCodec(self.rpc, pool, cid_field=message.cid_field,
                                    seq_field=message.seq_field,

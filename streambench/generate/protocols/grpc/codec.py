@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from streambench.errors import ConfigError
 from streambench.scenario.proto import (
     FieldInfo,
     Method,
@@ -98,9 +99,12 @@ class GrpcCodec:
                  payloads: bool = True) -> None:
         try:
             cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field)
-            self._prefixes = tuple(encode_body(method, pool.body(i)) for i in range(pool.size))
+            first = encode_body(method, pool.body(0))  # the scenario checked its types
         except ProtoProblem as exc:
             raise CodecError(f"{exc.field}: {exc}") from None
+        # Encoded on first use: a connection pays for the bodies it sends, not the pool.
+        self._prefixes: list[bytes | None] = [first, *([None] * (pool.size - 1))]
+        self._pool = pool
         self.method = method
         self._cid_tag = None if cid is None else _tag(cid.number, 2)
         self._seq = _seq_encoder(seq)
@@ -113,12 +117,24 @@ class GrpcCodec:
         self._flat = is_flat(method.response)
 
     def request(self, i: int, cid: str, seq: int) -> bytes:
-        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes."""
+        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes.
+
+        Raises ConfigError when body ``i % pool`` does not fit the request type (the
+        scenario's check encodes one rendering; another may differ, e.g. in range).
+        """
         data = self._prefixes[i % self._size]
+        if data is None:
+            data = self._prefixes[i % self._size] = self._encode(i % self._size)
         if self._cid_tag is not None:
             raw = cid.encode()
             data += self._cid_tag + varint(len(raw)) + raw
         return data + self._seq(seq)
+
+    def _encode(self, index: int) -> bytes:
+        try:
+            return encode_body(self.method, self._pool.body(index))
+        except ProtoProblem as exc:
+            raise ConfigError(f"message.body (pool entry {index}): {exc}") from None
 
     def from_json(self, frame: bytes, *, original: bytes) -> bytes:
         """A JSON frame as a fault left it, as wire bytes.
