@@ -101,13 +101,15 @@ class Redactor:
         self,
         policy: Redaction,
         *,
-        cid_field: str = "cid",
-        seq_field: str = "seq",
+        cid_field: str | None = "cid",
+        seq_field: str | None = "seq",
+        keep: Sequence[str] = (),
         key_provider: KeyProvider | None = None,
         fast_path: bool = True,
     ) -> None:
         self.policy = policy
-        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field)
+        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field,
+                                       keep=keep)
         provider = key_provider or load_key_provider(key_file=policy.key_file)
         if policy.hash and provider is None:
             raise ConfigError(

@@ -17,6 +17,7 @@ the stack (Python's, Arrow's or orjson's).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,15 +59,23 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)
 
 
-def parse_policy(policy: Redaction, *, cid_field: str, seq_field: str) -> Node:
+def parse_policy(policy: Redaction, *, cid_field: str | None, seq_field: str | None,
+                 keep: Sequence[str] = ()) -> Node:
     """The policy's paths as a tree; hash wins over allow.
 
     The correlation id and sequence fields are kept, and scanned like allowed
-    fields: a server chooses what its replies carry there.
+    fields: a server chooses what its replies carry there. ``keep``: more such
+    paths (where a conversation carries its ids: ``data.request_id``); a dotted
+    ``cid_field`` is a path too.
     """
     root = Node()
-    for name in (cid_field, seq_field):
-        root.children[name] = Node("mask")
+    for path in (cid_field, seq_field, *keep):
+        if path is None:
+            continue
+        node = root
+        for name in path.split("."):
+            node = node.children.setdefault(name, Node())
+        node.action = "mask"
     for action, paths in (("mask", policy.allow), ("hash", policy.hash)):
         for path in paths:
             node = root

@@ -16,24 +16,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from streambench.capture.writer import CaptureWriter, Recorder
+from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
+from streambench.generate.engine.conversation import compile_plan
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
-from streambench.scenario.model import Scenario
+from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
-from streambench.scenario.synth import compile_body
 
 OnProgress = Callable[[Progress], None] | None
+T = TypeVar("T")
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
+FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
 
 class StartGate(Protocol):
@@ -78,9 +82,11 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                getattr(scenario.target, "headers", {}).items()}
-    pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
-                        cid_field=scenario.message.cid_field,
-                        seq_field=scenario.message.seq_field)
+    for name, value in headers.items():  # a resolved ${SECRET} is checked like a literal
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
+    plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
         base = schedule(load, seed=scenario.seed, conn=offset + conn,
@@ -90,7 +96,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
     return RunContext(
-        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame, pool=pool,
+        scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
         connections=load.connections if gate is None else gate.connections,
@@ -109,7 +115,10 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     """
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate)
-    conns, first = await open_clients(ctx, open_all=open_all, writer=writer)
+    opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
+    if opened is None:  # stopped while connecting: nothing was sent, the run is aborted
+        return
+    conns, first = opened
     for c in conns:
         c.faults = injector
     if gate is None:
@@ -148,6 +157,23 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
         on_progress(tracker.update(recorder.rows, final=True))
 
 
+async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T | None:
+    """``work``'s result, or None once the run is asked to stop first (``work`` is
+    cancelled): a signal must end a run whose connections hang in their handshakes."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(control.stop_event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
+
+
 async def open_all(conns: list[Connection]) -> list[Any]:
     """Open every connection, at most CONNECT_CONCURRENCY handshakes at once.
 
@@ -170,11 +196,15 @@ async def open_all(conns: list[Connection]) -> list[Any]:
 
 async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,
                      scenario: Scenario, on_progress: OnProgress) -> None:
-    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``)."""
+    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``).
+
+    The first flush comes ``FIRST_FLUSH_S`` after the schedule's zero, so a
+    watcher (the live dashboard) has numbers within a second of the first send.
+    """
     every = scenario.capture.flush_every
     limit = scenario.capture.flush_rows
+    deadline = tracker.start_mono / 1e9 + min(every, FIRST_FLUSH_S)  # same clock as monotonic()
     while True:
-        deadline = time.monotonic() + every
         # Polling the row count: the hot path must not pay for an Event per append.
         while time.monotonic() < deadline and len(recorder.rows) < limit:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, every))
@@ -183,6 +213,7 @@ async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: Progres
         writer.submit(batch)
         if on_progress is not None:
             on_progress(snapshot)
+        deadline = time.monotonic() + every
 
 
 async def sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:

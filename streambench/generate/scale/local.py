@@ -84,19 +84,21 @@ class Backend(Protocol):
 
 
 def run_workers(scenario: Scenario, *, store: Store, workers: int, run_id: str | None = None,
-                on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+                on_progress: OnProgress = None, control: RunControl | None = None,
+                handle_signals: bool = True) -> RunOutcome:
     """Run over ``workers`` local processes; blocking, like :func:`engine.run.run`."""
     return run_sharded(scenario, store=store, backend=ProcessBackend(), workers=workers,
-                       run_id=run_id, on_progress=on_progress, handle_signals=handle_signals)
+                       run_id=run_id, on_progress=on_progress, control=control,
+                       handle_signals=handle_signals)
 
 
 def run_sharded(scenario: Scenario, *, store: Store, backend: Backend, workers: int,
                 run_id: str | None = None, on_progress: OnProgress = None,
-                handle_signals: bool = True) -> RunOutcome:
+                control: RunControl | None = None, handle_signals: bool = True) -> RunOutcome:
     """:func:`drive` on a fresh loop; a signal ends in :class:`RunInterrupted`."""
     outcome = new_loop_run(drive(
         scenario, store=store, backend=backend, workers=workers, run_id=run_id,
-        on_progress=on_progress, handle_signals=handle_signals))
+        on_progress=on_progress, control=control, handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 
@@ -136,6 +138,7 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
                 control: RunControl | None = None, handle_signals: bool = False) -> RunOutcome:
     """Run ``scenario`` as shards on ``backend``; one run id, one manifest, one summary."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     raise_open_files()  # before the target starts: it inherits the limit
     current_run_id.set(run_id)
