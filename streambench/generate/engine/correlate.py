@@ -179,6 +179,11 @@ class Classifier:
             doc = parse(text)
         for rule in self.rules:
             if rule.match(doc, text):
+                pattern = rule.match.pattern
+                if pattern is not None and "id" in pattern.groupindex:  # PONG (?P<id>\S+)
+                    found = pattern.search(text)
+                    return Verdict(rule.action, found.group("id") if found else None,
+                                   rule=rule, doc=doc)
                 if rule.action in ("other", "end") and rule.id is None:
                     return Verdict(rule.action, self._id(doc, self.id_path), rule=rule, doc=doc)
                 return self._answer(doc, rule.id or self.id_path, rule)
