@@ -64,6 +64,6 @@ async def test_a_server_that_nests_every_reply_deeply(store: Store):
     replies = events.filter(pl.col("kind").is_in(["recv", "error", "timeout"]))
     assert replies.height >= 20  # every message is accounted for: nothing was lost
     payloads = events.filter(pl.col("kind") != "send")["payload"].drop_nulls()
-    assert len(payloads) >= 10
+    assert len(payloads) >= 5  # replies that came in before their timeout
     assert payloads.str.starts_with("<deep-json:").all()  # kept as kind and length only
     assert result.manifest["redaction"]["deep_json"] == len(payloads)
