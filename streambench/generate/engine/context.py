@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
+from streambench.generate.engine.conversation import Plan, compile_plan
 from streambench.scenario.model import Scenario
 
 
@@ -35,8 +36,13 @@ class RunContext:
     conn_offset: int = 0  # first global connection index of this worker
     connections: int = 1  # connections this process drives
     topics: dict[int, str] = field(default_factory=dict)
+    plan: Plan = None  # type: ignore[assignment]  # compiled from the scenario if not given
     # local addresses connections are opened from (resolved, checked); () for the default
     source_addresses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.plan is None:
+            self.plan = compile_plan(self.scenario)
 
     def source_address(self, conn: int) -> str | None:
         """Where connection ``conn`` of this process is opened from (round robin, global)."""
@@ -101,15 +107,17 @@ class Inflight:
     send order, which is intended order, so expiry only ever looks at the head.
     """
 
-    __slots__ = ("conn", "late", "pending", "record")
+    __slots__ = ("conn", "late", "pending", "record", "streams")
 
     def __init__(self, conn: int, record: Callable[[Row], None]) -> None:
         self.conn = conn
         self.record = record
         self.pending: dict[str, tuple[int, int, int]] = {}
-        # cids that timed out, to recognise late replies; an empty frozenset until the
-        # first timeout, so the many connections that never time out carry no set
+        # cids that timed out, to recognise late replies, and ids of open streams (expect:
+        # stream) until their end: an empty frozenset until the first one, so the many
+        # connections that never need them carry no set
         self.late: set[str] | frozenset[str] = _NO_CIDS
+        self.streams: set[str] | frozenset[str] = _NO_CIDS
 
     def expire(self, now: int, timeout_ns: int, topic: str | None) -> int:
         """Record a timeout for every message whose intended time + timeout has passed."""
@@ -120,6 +128,7 @@ class Inflight:
             if intended + timeout_ns > now:
                 break
             del pending[cid]
+            self.close_stream(cid)
             self.record((Kind.TIMEOUT, now, self.conn, seq, cid, intended, sent, None,
                          topic, None, None, None))
             late = self.late
@@ -129,6 +138,17 @@ class Inflight:
                 late.add(cid)
             expired += 1
         return expired
+
+    def open_stream(self, cid: str) -> None:
+        """Message ``cid`` is answered by a stream of replies until its end."""
+        if not isinstance(self.streams, set):
+            self.streams = set()
+        self.streams.add(cid)
+
+    def close_stream(self, cid: str) -> None:
+        streams = self.streams
+        if isinstance(streams, set):
+            streams.discard(cid)
 
     def fail_all(self, now: int, status: str, error: str, topic: str | None) -> None:
         """Resolve everything in flight as errors (the connection is gone)."""

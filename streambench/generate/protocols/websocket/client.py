@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from websockets.exceptions import (
@@ -35,37 +35,66 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Flag, Inflight, RunContext, sleep_until
+from streambench.generate.engine.context import (
+    Flag,
+    Inflight,
+    RunContext,
+    backoff,
+    sleep_until,
+)
 from streambench.generate.engine.replies import ReplyMatcher
+from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, done_serving, reconnect
+from streambench.generate.protocols.base import (
+    EventRecorder,
+    done_serving,
+    healthy_uptime,
+    reconnect,
+    reconnect_settings,
+    target_as,
+)
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
 from streambench.generate.scale.limits import kernel_refusal
+from streambench.logs import get_logger
+from streambench.scenario.model import WebSocketTarget
 
-log = logging.getLogger("streambench.websocket")
+log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 _SWEEP_SLACK_S = 0.1  # the engine's timeout sweep runs every <= 50 ms
 
-Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
+Due = tuple[int, str, int, bytes, bool]  # (seq, cid, intended_mono, frame, expects no reply)
 
 
 class WebSocketConnection(EventRecorder):
     """One connection: its sender, its receiver and what is in flight on it."""
 
-    __slots__ = ("_drained", "_ready", "_reconnecting", "conn", "ctx", "faults", "inflight",
-                 "matcher", "sending_done", "topic", "ws")
+    __slots__ = ("_adopted", "_delays", "_drained", "_early", "_opening", "_ready",
+                 "_reconnecting", "_waiter", "conn",
+                 "ctx", "faults", "framer", "inflight", "matcher", "plan", "sending_done",
+                 "topic", "url", "ws")
 
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.topic = sys.intern(urlsplit(ctx.url).path or "/")  # one string per process
+        self.url = ctx.plan.url(ctx.url) if ctx.plan.url is not None else ctx.url
+        self.topic = sys.intern(urlsplit(self.url).path or "/")  # one string per process
         self.inflight = Inflight(conn, ctx.record)
-        self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic)
+        self.plan = ctx.plan
+        self.framer = ctx.plan.framer(ctx.conn_offset + conn)
+        self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
+                                    respond=self._respond)
         self.ws: WebSocketPump | None = None
+        self._opening: WebSocketPump | None = None  # connected, set-up steps running
+        self._waiter: StepWaiter | None = None  # the answer a set-up step awaits
+        # Replies that came before a step waited for them (a greeting sent with the
+        # handshake's response), kept for the next step while the steps run.
+        self._early: list[tuple[str, int]] | None = None
         self._ready = Flag()  # connected once: the sender starts
         self.sending_done = Flag()  # the schedule is over: no reconnect after a loss
         self._drained: asyncio.Future[None] | None = None  # set while waiting for replies
         self._reconnecting: asyncio.Task[None] | None = None  # only after a loss
+        self._adopted = 0.0  # when the open connection was taken up (time.monotonic())
+        self._delays: Iterator[float] | None = None  # the reconnect backoff, after a loss
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
 
     @property
@@ -74,32 +103,69 @@ class WebSocketConnection(EventRecorder):
 
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
+        """Connect and run the set-up steps (on every connect, reconnects included)."""
+        if not self.plan.steps:
+            return await self._connect()
+        self._early = []
+        try:
+            pump = await self._connect()
+            self._opening = pump
+            closed = pump.closed_future()
+            try:
+                await run_steps(self.plan, self.framer, send=lambda data: pump.send_many([data]),
+                                closed=closed, record=self.ctx.record,
+                                wait_with=self._wait_with, conn=self.conn, topic=self.topic,
+                                url=self.url)
+            except BaseException:
+                pump.abort()
+                raise
+            finally:
+                pump.forget(closed)
+        finally:
+            self._opening = None
+            early, self._early = self._early or [], None
+            for message, at in early:  # what no step took is classified as usual
+                self.matcher.on_reply(message, at)
+        return pump
+
+    def _wait_with(self, waiter: StepWaiter | None) -> None:
+        self._waiter = waiter
+        early = self._early
+        if waiter is None or not early:
+            return
+        for index, (message, at) in enumerate(early):
+            if waiter.offer(message, at):
+                del early[index]
+                return
+
+    async def _connect(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
-        target = self.ctx.scenario.target
+        target = target_as(self.ctx, WebSocketTarget)
         source = self.ctx.source_address(self.conn)
         try:
             async with asyncio.timeout(target.connect_timeout):
-                return await open_pump(self.ctx.url, self.on_reply,
+                return await open_pump(self.url, self.on_reply,
                                        headers=self.ctx.headers or None,
                                        max_size=target.max_message_bytes,
+                                       subprotocols=self.plan.subprotocols,
                                        source_address=source)
         except TimeoutError as exc:
-            raise TargetUnreachable(self.ctx.url, f"no answer in {target.connect_timeout:g}s"
+            raise TargetUnreachable(self.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
         except InvalidURI as exc:
-            raise ConfigError(f"target.url: not a WebSocket URL: {self.ctx.url!r}") from exc
+            raise ConfigError(f"target.url: not a WebSocket URL: {self.url!r}") from exc
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise TargetError(f"target {self.ctx.url} refused the WebSocket upgrade: "
+            raise TargetError(f"target {self.url} refused the WebSocket upgrade: "
                               f"HTTP {status}") from exc
         except InvalidHandshake as exc:
-            raise TargetError(f"target {self.ctx.url}: WebSocket handshake failed: {exc}"
+            raise TargetError(f"target {self.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
             refusal = kernel_refusal(exc, source=source)
             if refusal is not None:
                 raise refusal from exc
-            raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.url, exc.strerror or str(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
         """Adopt the connection the engine opened, and return: an open connection needs no
@@ -109,6 +175,7 @@ class WebSocketConnection(EventRecorder):
 
     def _adopt(self, ws: WebSocketPump) -> None:
         self.ws = ws
+        self._adopted = time.monotonic()
         ws.on_lost = self._on_lost
         self.record_event(Kind.CONNECT, status="open")
         self._ready.set()
@@ -120,7 +187,7 @@ class WebSocketConnection(EventRecorder):
             self.ws = None
         code = ws.close_code
         if ws.closed_by_size:
-            limit = self.ctx.scenario.target.max_message_bytes
+            limit = target_as(self.ctx, WebSocketTarget).max_message_bytes
             self.record_event(Kind.ERROR, status="too_big",
                               error=f"frame larger than {limit} bytes")
         self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),
@@ -135,9 +202,17 @@ class WebSocketConnection(EventRecorder):
                                                      name=f"{self.name}.reconnect")
 
     async def _reconnect(self) -> None:
-        """Open the connection again with backoff (target.reconnect); runs only after a loss."""
+        """Open the connection again with backoff (target.reconnect); runs only after a loss.
+
+        A server that accepts and closes at once must not be hammered: the
+        backoff starts over only after a connection that stayed up a while.
+        """
+        settings = reconnect_settings(self.ctx)
+        if self._delays is None or time.monotonic() - self._adopted >= \
+                healthy_uptime(settings.max):
+            self._delays = backoff(settings.initial, settings.max, settings.factor)
         try:
-            ws = await reconnect(self)
+            ws = await reconnect(self, self._delays)
             if ws is None:
                 return
             self._adopt(ws)
@@ -194,9 +269,23 @@ class WebSocketConnection(EventRecorder):
         """Match one reply to its request; anything unexpected is an error row."""
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        self.matcher.on_reply(message, time.monotonic_ns())
+        now = time.monotonic_ns()
+        waiter = self._waiter
+        if waiter is not None:
+            if waiter.offer(message, now):
+                return
+        elif self._early is not None:  # the steps run, and none waits right now
+            self._early.append((message, now))
+            return
+        self.matcher.on_reply(message, now)
         if self._drained is not None and not self.inflight.pending:
             self._wake_drain()
+
+    def _respond(self, rule: str, now: int) -> None:
+        """Send a rule's ``respond`` frame (a pong for the server's ping)."""
+        ws = self.ws or self._opening
+        if ws is not None and ws.open:
+            ws.send_many([self.framer.fill(self.plan.responses[rule], 0)])
 
     # -- sending -------------------------------------------------------------
     async def send_all(self) -> None:
@@ -206,9 +295,8 @@ class WebSocketConnection(EventRecorder):
         one system call; each is recorded with the time of that write.
         """
         ctx = self.ctx
-        frame = ctx.frame
+        message = self.framer.message
         start = ctx.start_mono
-        global_conn = ctx.conn_offset + self.conn
         faults = self.faults
         due: list[Due] = []
         seq = 0
@@ -222,12 +310,14 @@ class WebSocketConnection(EventRecorder):
                         due = []
                     await sleep_until(intended)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
-                if faults is not None:
+                kind, cid, data = message(seq)
+                expect = kind.expect
+                if expect == "stream":
+                    self.inflight.open_stream(cid)
+                if faults is not None and expect != "none":
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
-                due.append((seq, cid, intended, data))
+                due.append((seq, cid, intended, data, expect == "none"))
                 if len(due) >= _BATCH_MAX:
                     await self._send_due(due)
                     due = []
@@ -249,29 +339,30 @@ class WebSocketConnection(EventRecorder):
         record, conn, topic = self.ctx.record, self.conn, self.topic
         now = time.monotonic_ns()
         if ws is None or not ws.open:
-            for seq, cid, intended, _ in due:
+            for seq, cid, intended, _, _ in due:
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "not_connected", "not connected when due", None))
             return
         pending = self.inflight.pending
-        for seq, cid, intended, _ in due:
-            pending[cid] = (seq, intended, now)
+        for seq, cid, intended, _, notify in due:
+            if not notify:
+                pending[cid] = (seq, intended, now)
         try:
             ws.send_many([d[3] for d in due])
         except ConnectionClosed:
-            for seq, cid, intended, _ in due:
+            for seq, cid, intended, _, _ in due:
                 pending.pop(cid, None)  # a close may already have failed it
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "send_failed", "connection closed while sending", None))
             return
-        for seq, cid, intended, data in due:
-            record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
-                    None, data))
+        for seq, cid, intended, data, notify in due:
+            record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended, now,
+                    len(data), topic, None, None, data))
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
         """Send one message now and record it, as the send loop does."""
-        await self._send_due([(seq, cid, intended, data)])
+        await self._send_due([(seq, cid, intended, data, False)])
 
     async def send_copy(self, data: bytes) -> None:
         ws = self.ws

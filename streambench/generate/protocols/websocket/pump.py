@@ -27,7 +27,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -35,6 +35,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Protocol, State
 from websockets.streams import StreamReader
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 OnMessage = Callable[[str | bytes], None]
@@ -68,14 +69,16 @@ class WebSocketPump(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        protocol.receive_data(data)
-        for event in protocol.events_received():
+        self.protocol.receive_data(data)
+        self._events()
+        self._flush()  # pongs, close frames, and the close of the TCP connection
+
+    def _events(self) -> None:
+        for event in self.protocol.events_received():
             if isinstance(event, Frame):
                 self._on_frame(event)
             elif isinstance(event, Response):
                 self._on_response(event)
-        self._flush()  # pongs, close frames, and the close of the TCP connection
 
     def _on_response(self, response: Response) -> None:
         handshake = self.handshake
@@ -109,12 +112,15 @@ class WebSocketPump(asyncio.Protocol):
                                 else whole)
 
     def eof_received(self) -> bool | None:
+        # A refusal without Content-Length ends at EOF: only now is its response whole.
         self.protocol.receive_eof()
+        self._events()
         self._flush()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()  # idempotent; ends the protocol's parser
+        self._events()
         self._lost = True
         handshake = self.handshake
         if handshake is not None and not handshake.done():
@@ -177,19 +183,30 @@ class WebSocketPump(asyncio.Protocol):
             self.protocol.send_ping(data)
             self._flush()
 
+    def closed_future(self) -> asyncio.Future[None]:
+        """A future done once the TCP connection is gone, for waits that race the close
+        with something else; hand it back to :meth:`forget` when done with it."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._lost:
+            waiter.set_result(None)
+        else:
+            if self._close_waiters is None:
+                self._close_waiters = []
+            self._close_waiters.append(waiter)
+        return waiter
+
+    def forget(self, waiter: asyncio.Future[None]) -> None:
+        """Stop tracking a future from :meth:`closed_future` (the wait is over)."""
+        if self._close_waiters is not None and waiter in self._close_waiters:
+            self._close_waiters.remove(waiter)
+
     async def wait_closed(self) -> None:
         """Return once the TCP connection is gone (cancelling this wait changes nothing)."""
-        if self._lost:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        if self._close_waiters is None:
-            self._close_waiters = []
-        self._close_waiters.append(waiter)
+        waiter = self.closed_future()
         try:
             await waiter
         finally:
-            if self._close_waiters is not None and waiter in self._close_waiters:
-                self._close_waiters.remove(waiter)
+            self.forget(waiter)
 
     async def close(self, code: int = 1000, reason: str = "", *, wait: float = 1.0) -> None:
         """Close politely; abort the TCP connection if the peer does not answer in ``wait`` s."""
@@ -256,7 +273,7 @@ def drop_handshake_parser(protocol: ClientProtocol) -> None:
 
 
 async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, str] | None = None,
-                    max_size: int | None = 1 << 20,
+                    max_size: int | None = 1 << 20, subprotocols: Sequence[str] = (),
                     source_address: str | None = None) -> WebSocketPump:
     """Connect and complete the opening handshake; the caller bounds it with a timeout.
 
@@ -267,7 +284,8 @@ async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, st
     translate them in one place.
     """
     uri = parse_uri(url)
-    protocol = ClientProtocol(uri, max_size=max_size)
+    protocol = ClientProtocol(uri, max_size=max_size,
+                              subprotocols=[Subprotocol(p) for p in subprotocols] or None)
     request = protocol.connect()
     for name, value in (headers or {}).items():
         request.headers[name] = value
