@@ -82,7 +82,7 @@ class WebSocketConnection(EventRecorder):
         self.plan = ctx.plan
         self.framer = ctx.plan.framer(ctx.conn_offset + conn)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
-                                    respond=self._respond)
+                                    respond=self._respond if ctx.plan.responses else None)
         self.ws: WebSocketPump | None = None
         self._opening: WebSocketPump | None = None  # connected, set-up steps running
         self._waiter: StepWaiter | None = None  # the answer a set-up step awaits
@@ -179,6 +179,8 @@ class WebSocketConnection(EventRecorder):
         ws.on_lost = self._on_lost
         self.record_event(Kind.CONNECT, status="open")
         self._ready.set()
+        if ws.is_closed:  # it closed before it was taken up (a server that closes at once)
+            self._on_lost(ws)
 
     def _on_lost(self, ws: WebSocketPump) -> None:
         """The pump's connection is gone: record it, fail what was in flight, reconnect."""
@@ -208,16 +210,17 @@ class WebSocketConnection(EventRecorder):
         backoff starts over only after a connection that stayed up a while.
         """
         settings = reconnect_settings(self.ctx)
-        if self._delays is None or time.monotonic() - self._adopted >= \
-                healthy_uptime(settings.max):
-            self._delays = backoff(settings.initial, settings.max, settings.factor)
         try:
-            ws = await reconnect(self, self._delays)
-            if ws is None:
-                return
-            self._adopt(ws)
-            if self.sending_done.is_set():  # back after the schedule ended: nothing to do
-                await ws.close()
+            while self.ws is None and not done_serving(self):
+                if self._delays is None or time.monotonic() - self._adopted >= \
+                        healthy_uptime(settings.max):
+                    self._delays = backoff(settings.initial, settings.max, settings.factor)
+                ws = await reconnect(self, self._delays)
+                if ws is None:
+                    return
+                self._adopt(ws)  # lost again at once: self.ws is None, and round again
+                if self.sending_done.is_set() and not ws.is_closed:  # back after the end
+                    await ws.close()
         finally:
             self._reconnecting = None
 
