@@ -24,6 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from streambench.errors import ConfigError
+from streambench.generate.engine.correlate import id_text, lookup, parse_path
 from streambench.scenario.proto import (
     FieldInfo,
     Method,
@@ -95,11 +96,15 @@ class GrpcCodec:
     """Requests and replies of one method for one run. Build once; pure after that."""
 
     def __init__(self, method: Method, bodies: Callable[[int], dict[str, Any]], *, pool: int,
-                 cid_field: str, seq_field: str, payloads: bool = True) -> None:
+                 cid_field: str, seq_field: str, reply_id: str | None = None,
+                 payloads: bool = True) -> None:
         """``bodies(i)``: body ``i`` of the run's ``pool`` (placeholders filled, without
-        the cid and seq fields), as the JSON frames of the same message number have it."""
+        the cid and seq fields), as the JSON frames of the same message number have it;
+        ``reply_id``: the path where replies carry the cid (``replies.id``), else the
+        reply's field ``cid_field``."""
         try:
-            cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field)
+            cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field,
+                                          reply_id=reply_id)
             first = encode_body(method, bodies(0))  # the scenario checked its types
         except ProtoProblem as exc:
             raise CodecError(f"{exc.field}: {exc}") from None
@@ -114,6 +119,8 @@ class GrpcCodec:
         self._decode = method.response.FromString
         reply_fields = method.response.DESCRIPTOR.fields_by_name
         self.reply_cid_field = cid_field if cid_field in reply_fields else None
+        # A path into the reply's JSON form (the engine's path model), read only when given.
+        self.reply_path = None if reply_id is None else parse_path(reply_id)
         self.payloads = payloads
         self._flat = is_flat(method.response)
 
@@ -163,6 +170,10 @@ class GrpcCodec:
             reply = self._decode(data)
         except DecodeError as exc:
             raise CodecError(f"not a {self.method.response.DESCRIPTOR.name}: {exc}") from None
+        if self.reply_path is not None:
+            doc = reply_dict(reply, flat=self._flat)
+            cid = id_text(lookup(doc, self.reply_path))
+            return cid or None, orjson.dumps(doc) if self.payloads else None
         cid = getattr(reply, self.reply_cid_field) if self.reply_cid_field else None
         if isinstance(cid, bytes):
             cid = cid.decode("utf-8", "replace")
