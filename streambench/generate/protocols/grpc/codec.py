@@ -73,23 +73,27 @@ def _seq_encoder(field: FieldInfo | None) -> Callable[[int], bytes]:
     return lambda seq: tag + varint(seq)
 
 
-def reply_dict(reply: Message, *, flat: bool) -> dict[str, Any]:
+def reply_dict(reply: Message, *, flat: tuple[str, ...] | None) -> dict[str, Any]:
     """A reply as JSON-able data, field names as in the proto (what the store keeps).
 
-    A ``flat`` type (plain scalars only, see :func:`is_flat`: the common case) is
-    read field by field; anything else (nested messages, enums, bytes, maps,
-    lists) goes through protobuf's JSON mapping.
+    A ``flat`` type (its field names, from :func:`flat_fields`: plain scalars only,
+    the common case) is read field by field, defaults included (reading named
+    fields is five times cheaper than protobuf's ``ListFields``); anything else
+    (nested messages, enums, bytes, maps, lists) goes through protobuf's JSON mapping.
     """
-    if flat:
-        return {field.name: value for field, value in reply.ListFields()}
+    if flat is not None:
+        return {name: getattr(reply, name) for name in flat}
     return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
 
-def is_flat(cls: type[Message]) -> bool:
-    """True when every field of ``cls`` is a single plain scalar (no message, enum, bytes)."""
-    return all(f.message_type is None and f.enum_type is None
-               and f.type != FieldDescriptor.TYPE_BYTES and not is_repeated(f)
-               for f in cls.DESCRIPTOR.fields)
+def flat_fields(cls: type[Message]) -> tuple[str, ...] | None:
+    """The field names of ``cls`` when each is a single plain scalar (no message, enum,
+    bytes, list), else None."""
+    fields = cls.DESCRIPTOR.fields
+    if all(f.message_type is None and f.enum_type is None
+           and f.type != FieldDescriptor.TYPE_BYTES and not is_repeated(f) for f in fields):
+        return tuple(f.name for f in fields)
+    return None
 
 
 class GrpcCodec:
@@ -122,7 +126,7 @@ class GrpcCodec:
         # A path into the reply's JSON form (the engine's path model), read only when given.
         self.reply_path = None if reply_id is None else parse_path(reply_id)
         self.payloads = payloads
-        self._flat = is_flat(method.response)
+        self._flat = flat_fields(method.response)
 
     def request(self, i: int, cid: str, seq: int) -> bytes:
         """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes.

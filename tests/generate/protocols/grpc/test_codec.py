@@ -64,7 +64,7 @@ def test_replies_give_their_cid_and_json(tmp_path: Path):
     cid, payload = c.reply(rpc.response(text="hi", cid="3-7", seq=7).SerializeToString())
     assert cid == "3-7"
     assert payload is not None
-    assert orjson.loads(payload) == {"text": "hi", "cid": "3-7", "seq": 7}
+    assert orjson.loads(payload) == {"text": "hi", "n": 0, "cid": "3-7", "seq": 7}  # defaults too
     assert codec(rpc, payloads=False).reply(rpc.response(cid="1-1").SerializeToString()) == (
         "1-1", None)
     assert c.reply(rpc.response(text="no cid").SerializeToString())[0] is None
