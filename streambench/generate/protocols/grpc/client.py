@@ -69,6 +69,10 @@ class GrpcConnection(EventRecorder):
         self.rpc = target.rpc()
         self.topic = self.rpc.path
         message = ctx.scenario.message
+        if message.cid_field is None or message.seq_field is None \
+                or not isinstance(message.body, dict):  # refused by the scenario model
+            raise ConfigError("message: a gRPC request needs cid_field, seq_field and an "
+                              "object body")
         pool = compile_body(message.body, seed=ctx.scenario.seed, pool=message.pool,
                             cid_field=message.cid_field, seq_field=message.seq_field)
         try:
