@@ -7,6 +7,7 @@ import concurrent.futures
 import os
 from collections.abc import Callable
 
+from streambench.capture.names import check_run_id
 from streambench.capture.store import Store
 from streambench.cli_common import store_root
 from streambench.generate.progress import Progress
@@ -39,6 +40,8 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
     """
     from streambench.generate.shards import default_workers, raise_open_files
 
+    if run_id is not None:
+        check_run_id(run_id, where="run id")
     raise_open_files()
     if cluster:
         from streambench.generate.cluster import run_cluster

@@ -12,8 +12,19 @@ DEFAULT_STORE = "./data"
 
 
 def store_root(explicit: str | None) -> str:
-    """``--store``, else ``STREAMBENCH_STORE``, else ``./data``."""
-    return explicit or os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
+    """``--store``, else ``STREAMBENCH_STORE``, else ``./data``.
+
+    An explicit but empty ``--store ''`` is an error (a script whose variable
+    came out empty), not the default; an empty ``STREAMBENCH_STORE`` counts
+    as unset, as an empty environment variable usually does.
+    """
+    if explicit is not None:
+        if not explicit.strip():
+            from streambench.errors import ConfigError
+
+            raise ConfigError("--store: the store root is empty (give a path or a URL)")
+        return explicit
+    return os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:
