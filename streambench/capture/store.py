@@ -189,11 +189,21 @@ class Store:
             raise StoreError(f"{path}: not a run manifest ({why})")
         return manifest
 
-    def finished_manifest(self, run_id: str) -> dict[str, Any]:
+    def finished_manifest(self, run_id: str, *, doing: str = "") -> dict[str, Any]:
         """The manifest of a run that is no longer being written; RunInProgress if it is."""
         manifest = self.manifest(run_id)
         if in_progress(manifest):
-            raise RunInProgress(self.root, manifest)
+            raise RunInProgress(self.root, manifest, doing=doing)
+        return manifest
+
+    def judged_manifest(self, run_id: str, *, doing: str) -> dict[str, Any]:
+        """The manifest of a run a gate may judge: finished, with events captured."""
+        manifest = self.finished_manifest(run_id, doing=doing)
+        if not self.parts("events", manifest["run_id"]):
+            why = manifest.get("error") or manifest.get("abort_reason")
+            raise StoreError(f"cannot {doing}: run {manifest['run_id']} captured no events "
+                             f"(status {manifest.get('status')}"
+                             + (f": {why}" if why else "") + ")")
         return manifest
 
     def runs(self, *, scenario: str | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ immutable once renamed into place), so a poll costs the same in the first
 minute of a soak as in its tenth hour:
 
 * counters (sent, received, errors, timeouts, connects, disconnects) are
-  cumulative over every part read;
+  cumulative over every part read (each row counted once, even when
+  compaction merges parts already read: :class:`~streambench.capture.follow.Follower`);
 * the per-window metrics and the anomaly rules look at the last ``span_s``
   seconds of events only (a trailing buffer), which bounds memory and time;
 * an anomaly becomes an :class:`Alert` the first time its fingerprint fires,
@@ -28,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from streambench.analyze.summary import planned_duration
+from streambench.capture.follow import Follower
 from streambench.capture.store import Store
 from streambench.generate.manifest import parse_time
 
@@ -91,7 +93,7 @@ class LiveRun:
     window_s: float = 1.0
     detect: bool = True
     rules: tuple[Any, ...] | None = None
-    _seen: set[str] = field(default_factory=set)
+    _follower: Follower | None = None
     _counts: Counter[str] = field(default_factory=Counter)
     _buffer: pl.DataFrame | None = None
     _alerts: list[Alert] = field(default_factory=list)
@@ -114,7 +116,7 @@ class LiveRun:
             counts={name: self._counts[name] for name in COUNTERS},
             windows=windows,
             alerts=tuple(self._alerts),
-            parts=len(self._seen),
+            parts=self._reader().parts_read,
         )
 
     def stop(self, reason: str = "stopped from the dashboard") -> bool:
@@ -136,16 +138,14 @@ class LiveRun:
             return "running"
         return str(manifest.get("status") or "unknown")
 
+    def _reader(self) -> Follower:
+        if self._follower is None:
+            self._follower = Follower(self.store, self.run_id)
+        return self._follower
+
     def _read_new_parts(self) -> pl.DataFrame | None:
-        paths = [p for p in self.store.parts("events", self.run_id) if p not in self._seen]
-        frames = []
-        for path in paths:
-            with self.store.fs.open(path, "rb") as f:
-                frames.append(pl.read_parquet(f))
-            self._seen.add(path)
-        if not frames:
-            return None
-        return pl.concat(frames, how="diagonal_relaxed").with_columns(run_id=pl.lit(self.run_id))
+        fresh = self._reader().read_new()
+        return None if fresh is None else fresh.with_columns(run_id=pl.lit(self.run_id))
 
     def _absorb(self, fresh: pl.DataFrame) -> None:
         for kind, count in fresh.group_by("kind").len().iter_rows():
