@@ -24,6 +24,7 @@ import polars as pl
 
 from streambench.analyze.measure import Metrics
 from streambench.errors import ConfigError
+from streambench.stats import percentiles, rank
 
 QUANTILE_METRICS = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
 RATE_METRICS = {"error_rate": "errors", "timeout_rate": "timeouts", "loss_rate": "lost"}
@@ -105,8 +106,8 @@ def _windows(runs: Sequence[Metrics]) -> pl.DataFrame:
 
 
 def _nearest_rank(sorted_rows: np.ndarray, q: float) -> np.ndarray:
-    n = sorted_rows.shape[-1]
-    return sorted_rows[..., max(int(np.ceil(q * n)) - 1, 0)]
+    """The q-quantile of each ascending row (:mod:`streambench.stats`' definition)."""
+    return sorted_rows[..., rank(sorted_rows.shape[-1], q) - 1]
 
 
 class _Bootstrap:
@@ -178,8 +179,8 @@ def _change(metric: str, base: _Bootstrap, cand: _Bootstrap, *, tolerance: Toler
     if before is None or after is None or base_draws is None or cand_draws is None:
         return MetricChange(metric, before, after, None, None, None, "no-data", 0.0, better)
     diffs = cand_draws - base_draws
-    tail = (1 - confidence) / 2 * 100
-    low, high = (float(x) for x in np.percentile(diffs, [tail, 100 - tail]))
+    tail = (1 - confidence) / 2
+    low, high = percentiles(diffs, [tail, 1 - tail])
     allowed = tolerance.allows(before)
     change = after - before
     verdict = _verdict(metric, change, low, high, allowed)

@@ -24,6 +24,7 @@ from streambench.analyze.windows import (
     shape_windows,
     window_stats,
 )
+from streambench.stats import percentile
 
 _RUN_COUNTS = ("sent", "received", "errors", "timeouts", "lost", "duplicates", "out_of_order",
                "unsent", "connects", "reconnects", "disconnects")  # fmt: skip
@@ -148,7 +149,7 @@ def _run_summary(prep: Prepared, windows: pl.DataFrame) -> dict[str, Any]:
         "throughput_sent": counts.get("sent", 0) / send_span_s if send_span_s else 0.0,
         "throughput_recv": counts.get("received", 0) / span_s if span_s else 0.0,
         **quantiles,
-        "lag_p99_ms": sends["lag_ms"].quantile(0.99, "higher") if sends.height else None,
+        "lag_p99_ms": percentile(sends["lag_ms"].drop_nulls().to_numpy(), 0.99),
         "lag_max_ms": sends["lag_ms"].max() if sends.height else None,
     }
 

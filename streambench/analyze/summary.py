@@ -1,6 +1,7 @@
 """The run summary: the numbers ``streambench run`` prints and ``--json`` promises.
 
-Exact, from the captured events (no histograms). Contract of the JSON keys:
+Exact, from the captured events (no histograms); every percentile is the one
+definition of :mod:`streambench.stats` (nearest rank). Contract of the JSON keys:
 ``run_id``, ``status``, ``sent``, ``received``, ``errors``, ``timeouts``,
 ``intended_rate``, ``achieved_rate`` and ``latency_ms`` with ``p50``, ``p90``,
 ``p95``, ``p99``, ``max`` are always present (latencies are null when
@@ -26,8 +27,7 @@ from streambench.generate.context import (
     PROTOCOL_ERRORS,
     SEND_ERRORS,
 )
-
-QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+from streambench.stats import QUANTILES, nearest_rank_expr
 
 
 def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +52,12 @@ def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
             last_send=send_ts.max(),
             lat_mean=lat.mean(),
             lat_max=lat.max(),
-            **{f"lat_{k}": lat.quantile(q, "linear") for k, q in QUANTILES.items()},
-            lag_p50=lag.quantile(0.5, "linear"),
-            lag_p99=lag.quantile(0.99, "linear"),
+            **{f"lat_{k}": nearest_rank_expr(lat, q) for k, q in QUANTILES.items()},
+            lag_p50=nearest_rank_expr(lag, 0.5),
+            lag_p99=nearest_rank_expr(lag, 0.99),
             lag_max=lag.max(),
-            svc_p50=pl.col("service_ms").filter(recv).quantile(0.5, "linear"),
-            svc_p99=pl.col("service_ms").filter(recv).quantile(0.99, "linear"),
+            svc_p50=nearest_rank_expr(pl.col("service_ms").filter(recv), 0.5),
+            svc_p99=nearest_rank_expr(pl.col("service_ms").filter(recv), 0.99),
         )
         .collect()
         .row(0, named=True)

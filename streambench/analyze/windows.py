@@ -21,8 +21,9 @@ send, error or timeout row was ever recorded for them (the client skipped
 them), placed at the intended time of the next message it did record.
 ``active`` marks windows at least 90% inside the sending period: rules about
 rates ignore the partial windows at both ends.
-Latency quantiles are exact nearest-rank values: the smallest observed latency
-with at least q of the window's replies at or below it.
+Latency and schedule-lag quantiles are exact nearest-rank values
+(:mod:`streambench.stats`): the smallest observed value with at least q of
+the window's values at or below it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import polars as pl
 
 from streambench.analyze.frame import Prepared
+from streambench.stats import nearest_rank_expr
 
 QUANTILES: dict[str, float] = {
     "p50_ms": 0.50,
@@ -50,16 +52,11 @@ WINDOW_METRICS: tuple[str, ...] = (
 """Columns of the per-window table a rule may name as its ``metric``."""
 
 
-def nearest_rank(sorted_values: pl.Expr, q: float) -> pl.Expr:
-    """The nearest-rank q-quantile of an already ascending-sorted expression."""
-    index = ((sorted_values.len() * q).ceil().cast(pl.Int64) - 1).clip(lower_bound=0)
-    return sorted_values.gather(index).first()
-
-
 def latency_summary(sorted_latency: pl.Expr) -> list[pl.Expr]:
-    """Quantile, max and mean expressions over ascending-sorted latencies."""
+    """Quantile, max and mean expressions over ascending-sorted, null-free latencies."""
     return [
-        *(nearest_rank(sorted_latency, q).alias(name) for name, q in QUANTILES.items()),
+        *(nearest_rank_expr(sorted_latency, q, is_sorted=True).alias(name)
+          for name, q in QUANTILES.items()),
         sorted_latency.max().alias("max_ms"),
         sorted_latency.mean().alias("mean_ms"),
     ]
@@ -75,7 +72,7 @@ def _by_problem_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
     names = {"send": "sent", "recv": "replies", "error": "errors", "timeout": "timeouts"}
     sends = prep.rows("send").select(w, "lag_ms")
     lag = sends.group_by("w").agg(
-        lag_p99_ms=pl.col("lag_ms").quantile(0.99, "higher"), lag_max_ms=pl.col("lag_ms").max()
+        lag_p99_ms=nearest_rank_expr(pl.col("lag_ms"), 0.99), lag_max_ms=pl.col("lag_ms").max()
     )
     return [_kind_counts(prep.frame, w, names), lag]
 

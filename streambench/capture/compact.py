@@ -46,7 +46,7 @@ from streambench.capture.merge import TARGET_BYTES, Fingerprint, Merged, plan_gr
 from streambench.capture.names import check_run_id
 from streambench.capture.swap import ExchangeUnsupported, exchange
 
-TABLES = ("events", "faults")
+TABLES = ("events", "faults", "health")
 OnStep = Callable[[str], None] | None
 
 

@@ -46,7 +46,7 @@ from streambench.capture.merge import SOURCES_KEY
 from streambench.errors import RunInProgress, StoreError
 
 DEFAULT_RETENTION_DAYS = 14
-TABLES = ("events", "faults")
+TABLES = ("events", "faults", "health")
 TEMPORARY_GRACE_S = 60.0  # a temporary file younger than this may still be in use
 _DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 _HASH_PERIOD = r"h1:(?P<period>[0-9A-Za-z-]+):[0-9a-f]{16}"

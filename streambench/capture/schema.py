@@ -64,3 +64,23 @@ FAULT_SCHEMA = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
+
+HEALTH_SCHEMA = pa.schema(
+    [
+        # One row per process per sample interval (about a second): how the processes
+        # of a run (the load generator's and the built-in target's) were doing. The
+        # analysis reads these names; see docs/analysis.md#process-health-rows.
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("ns", tz="UTC"), nullable=False),  # end of the interval
+        pa.field("interval_s", pa.float64(), nullable=False),  # length of the interval
+        pa.field("source", pa.string(), nullable=False),  # "client" | "target"
+        pa.field("worker", pa.int32()),  # client worker index; None for the target
+        pa.field("pid", pa.int32()),
+        pa.field("rss_bytes", pa.int64()),  # resident memory at ts
+        pa.field("open_files", pa.int32()),  # open file descriptors at ts
+        pa.field("cpu_s", pa.float64()),  # CPU seconds (user + system) used in the interval
+        pa.field("parts_written", pa.int64()),  # capture parts written so far (cumulative)
+        pa.field("loop_stall_ms", pa.float64()),  # longest event-loop stall in the interval
+        pa.field("connections", pa.int32()),  # open connections at ts
+    ]
+)

@@ -4,6 +4,7 @@ Layout (a contract)::
 
     <root>/events/date=YYYY-MM-DD/run_id=<id>/<file>.parquet
     <root>/faults/date=YYYY-MM-DD/run_id=<id>/<file>.parquet
+    <root>/health/date=YYYY-MM-DD/run_id=<id>/<file>.parquet   process samples
     <root>/runs/<id>.json                      one manifest per run
     <root>/audit/audit.jsonl                   who pruned, forgot, compacted (audit.py)
     <root>/.locks/, <root>/.compaction/        internal: locks, compaction in flight
@@ -44,7 +45,7 @@ from streambench.capture.catalog import (
 from streambench.capture.files import StoreFiles, store_errors
 from streambench.capture.locks import RunLocks
 from streambench.capture.names import check_run_id, is_run_id
-from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import (
     ConfigError,
     RunIdTaken,
@@ -53,7 +54,7 @@ from streambench.errors import (
     StoreError,
 )
 
-TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA}
+TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 RESERVE_BYTES = 256 * 1024  # room kept for a run's last manifest on a disk that fills up
 log = logging.getLogger("streambench.store")
 
@@ -320,6 +321,11 @@ class Store:
     def faults(self, run_id: str | None = None) -> pl.LazyFrame:
         """Injected faults (ground truth) of one run, or of every run."""
         return self.scan("faults", run_id)
+
+    def health(self, run_id: str | None = None) -> pl.LazyFrame:
+        """Per-interval process samples (memory, open files, CPU, event-loop stalls)
+        of one run, or of every run; empty for runs recorded without them."""
+        return self.scan("health", run_id)
 
     def storage_options(self) -> dict[str, Any] | None:
         """Options for polars' own cloud reader (not fsspec's: the keys differ)."""

@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from streambench.stats import rank
+
 MAX_NINES = 4.0  # the percentile curve stops at 99.99%
 _STEPS_PER_NINE = 40
 
@@ -44,7 +46,7 @@ def percentiles(runs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         steps = max(int(top * _STEPS_PER_NINE), 1)
         nines = [top * i / steps for i in range(steps + 1)]
         qs = [1 - 10 ** (-n) for n in nines]
-        index = [min(max(math.ceil(q * values.len()) - 1, 0), values.len() - 1) for q in qs]
+        index = [rank(values.len(), q) - 1 for q in qs]
         frames.append(pl.DataFrame({
             "run": [label] * len(qs),
             "percentile": [q * 100 for q in qs],
