@@ -299,20 +299,19 @@ class Store:
             if run_id is not None and self._raw_manifest(run_id) is None:
                 raise RunNotFound(self.root, run_id)
             return pl.LazyFrame(schema=pl.from_arrow(schema.empty_table()).schema)
-        frames = [self._scan_partition(files, day, run, schema)
-                  for (day, run), files in _by_partition(parts).items()]
+        frames = [self._scan_partition(files, run, schema)
+                  for (_, run), files in _by_partition(parts).items()]
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
 
-    def _scan_partition(self, files: list[str], day: str, run_id: str,
+    def _scan_partition(self, files: list[str], run_id: str,
                         schema: pa.Schema) -> pl.LazyFrame:
-        # Partition values come from our own listing, not from polars' parsing of
-        # the path: a store root holding '=' or '[' would confuse that.
+        # The run id comes from our own listing, not from polars' parsing of the
+        # path: a store root holding '=' or '[' would confuse that.
         frame = pl.scan_parquet(
             [self.url(p) for p in files], glob=False, hive_partitioning=False,
             storage_options=self.storage_options(), missing_columns="insert",
             extra_columns="ignore", schema=_file_schema(schema))
-        return frame.with_columns(date=pl.lit(day).str.to_date(), run_id=pl.lit(run_id)
-                                  ).select(schema.names)
+        return frame.with_columns(run_id=pl.lit(run_id)).select(schema.names)
 
     def events(self, run_id: str | None = None) -> pl.LazyFrame:
         """Events of one run (``latest`` allowed), or of every run when None."""
