@@ -68,8 +68,7 @@ def record(store: Any, command: str, *, arguments: dict[str, Any],
 
 
 def _append_local(store: Any, path: str, line: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                 store.files.modes().file)
+    fd = store.files.open_fd(path, os.O_WRONLY | os.O_APPEND)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         written = os.write(fd, line)

@@ -197,6 +197,15 @@ class StoreFiles:
         else:
             self.fs.mv(source, target)
 
+    def open_fd(self, path: str, flags: int) -> int:
+        """``os.open`` a local file, creating it with the store's file mode if missing."""
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self.modes().file)
+        except FileExistsError:
+            return os.open(path, flags | os.O_CLOEXEC)
+        os.fchmod(fd, self.modes().file)  # the umask may have taken bits away
+        return fd
+
     def remove(self, path: str) -> None:
         """Delete one file; a file already gone is not an error."""
         with contextlib.suppress(FileNotFoundError):

@@ -75,7 +75,7 @@ class RunLocks:
             return
         path = self.path(run_id).removesuffix(".lock") + f"{name}.lock"
         self.files.makedirs(path.rsplit("/", 1)[0])
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self.files.modes().file)
+        fd = self.files.open_fd(path, os.O_RDWR)
         try:
             try:
                 fcntl.flock(fd, operation | (0 if wait else fcntl.LOCK_NB))

@@ -20,6 +20,7 @@ from streambench.capture.store import Store
 from streambench.scenario.model import Redaction
 
 ROOT = Path(__file__).resolve().parents[2]
+BUCKET = "streambench-test"  # the bucket the local S3 server holds (conftest.py)
 
 
 def finished(store: Store, run_id: str, *, status: str = "completed", **extra: Any) -> None:
