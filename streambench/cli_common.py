@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-DEFAULT_STORE = "./data"
+from streambench.capture.store import store_root
 
-
-def store_root(explicit: str | None) -> str:
-    """``--store``, else ``STREAMBENCH_STORE``, else ``./data``.
-
-    An explicit but empty ``--store ''`` is an error (a script whose variable
-    came out empty), not the default; an empty ``STREAMBENCH_STORE`` counts
-    as unset, as an empty environment variable usually does.
-    """
-    if explicit is not None:
-        if not explicit.strip():
-            from streambench.errors import ConfigError
-
-            raise ConfigError("--store: the store root is empty (give a path or a URL)")
-        return explicit
-    return os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
+__all__ = ["add_json", "add_store", "is_terminal", "print_json", "store_root"]
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:

@@ -61,7 +61,9 @@ def load_run(args: argparse.Namespace, run: str, *, window: float = 1.0,
     store = Store(store_root(args.store))
     run_id = store.resolve_run(run)
     manifest = store.judged_manifest(run_id, doing=gate) if gate else store.manifest(run_id)
-    return store, metrics(store.events(run_id), window=window, manifest=manifest), manifest
+    measured = metrics(store.events(run_id), window=window, manifest=manifest,
+                       health=store.health(run_id))
+    return store, measured, manifest
 
 
 # -- metrics -------------------------------------------------------------------
@@ -212,9 +214,12 @@ def _print_anomalies(found: list[Any], *, as_json: bool) -> None:
     rows = [{**a.to_dict(), "fix": a.suggestions[0].fix if a.suggestions else None,
              "confidence": a.suggestions[0].confidence if a.suggestions else None}
             for a in found]  # fmt: skip
-    print(table(rows, [("severity", "severity"), ("rule", "rule"), ("start", "start"),
-                       ("end", "end"), ("fingerprint", "fingerprint"), ("fix", "top fix"),
-                       ("confidence", "conf")]))  # fmt: skip
+    print(table(rows, [("severity", "severity"), ("rule", "rule"), ("cause", "blames"),
+                       ("start", "start"), ("end", "end"), ("fingerprint", "fingerprint"),
+                       ("fix", "top fix"), ("confidence", "conf")]))  # fmt: skip
+    for anomaly in found:
+        if anomaly.explanation:
+            print(f"\n{anomaly.rule} at {anomaly.to_dict()['start']}: {anomaly.explanation}")
     print(f"\n{len(found)} anomalies", file=sys.stdout)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from streambench.analyze import detect_events, detect_windows
+from streambench.analyze import attribute, detect_events, detect_windows
 from streambench.analyze.hits import Context, Hit, merge_hits
 from streambench.analyze.measure import Metrics, metrics
 from streambench.analyze.rules import load_rules
@@ -26,6 +26,7 @@ DETECTORS: dict[str, Callable[[Any, Context], list[Hit]]] = {
     "stall": detect_events.stall,
     "error_pattern": detect_events.error_pattern,
     "schema_drift": detect_events.schema_drift,
+    "schedule_lag": attribute.schedule_lag,
 }
 
 
@@ -64,7 +65,9 @@ def detect_anomalies(
     ``history`` holds the metrics of earlier runs of the same scenario, for
     statistical rules with ``baseline: history|auto`` and for schema drift
     (field sets seen before are expected). ``faults`` (the run's ground truth,
-    FAULT_SCHEMA) only annotates each anomaly's ``injected`` kinds.
+    FAULT_SCHEMA) only annotates each anomaly's ``injected`` kinds. Rules of
+    kind ``schedule_lag`` run last: the anomalies the load generator's own lag
+    explains become their incidents (:mod:`streambench.analyze.attribute`).
     ``fixes`` (from :func:`load_fixes`; default ``rules/fixes.yaml``, ``()`` for
     none) and ``knowledge`` (a :class:`KnowledgeBase`) produce the suggestions.
     """
@@ -72,9 +75,13 @@ def detect_anomalies(
     rules = load_rules() if rules is None else rules
     ctx = Context(metrics=run, history=tuple(history or ()), scenario=run.scenario or "unknown")
     found: list[Anomaly] = []
-    for rule in rules:
+    for rule in (r for r in rules if r.kind != "schedule_lag"):
         hits = DETECTORS[rule.kind](rule, ctx)
         found += merge_hits(rule, hits, scenario=ctx.scenario, run_id=run.run_id)
+    for rule in (r for r in rules if r.kind == "schedule_lag"):  # they judge the others
+        hits = DETECTORS[rule.kind](rule, ctx)
+        incidents = merge_hits(rule, hits, scenario=ctx.scenario, run_id=run.run_id)
+        found = attribute.fold(found, rule, incidents)
     spans = _fault_spans(faults)
     found = [_mark_injected(a, spans) for a in found]
     found.sort(key=lambda a: (a.start, a.rule))

@@ -139,7 +139,7 @@ def schema_drift(rule: Any, ctx: Context) -> list[Hit]:
     shapes = ctx.metrics.shapes_for(rule.window)
     expected = _expected_shapes(rule, ctx, shapes)
     length = int(rule.window * 1e9)
-    t0 = ctx.metrics.prepared.origin(length)
+    t0 = ctx.metrics.origin(length)
     odd = shapes.filter(~pl.col("shape").is_in(list(expected)), pl.col("count") >= rule.min_count)
     return [
         Hit(start=t0 + row["w"] * length, end=t0 + (row["w"] + 1) * length,

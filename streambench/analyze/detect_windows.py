@@ -42,7 +42,7 @@ def _table(rule: Any, ctx: Context) -> tuple[pl.DataFrame, int, int]:
     send-count table instead of a whole second window table (cached likewise).
     """
     length = int(rule.window * 1e9)
-    origin = ctx.metrics.prepared.origin(length)
+    origin = ctx.metrics.origin(length)
     metric = getattr(rule, "metric", None)
     if metric in _SEND_RATE and rule.window != ctx.metrics.window_s:
         return ctx.metrics.send_windows_for(rule.window), length, origin

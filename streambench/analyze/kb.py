@@ -148,7 +148,8 @@ class KnowledgeBase:
         resolved_at = self.table("resolutions").filter(fingerprint=fingerprint)["at"]
         durations, previous = [], None
         for at in sorted(resolved_at.dt.epoch("ns").to_list()):
-            opened = [s for s in starts if (previous is None or s > previous) and s <= at]
+            # a fix recorded at or before an occurrence's start did not resolve it
+            opened = [s for s in starts if (previous is None or s > previous) and s < at]
             if opened:
                 durations.append((at - opened[0]) / 1e9)
             previous = at

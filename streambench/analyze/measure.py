@@ -45,6 +45,7 @@ class Metrics:
     schemas: pl.DataFrame
     window_s: float
     prepared: Prepared
+    health: pl.DataFrame | None = None
     _cache: dict[tuple[str, float], pl.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
@@ -54,6 +55,10 @@ class Metrics:
     @property
     def scenario(self) -> str | None:
         return self.run.get("scenario")
+
+    def origin(self, length_ns: int) -> int:
+        """Start (epoch ns) of window 0 for windows of ``length_ns``: clock-aligned."""
+        return self.prepared.origin(length_ns)
 
     def windows_for(self, window_s: float) -> pl.DataFrame:
         """The per-window table for another window length (computed once, cached)."""
@@ -160,6 +165,7 @@ def metrics(
     window: float = 1.0,
     manifest: dict[str, Any] | None = None,
     payloads: bool = True,
+    health: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> Metrics:
     """Compute a run's metrics from its events (a LazyFrame with EVENT_SCHEMA columns).
 
@@ -167,7 +173,9 @@ def metrics(
     manifest dict, optional) supplies the run id, the scenario name and the
     reply timeout (``scenario.load.timeout``, default 5 s) used to tell a lost
     reply from one the capture ended before. ``payloads=False`` skips schema
-    fingerprints.
+    fingerprints. ``health``: the run's process health rows
+    (``Store.health(run_id)``), if any: generator attribution and soak health
+    rules read them.
 
     Run-level keys: ``run_id``, ``scenario``, ``window_s``, ``start``, ``end``,
     ``duration_s``, counts (``sent``, ``received``, ``errors``, ``timeouts``,
@@ -194,4 +202,7 @@ def metrics(
         **_run_summary(prep, windows),
         "schemas": schemas.height,
     }
-    return Metrics(run=run, windows=windows, schemas=schemas, window_s=window, prepared=prep)
+    if isinstance(health, pl.LazyFrame):
+        health = health.collect()
+    return Metrics(run=run, windows=windows, schemas=schemas, window_s=window, prepared=prep,
+                   health=health if health is not None and health.height else None)

@@ -148,14 +148,25 @@ class StallRule(_Rule):
     scope: Literal["run", "connection"] = "run"
 
 
+class ScheduleLagRule(_Rule):
+    """Client-bound windows (see :mod:`streambench.analyze.generator`); the anomalies
+    of the rules in ``explains`` that they explain become this rule's incident."""
+
+    kind: Literal["schedule_lag"]
+    limit_ms: float = Field(default=5.0, gt=0)  # schedule lag p99 (or loop stall) at least
+    share: float = Field(default=0.5, gt=0, le=1)  # ...and this share of the latency p99
+    explains: tuple[str, ...] = ()  # rule ids whose anomalies the generator's lag can explain
+    min_explained: int = Field(default=1, ge=0)  # raise an incident only if it explains this many
+
+
 Rule = Annotated[
     ThresholdRule | RateOfChangeRule | StatisticalRule | SequenceRule | SchemaDriftRule
-    | ErrorPatternRule | ConnectionStormRule | ThroughputDropRule | StallRule,
+    | ErrorPatternRule | ConnectionStormRule | ThroughputDropRule | StallRule | ScheduleLagRule,
     Field(discriminator="kind"),
 ]  # fmt: skip
 RULE_KINDS: tuple[str, ...] = (
     "threshold", "rate_of_change", "statistical", "sequence", "schema_drift",
-    "error_pattern", "connection_storm", "throughput_drop", "stall",
+    "error_pattern", "connection_storm", "throughput_drop", "stall", "schedule_lag",
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 
@@ -190,7 +201,17 @@ def parse_rules(doc: Any, *, source: str = "<rules>") -> tuple[Any, ...]:
             raise ConfigError(f"{source}: rule {name!r} field 'id': duplicate rule id")
         seen.add(rule.id)
         rules.append(rule)
+    _check_explains(rules, source)
     return tuple(r for r in rules if r.enabled)
+
+
+def _check_explains(rules: list[Any], source: str) -> None:
+    known = {r.id for r in rules}
+    for rule in rules:
+        for name in getattr(rule, "explains", ()):
+            if name not in known or name == rule.id:
+                raise ConfigError(f"{source}: rule {rule.id!r} field 'explains': "
+                                  f"no other rule {name!r} in this file")  # fmt: skip
 
 
 def load_rules(path: str | Path | None = None) -> tuple[Any, ...]:

@@ -20,6 +20,12 @@ not counted as faults to detect, and an anomaly overlapping only them is a
 false positive. A ``delay`` fault in a window (client-side messages held back,
 or any other source) is an incident and is scored.
 
+**Anomalies that blame the load generator are not scored.** A
+``generator-stall`` (``cause: generator``) says the client fell behind its
+schedule, a statement about the measurement rather than a detection of a
+fault in the system under test: it is neither a true nor a false positive,
+and is counted apart (``DetectionScore.client_bound``).
+
 Per fault kind: recall is detected / injected faults of that kind; precision
 is true positives attributed to the kind / all anomalies attributed to it. A
 matching anomaly is attributed to the kinds of the faults it matches (those in
@@ -77,6 +83,7 @@ class DetectionScore:
     faults: int
     detected: int
     false_positive_anomalies: tuple[Anomaly, ...] = field(default=(), repr=False)
+    client_bound: int = 0  # anomalies blaming the load generator, not scored
 
     @property
     def precision(self) -> float | None:
@@ -93,7 +100,7 @@ class DetectionScore:
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "recall": self.recall, "anomalies": self.anomalies,
                 "true_positives": self.true_positives, "faults": self.faults,
-                "detected": self.detected,
+                "detected": self.detected, "client_bound": self.client_bound,
                 "per_kind": [s.to_dict() for s in self.per_kind.values()]}  # fmt: skip
 
 
@@ -139,7 +146,8 @@ def score_detections(
 ) -> DetectionScore:
     """Score ``anomalies`` (objects or their JSON dicts) against the injected faults
     (a FAULT_SCHEMA frame, LazyFrame or list of dicts with kind, start, end, run_id)."""
-    found = [_anomaly(a) for a in anomalies]
+    every = [_anomaly(a) for a in anomalies]
+    found = [a for a in every if a.cause != "generator"]
     faults = _faults(ground_truth_faults)
     slack = int(tolerance_s * 1e9)
     stats: dict[str, dict[str, Any]] = defaultdict(
@@ -174,4 +182,5 @@ def score_detections(
         faults=len(faults),
         detected=sum(s["detected"] for s in stats.values()),
         false_positive_anomalies=tuple(false_positives),
+        client_bound=len(every) - len(found),
     )

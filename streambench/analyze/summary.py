@@ -12,6 +12,11 @@ Reconciliation: every message sent ends as exactly one of received, errors
 ``sent == received + errors + timeouts``. Messages that were due but could
 not be sent are ``send_failures``; replies that match nothing are
 ``protocol_errors``; neither is part of ``sent``.
+
+``generator`` says whether the load generator kept to its schedule: how many
+one-second windows were client-bound (its schedule lag explains their
+latency, see :mod:`streambench.analyze.generator`), where, and how far behind
+it fell; ``warnings`` holds the one line printed about it.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from typing import Any
 
 import polars as pl
 
+from streambench.analyze.generator import behind, generator_windows, warning
 from streambench.capture.schema import SCHEMA_VERSION
-from streambench.generate.context import (
+from streambench.capture.status import (
     HTTP_STATUS_ERROR,
     MESSAGE_ERRORS,
     PROTOCOL_ERRORS,
@@ -29,9 +35,15 @@ from streambench.generate.context import (
 )
 from streambench.stats import QUANTILES, nearest_rank_expr
 
+_SECOND = 1_000_000_000
 
-def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Summarise one run's events; ``manifest`` supplies the scenario and status."""
+
+def summarize(
+    events: pl.LazyFrame, manifest: dict[str, Any], *, health: pl.LazyFrame | None = None
+) -> dict[str, Any]:
+    """Summarise one run's events; ``manifest`` supplies the scenario and status,
+    ``health`` (the run's process health rows, optional) strengthens the
+    generator check."""
     kind, status = pl.col("kind"), pl.col("status")
     recv = kind == "recv"
     lat = pl.col("latency_ms").filter(recv)
@@ -62,7 +74,30 @@ def summarize(events: pl.LazyFrame, manifest: dict[str, Any]) -> dict[str, Any]:
         .collect()
         .row(0, named=True)
     )
-    return _shape(row, manifest)
+    summary = _shape(row, manifest)
+    summary["generator"] = _generator(events, health)
+    line = warning(summary["generator"])
+    summary["warnings"] = [line] if line else []
+    return summary
+
+
+def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None) -> dict[str, Any]:
+    """Schedule lag and latency p99 per one-second window (clock-aligned), judged."""
+    kind = pl.col("kind")
+    at = pl.coalesce("intended_ns", pl.col("ts").dt.epoch("ns"))
+    lag = ((pl.col("sent_ns") - pl.col("intended_ns")) / 1e6).filter(kind == "send")
+    windows = (
+        events.filter(kind.is_in(["send", "recv"]))
+        .group_by(w=at // _SECOND)
+        .agg(sent=(kind == "send").sum(), lag_p99_ms=nearest_rank_expr(lag, 0.99),
+             lag_max_ms=lag.max(),
+             p99_ms=nearest_rank_expr(pl.col("latency_ms").filter(kind == "recv"), 0.99))
+        .with_columns(start=pl.col("w") * _SECOND)
+        .collect()
+    )  # fmt: skip
+    rows = health.collect() if health is not None else None
+    table = generator_windows(windows, rows, length_ns=_SECOND, origin=0)
+    return behind(table, length_ns=_SECOND, origin=0)
 
 
 def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -157,5 +192,6 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
         f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}  max {ms(lag['max'])}",
         f"  error rate {summary['error_rate']:.4%}",
+        *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)

@@ -69,7 +69,11 @@ class Anomaly:
     message's intended send time, so a lost reply belongs to the moment it was
     sent, not to the moment its timeout fired. ``evidence`` holds the numbers
     that fired the rule; ``strength`` (0..1] says how far past the rule's limit
-    they were and feeds the confidence of fix suggestions.
+    they were and feeds the confidence of fix suggestions. ``cause`` says whom
+    it blames: ``target`` (the system under test, the default) or
+    ``generator`` (the load generator fell behind its own schedule, so the
+    measurements of that stretch are the client's; see
+    :mod:`streambench.analyze.generator`); ``explanation`` says why in words.
     """
 
     rule: str
@@ -84,6 +88,8 @@ class Anomaly:
     detects: tuple[str, ...] = ()  # fault kinds this rule is meant to catch (for scoring)
     injected: tuple[str, ...] = ()  # ground-truth fault kinds overlapping this anomaly
     suggestions: tuple[Suggestion, ...] = field(default=())
+    cause: str = "target"  # target | generator
+    explanation: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -107,6 +113,8 @@ class Anomaly:
             "strength": round(self.strength, 3),
             "detects": list(self.detects),
             "injected": list(self.injected),
+            "cause": self.cause,
+            "explanation": self.explanation,
         }
 
     @classmethod
@@ -124,6 +132,8 @@ class Anomaly:
             run_id=doc.get("run_id"),
             detects=tuple(doc.get("detects") or ()),
             injected=tuple(doc.get("injected") or ()),
+            cause=doc.get("cause") or "target",
+            explanation=doc.get("explanation") or "",
             suggestions=tuple(
                 Suggestion(
                     fix=s["fix"],

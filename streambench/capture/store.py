@@ -33,7 +33,6 @@ from typing import Any
 import fsspec
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from streambench.capture import commits
 from streambench.capture.catalog import (
@@ -57,6 +56,23 @@ from streambench.errors import (
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 RESERVE_BYTES = 256 * 1024  # room kept for a run's last manifest on a disk that fills up
 log = logging.getLogger("streambench.store")
+
+
+DEFAULT_STORE = "./data"
+
+
+def store_root(explicit: str | None = None) -> str:
+    """The store root: ``explicit`` (``--store``), else ``STREAMBENCH_STORE``, else ./data.
+
+    An explicit but empty ``--store ''`` is an error (a script whose variable
+    came out empty), not the default; an empty ``STREAMBENCH_STORE`` counts
+    as unset, as an empty environment variable usually does.
+    """
+    if explicit is not None:
+        if not explicit.strip():
+            raise ConfigError("--store: the store root is empty (give a path or a URL)")
+        return explicit
+    return os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
 
 
 class Store:
@@ -334,14 +350,6 @@ class Store:
         if {"s3", "s3a"} & set(_protocols(self.fs)):
             return polars_s3_options(options)
         return options or None
-
-    def read_parts(self, table: str, run_id: str) -> Iterator[tuple[str, pa.Table]]:
-        """(path, table) for each file of a run, ``run_id`` column restored."""
-        for path in self.parts(table, run_id):
-            with self.errors(f"read {path}"), self.fs.open(path, "rb") as f:
-                part = pq.read_table(f)
-            yield path, part.add_column(0, "run_id", pa.repeat(run_id, part.num_rows)
-                                        .cast(pa.string()))
 
 
 def polars_s3_options(options: dict[str, Any]) -> dict[str, str] | None:

@@ -220,12 +220,41 @@ def deltas(table: pl.DataFrame, *, title: str = "Candidate vs baseline") -> alt.
     return alt.layer(zero, bars, points).properties(width=WIDTH, title=title)
 
 
+LABEL_CHARS = 48  # longer fingerprints are shortened in the middle on chart axes
+
+
+def short_label(text: str, limit: int = LABEL_CHARS) -> str:
+    """``text`` shortened to ``limit`` characters by an ellipsis in the middle, so a long
+    fingerprint keeps its rule (start) and its distinguishing end readable."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
+
+
+def _labels(names: list[str]) -> dict[str, str]:
+    """Short, still distinct labels for ``names``."""
+    labels: dict[str, str] = {}
+    for name in sorted(set(names)):
+        label = short_label(name)
+        while label in labels.values():
+            label = f"{short_label(name, LABEL_CHARS - 3)} #{len(labels)}"
+        labels[name] = label
+    return labels
+
+
 def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart:
     """Anomalies across runs: ``started`` (run start), ``fingerprint``, ``count``,
-    ``severity`` (from :func:`streambench.report.history.occurrences`)."""
+    ``severity`` (from :func:`streambench.report.history.occurrences`).
+    Fingerprints longer than :data:`LABEL_CHARS` are shortened on the axis (see
+    :func:`short_label`); the tooltip shows them whole."""
+    labels = _labels(table["fingerprint"].to_list())
+    table = table.with_columns(label=pl.col("fingerprint").replace_strict(labels,
+                                                                            default=None))
     return alt.Chart(_frame(table)).mark_circle(opacity=0.8).encode(
         _time_axis("started", "run started (UTC)"),
-        alt.Y("fingerprint:N", title=None),
+        alt.Y("label:N", title=None, sort=sorted(set(labels.values())),
+              axis=alt.Axis(labelLimit=360)),
         alt.Size("count:Q", legend=alt.Legend(format="d")),
         alt.Color("severity:N", scale=alt.Scale(
             domain=["info", "warning", "error", "critical"],

@@ -73,7 +73,7 @@ def example_runs(
     Returns the store (a temporary one when ``store`` is None) and the run ids,
     in the order of ``scenarios``. Raises the first run's error if one failed.
     """
-    from streambench.generate.background import start_run
+    from streambench.background import start_run
 
     opened = example_store(store)
     handles = [start_run(s, store=opened) for s in (scenarios or [example_scenario()])]
@@ -86,11 +86,11 @@ def example_history(
 ) -> tuple[Store, list[str]]:
     """Three example runs with a knowledge base behind them, for the history reports.
 
-    Two runs where the server stalls (and errs), then one without faults; the
-    anomalies of every run are recorded in the store's knowledge base (as
-    ``streambench anomalies`` does) and the stall is marked resolved, by the
-    first fix suggested for it, at the start of the clean run. Returns the
-    store and the run ids, oldest first.
+    Two runs where the server stalls (and errs) and one without faults, all
+    started at the same time; the anomalies of every run are recorded in the
+    store's knowledge base (as ``streambench anomalies`` does) and the stall is
+    marked resolved, by the first fix suggested for it, a second after the last
+    stall ended. Returns the store and the run ids, oldest first.
     """
     from streambench.analyze import KnowledgeBase, detect_anomalies, metrics
 
@@ -109,6 +109,6 @@ def example_history(
         stalls += [a for a in found if a.rule == "reply-stall" and a.suggestions]
     if stalls:
         knowledge.resolve(stalls[0].fingerprint, fix=stalls[0].suggestions[0].fix,
-                          note="example: applied before the clean run",
-                          at=opened.manifest(run_ids[-1])["started"])  # fmt: skip
+                          note="example: applied after the stalls",
+                          at=max(a.end for a in stalls) + 1_000_000_000)  # fmt: skip
     return opened, run_ids

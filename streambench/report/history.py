@@ -9,13 +9,14 @@ written to the store (the knowledge base is only read).
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
+from streambench.capture.manifest import parse_time
 from streambench.capture.store import Store
-from streambench.generate.manifest import parse_time
 
 _RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 _WORST = pl.col("severity").sort_by(pl.col("severity").replace_strict(_RANK, default=0)).last()
@@ -54,7 +55,7 @@ def assess(store: Store, manifest: dict[str, Any]) -> dict[str, Any]:
     from streambench.analyze import check_slo, detect_anomalies, metrics
 
     run_id = str(manifest["run_id"])
-    measured = metrics(store.events(run_id), manifest=manifest)
+    measured = metrics(store.events(run_id), manifest=manifest, health=store.health(run_id))
     slo = check_slo(measured, manifest=manifest)
     anomalies = detect_anomalies(measured, manifest=manifest, fixes=())
     return {
@@ -96,7 +97,8 @@ def slo_grid(history: pl.DataFrame) -> pl.DataFrame:
 
 def occurrences(history: pl.DataFrame) -> pl.DataFrame:
     """One row per (run, fingerprint): ``run_id``, ``scenario``, ``started``,
-    ``fingerprint``, ``rule``, ``severity`` (worst), ``count``, ``seconds`` (total)."""
+    ``fingerprint``, ``rule``, ``severity`` (worst), ``count``, ``seconds`` (total),
+    ``first`` (when its first incident in the run began)."""
     rows = [{"run_id": r["run_id"], "scenario": r["scenario"], "started": r["started"], **a}
             for r in history.iter_rows(named=True) for a in r.get("anomalies") or []]
     schema = {"run_id": pl.String, "scenario": pl.String, "started": pl.Datetime("us", "UTC"),
@@ -106,6 +108,7 @@ def occurrences(history: pl.DataFrame) -> pl.DataFrame:
     return frame.group_by("run_id", "scenario", "started", "fingerprint", "rule").agg(
         severity=_WORST, count=pl.len(),
         seconds=((pl.col("end") - pl.col("start")) / 1e9).sum(),
+        first=pl.from_epoch(pl.col("start").min(), "ns").dt.replace_time_zone("UTC"),
     ).sort("started", "fingerprint")  # fmt: skip
 
 
@@ -145,44 +148,135 @@ def _num(value: Any) -> str:
     return "nothing" if value is None else f"{value:.4g}"
 
 
+def study(store: Store, *, fingerprint: str | None = None, run_id: str | None = None,
+          last: int = 20, knowledge: Any | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the anomaly-study report shows: :func:`fingerprint_study` of ``fingerprint``
+    (default: the most recurrent anomaly of ``run_id``, a run id or ``latest``)
+    over the last ``last`` runs of its scenario, plus ``history`` (those runs, a
+    :func:`run_history`), ``run_id`` and ``store``. ``fingerprint`` is None in
+    the result when there is no anomaly to study."""
+    scenario = None
+    if run_id is not None:
+        manifest = store.manifest(run_id)
+        run_id, scenario = str(manifest["run_id"]), _scenario_name(manifest)
+    elif fingerprint is not None:
+        scenario = _scenario_of(fingerprint, knowledge)
+    history = run_history(store, scenario=scenario, last=last)
+    fingerprint = fingerprint or most_frequent(history, run_id=run_id)
+    found = fingerprint_study(store, fingerprint=fingerprint, history=history,
+                              knowledge=knowledge)  # fmt: skip
+    return {**found, "scenario": found["scenario"] or scenario, "history": history,
+            "run_id": run_id, "store": store.root}  # fmt: skip
+
+
+def _scenario_name(manifest: dict[str, Any]) -> str | None:
+    scenario = manifest.get("scenario")
+    return scenario.get("name") if isinstance(scenario, dict) else None
+
+
+def _scenario_of(fingerprint: str, knowledge: Any | None) -> str | None:
+    """The scenario a fingerprint was recorded for (knowledge base), else its second
+    part (``{rule}:{scenario}...`` is the default template)."""
+    if knowledge is not None:
+        rows = knowledge.table("occurrences").filter(pl.col("fingerprint") == fingerprint)
+        if rows.height and rows["scenario"][-1] is not None:
+            return str(rows["scenario"][-1])
+    parts = fingerprint.split(":")
+    return parts[1] if len(parts) > 1 else None
+
 
 def fingerprint_study(
-    store: Store, *, fingerprint: str, history: pl.DataFrame, knowledge: Any | None = None
+    store: Store, *, fingerprint: str | None, history: pl.DataFrame, knowledge: Any | None = None
 ) -> dict[str, Any]:
     """Everything about one anomaly fingerprint across ``history`` (a :func:`run_history`).
 
     Keys: ``occurrences`` (its rows of :func:`occurrences`), ``runs``/``scanned``,
-    ``mean_gap_s`` (mean time between the starts of the runs it appeared in),
+    ``mean_gap_s`` (mean time between the starts of the runs it appeared in;
+    runs that started within a second of each other count as one start, and
+    ``together`` says how many did; None with fewer than two starts),
     ``mean_duration_s`` (how long one incident lasted, on average: the time to
     recover within a run), ``mttr_s`` (mean time to resolve, from the knowledge
     base's recorded fixes; None until a fix is recorded), ``resolutions`` and
-    ``feedback`` (knowledge base rows: what fixed it before, what did not work).
+    ``feedback`` (knowledge base rows: what fixed it before, what did not work;
+    a fix recorded before the problem was first seen cannot have fixed it and
+    is left out). With ``fingerprint`` None (nothing to study) every part is empty.
     """
-    found = occurrences(history).filter(pl.col("fingerprint") == fingerprint)
+    found = occurrences(history).filter(pl.col("fingerprint") == (fingerprint or ""))
     scenario = found["scenario"][0] if found.height else None
     scanned = history.filter(pl.col("scenario") == scenario).height if scenario else 0
-    starts = found["started"].unique().sort()
-    gaps = starts.diff().drop_nulls().dt.total_seconds() if starts.len() > 1 else pl.Series([])
-    known = knowledge.show(fingerprint) if knowledge is not None else {}
-    summary = known.get("summary") or {}
+    known = knowledge.show(fingerprint) if knowledge is not None and fingerprint else {}
+    instants = _instants(found["started"].unique().sort().to_list())
+    gaps = [b - a for a, b in itertools.pairwise(instants)]
+    first_seen = _first_seen(found, known)
+    resolutions = pl.DataFrame(known.get("resolutions") or [], schema=_RESOLUTIONS,
+                               strict=False).filter(pl.col("at") > first_seen)  # fmt: skip
     return {
         "fingerprint": fingerprint,
         "scenario": scenario,
         "occurrences": found,
         "runs": found["run_id"].n_unique(),
         "scanned": scanned,
-        "mean_gap_s": float(gaps.mean()) if gaps.len() else None,  # type: ignore[arg-type]
+        "mean_gap_s": sum(gaps) / len(gaps) if gaps else None,
+        "together": found["run_id"].n_unique() - len(instants),
         "mean_duration_s": float(found["seconds"].sum() / found["count"].sum())
         if found.height else None,
-        "mttr_s": summary.get("mttr_s"),
-        "resolutions": pl.DataFrame(known.get("resolutions") or [],
-                                    schema={"at": pl.Datetime("ns", "UTC"), "fix": pl.String,
-                                            "note": pl.String}, strict=False),
-        "feedback": pl.DataFrame(known.get("feedback") or [],
-                                 schema={"at": pl.Datetime("ns", "UTC"), "fix": pl.String,
-                                         "worked": pl.Boolean, "note": pl.String},
-                                 strict=False),
+        "mttr_s": (known.get("summary") or {}).get("mttr_s"),
+        "resolutions": resolutions,
+        "feedback": pl.DataFrame(known.get("feedback") or [], schema=_FEEDBACK, strict=False),
     }  # fmt: skip
+
+
+_RESOLUTIONS = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String, "note": pl.String}
+_FEEDBACK = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String, "worked": pl.Boolean,
+             "note": pl.String}  # fmt: skip
+_TOGETHER_S = 1.0  # runs started closer than this started "at the same time"
+
+
+def _instants(starts: list[datetime]) -> list[float]:
+    """Distinct start times (epoch s), runs started within a second merged."""
+    instants: list[float] = []
+    for started in starts:
+        at = started.timestamp()
+        if not instants or at - instants[-1] >= _TOGETHER_S:
+            instants.append(at)
+    return instants
+
+
+def _first_seen(found: pl.DataFrame, known: dict[str, Any]) -> datetime:
+    """When the problem was first seen: in these runs or in the knowledge base."""
+    times = found["first"].to_list()
+    recorded = (known.get("summary") or {}).get("first_seen")
+    times += [recorded] if isinstance(recorded, datetime) else []
+    return min(times, default=datetime.max.replace(tzinfo=UTC))
+
+
+def study_headline(found: dict[str, Any]) -> str:
+    """One Markdown line naming what a :func:`study` is about (or that there is nothing)."""
+    runs = found["history"].height
+    where = f"of scenario **{found['scenario']}** in `{found['store']}`"
+    if found["fingerprint"] is None:
+        target = f"run `{found['run_id']}`" if found["run_id"] else f"the last {runs} runs"
+        return (f"**No anomalies** in {target} {where}: nothing to study. Give a "
+                "`fingerprint` (see `streambench kb list`) to study one.")
+    return f"**Fingerprint** `{found['fingerprint']}` across the last {runs} runs {where}"
+
+
+def study_text(found: dict[str, Any]) -> str:
+    """One Markdown paragraph: recurrence, time between runs, duration, time to resolve."""
+    if found["fingerprint"] is None:
+        runs = found["history"].height
+        return ("The run scanned had no anomaly." if runs == 1 else
+                f"None of the {runs} runs scanned had an anomaly.")  # fmt: skip
+    together = (f" ({found['together'] + 1} runs started at the same time)"
+                if found["together"] else "")  # fmt: skip
+    return (f"Seen in **{found['runs']} of {found['scanned']}** runs{together}; mean time "
+            f"between runs with it: **{_seconds(found['mean_gap_s'])}**; an incident lasts "
+            f"**{_seconds(found['mean_duration_s'])}** on average; mean time to resolve "
+            f"(knowledge base): **{_seconds(found['mttr_s'])}**.")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
 
 
 def most_frequent(history: pl.DataFrame, *, run_id: str | None = None) -> str | None:
@@ -198,4 +292,3 @@ def most_frequent(history: pl.DataFrame, *, run_id: str | None = None) -> str | 
         runs=pl.len(), rank=pl.col("severity").replace_strict(_RANK, default=0).max())
     order = ranked.sort(["runs", "rank", "fingerprint"], descending=[True, True, False])
     return str(order["fingerprint"][0])
-

@@ -95,17 +95,6 @@ def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def summary_table(summary: Mapping[str, object]) -> pl.DataFrame:
-    """A run summary (``streambench.summarize``) as two columns for display: what, value."""
-    rows: list[tuple[str, str]] = []
-    for key, value in summary.items():
-        if isinstance(value, Mapping):
-            rows.extend((f"{key}.{k}", _show(v)) for k, v in value.items())
-        elif key != "schema_version":
-            rows.append((key, _show(value)))
-    return pl.DataFrame(rows, schema=["what", "value"], orient="row")
-
-
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -117,9 +106,11 @@ def _show(value: object) -> str:
 def anomaly_table(anomalies: Iterable[Any]) -> pl.DataFrame:
     """Anomalies (``Anomaly`` objects or their ``to_dict()``) as one row each.
 
-    Columns: ``start``, ``seconds``, ``severity``, ``rule``, ``fingerprint``,
-    ``injected`` (ground-truth fault kinds overlapping it), ``evidence`` and
-    ``suggested_fixes`` (best first, with confidence).
+    Columns: ``start``, ``seconds``, ``severity``, ``rule``, ``blames`` (its
+    ``cause``: target, or generator when the load generator's own lag explains
+    it, with the explanation), ``fingerprint``, ``injected`` (ground-truth fault
+    kinds overlapping it), ``evidence`` and ``suggested_fixes`` (best first,
+    with confidence).
     """
     rows = []
     for anomaly in anomalies:
@@ -130,6 +121,7 @@ def anomaly_table(anomalies: Iterable[Any]) -> pl.DataFrame:
             "seconds": (end - start).total_seconds(),
             "severity": doc["severity"],
             "rule": doc["rule"],
+            "blames": _blames(doc),
             "fingerprint": doc["fingerprint"],
             "injected": ", ".join(doc.get("injected") or []),
             "evidence": ", ".join(f"{k}={_show(v)}" for k, v in
@@ -141,8 +133,14 @@ def anomaly_table(anomalies: Iterable[Any]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=_ANOMALY_SCHEMA)
 
 
+def _blames(doc: Mapping[str, Any]) -> str:
+    cause = doc.get("cause") or "target"
+    return f"{cause}: {doc['explanation']}" if doc.get("explanation") else cause
+
+
 _ANOMALY_SCHEMA = {"start": pl.Datetime("us", "UTC"), "seconds": pl.Float64,
-                   "severity": pl.String, "rule": pl.String, "fingerprint": pl.String,
+                   "severity": pl.String, "rule": pl.String, "blames": pl.String,
+                   "fingerprint": pl.String,
                    "injected": pl.String, "evidence": pl.String,
                    "suggested_fixes": pl.String}  # fmt: skip
 

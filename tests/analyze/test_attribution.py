@@ -1,0 +1,135 @@
+"""A load generator that falls behind its schedule is blamed, not the target.
+
+Real runs against the built-in target (``url: embedded``, a real child process
+and real sockets). In one, a CPU hog thread shares the generator's process: it
+holds the GIL in bites of a tenth of a second or more (sorting a list in C never
+releases it), bounded in time. The summary must warn in one line about those
+windows, and the latency anomalies they cause must blame the generator with
+client-side fixes. A clean run on the same machine must blame nothing on the
+target; any window it warns about must be one where the generator's own lag,
+measured independently from the Parquet events, was what the rule says.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from streambench.analyze import detect_anomalies, load_rules, metrics
+from streambench.analyze.generator import LIMIT_MS, SHARE
+from streambench.analyze.summary import format_summary
+from streambench.api import run_async
+from streambench.capture.store import Store
+from tests.helpers import scenario
+
+HOG_S = 2.5
+TIMING_RULES = set(next(r for r in load_rules() if r.id == "generator-stall").explains)
+CLIENT_FIXES = {"spread-generator-load", "isolate-generator"}
+
+
+class GilHog:
+    """Holds the GIL of this process in long bites for ``HOG_S`` once started."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.span_ns: tuple[int, int] | None = None
+        self.data = [random.random() for _ in range(400_000)]
+        self.thread = threading.Thread(target=self._hog, name="test-gil-hog", daemon=True)
+        self.thread.start()
+
+    def _hog(self) -> None:
+        if not self.go.wait(timeout=30):
+            return
+        started = time.time_ns()
+        deadline = time.monotonic() + HOG_S
+        while time.monotonic() < deadline:
+            sorted(self.data)  # one C call: the GIL is held for all of it
+            time.sleep(0.002)
+        self.span_ns = (started, time.time_ns())
+
+    def on_progress(self, progress: object) -> None:
+        self.go.set()  # the run is sending: start hogging
+
+
+def _run(**load: object):
+    return scenario(load={"connections": 2, "rate": 200, "duration": "6s", **load})
+
+
+@pytest.mark.slow
+async def test_a_starved_generator_is_warned_about_and_blamed(store: Store) -> None:
+    hog = GilHog()
+    result = await run_async(_run(), store=store, on_progress=hog.on_progress)
+    hog.thread.join(timeout=10)
+    assert hog.span_ns is not None
+    start, end = hog.span_ns
+
+    generator = result.summary["generator"]
+    assert generator["behind"]
+    assert generator["lag_p99_ms"] > 50
+    assert any(_ns(s) < end and start < _ns(e) for s, e in generator["spans"])
+    lines = [line for line in format_summary(result.summary).splitlines() if "WARNING" in line]
+    assert len(lines) == 1
+    assert "client-bound" in lines[0]
+
+    found = _anomalies(store, result.run_id)
+    blamed = [a for a in found if a.cause == "generator"]
+    assert blamed, [(a.rule, a.evidence) for a in found]
+    stall = blamed[0]
+    assert (stall.rule, stall.severity) == ("generator-stall", "warning")
+    assert stall.start < end
+    assert start < stall.end
+    assert set(stall.evidence["explains"]) <= TIMING_RULES
+    assert "load generator stalled" in stall.explanation
+    assert {s.fix for s in stall.suggestions} == CLIENT_FIXES
+    on_target = [a for a in found if a.cause == "target" and a.rule in TIMING_RULES
+                 and a.start < end and start < a.end]  # fmt: skip
+    assert on_target == []
+
+
+@pytest.mark.slow
+async def test_a_clean_run_blames_nothing_on_the_target(store: Store) -> None:
+    result = await run_async(_run(), store=store)
+    found = _anomalies(store, result.run_id)
+    assert [a for a in found if a.cause == "target"] == []
+    assert all(a.rule == "generator-stall" for a in found)
+    # Whatever the summary warns about is the generator's own lag, window by window.
+    spans = result.summary["generator"]["spans"]
+    warned = {w for s, e in spans for w in range(_ns(s) // 10**9, _ns(e) // 10**9)}
+    assert warned == _client_bound_seconds(store.events(result.run_id).collect())
+
+
+def _anomalies(store: Store, run_id: str) -> list:
+    manifest = store.manifest(run_id)
+    return detect_anomalies(metrics(store.events(run_id), manifest=manifest), manifest=manifest)
+
+
+def _client_bound_seconds(events: pl.DataFrame) -> set[int]:
+    """Seconds where lag p99 >= LIMIT_MS and >= SHARE x latency p99, from raw columns."""
+    bound = set()
+    sends = events.filter(pl.col("kind") == "send")
+    replies = events.filter(pl.col("kind") == "recv")
+    for second in set((sends["intended_ns"] // 10**9).to_list()):
+        lag = sends.filter(pl.col("intended_ns") // 10**9 == second)
+        lag_ms = ((lag["sent_ns"] - lag["intended_ns"]) / 1e6).to_numpy()
+        latency = replies.filter(pl.col("intended_ns") // 10**9 == second)["latency_ms"]
+        lag_p99 = _rank(lag_ms, 0.99)
+        p99 = _rank(latency.to_numpy(), 0.99) if latency.len() else None
+        if lag_p99 >= LIMIT_MS and (p99 is None or lag_p99 >= SHARE * p99):
+            bound.add(second)
+    return bound
+
+
+def _rank(values: np.ndarray, q: float) -> float:
+    ordered = np.sort(values)
+    return float(ordered[max(int(np.ceil(round(q * len(ordered), 6))) - 1, 0)])
+
+
+def _ns(iso: str) -> int:
+    from streambench.analyze.types import parse_time_ns
+
+    return parse_time_ns(iso)
