@@ -2,14 +2,18 @@
 
 The engine calls two things (the mechanism is in compact.py):
 
-* :func:`compact_ended_run` once its writers are closed, before the last
-  manifest: the run ends with a few large files. A failure there (a full
-  disk) is logged, never fails the run: the small parts stay readable.
-* :class:`PeriodicCompaction` around a long run: a separate process that
-  compacts the run every ``every_s`` seconds (default five minutes), so a
-  day-long run never holds more than a few hundred files. A process, not a
-  thread: the run's event loop must not share its GIL with Parquet
-  encoding while it measures. It stops when told, or when its parent dies.
+* :func:`compacting` around the part of a run that writes: for a run
+  planned longer than ``capture.compact_every`` (default five minutes) it
+  runs :class:`PeriodicCompaction`, a separate process that compacts the run
+  every interval, so a day-long run never holds more than a few hundred
+  files. A process, not a thread: the run's event loop must not share its
+  GIL with Parquet encoding while it measures. It stops when told, or when
+  its parent dies.
+* :func:`compact_ended_run` once the writers are closed, before the last
+  manifest: the run ends with a few large files. Skipped for a run that
+  failed (a full disk needs no more writes) or was stopped by a signal (the
+  user wants out: ``streambench compact`` later); a failure is logged, never
+  fails the run: the small parts stay readable.
 
 ``streambench compact RUN`` (:func:`compact_finished`) compacts a run left
 ``aborted``/stale by a crash; it refuses a run still being written. Every
@@ -18,10 +22,12 @@ compaction that changed something is recorded in the audit log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from streambench.capture import audit
@@ -53,14 +59,29 @@ def compact_audited(store: Any, run_id: str, *, trigger: str, **options: Any) ->
     return report
 
 
-def compact_ended_run(store: Any, run_id: str) -> CompactionReport | None:
+def compact_ended_run(store: Any, run_id: str, *, status: str,
+                      reason: str | None = None) -> CompactionReport | None:
     """End-of-run compaction: best effort, logged on failure, never raised."""
+    if status == "failed" or (reason or "").startswith("SIG"):
+        return None
     try:
         return compact_audited(store, run_id, trigger="end of run")
     except StreambenchError as exc:
         log.warning("run %s: not compacted (%s); its parts stay as written", run_id, exc,
                     extra={"run_id": run_id})
         return None
+
+
+@contextlib.contextmanager
+def compacting(store: Any, run_id: str, *, every_s: float,
+               planned_s: float | None) -> Iterator[None]:
+    """Periodic compaction around a run planned longer than one interval (else nothing)."""
+    if every_s <= 0 or (planned_s is not None and planned_s <= every_s):
+        yield
+        return
+    root = os.path.abspath(store.root) if store.local else store.root
+    with PeriodicCompaction(root, run_id, every_s=every_s):
+        yield
 
 
 class PeriodicCompaction:

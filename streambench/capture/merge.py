@@ -66,6 +66,41 @@ def sources_of(metadata: pq.FileMetaData, name: str) -> list[list[Any]]:
     return [[name, metadata.num_rows]]
 
 
+@dataclass(frozen=True)
+class Leaf:
+    """One part as the writer wrote it, wherever it lives now (itself or a merged file)."""
+
+    name: str  # the part's own name, e.g. part-100003.parquet
+    rows: int
+    file: str  # the file holding its rows now
+    share: float  # its fraction of that file's rows (for attributing bytes)
+
+
+def leaves(store: Any, table: str, run_id: str) -> list[Leaf]:
+    """Every original part of a run's table, read from the files' lineage, not names.
+
+    A file merged away between listing and reading makes it list again: the
+    answer is always one consistent view.
+    """
+    for _ in range(10):
+        try:
+            return _leaves(store, table, run_id)
+        except FileNotFoundError:
+            continue  # a compaction swapped the partition meanwhile
+    return _leaves(store, table, run_id)
+
+
+def _leaves(store: Any, table: str, run_id: str) -> list[Leaf]:
+    found = []
+    for path in store.parts(table, run_id):
+        with store.fs.open(path, "rb") as f:
+            metadata = pq.ParquetFile(f).metadata
+        total = max(metadata.num_rows, 1)
+        for name, rows in sources_of(metadata, path.rsplit("/", 1)[-1]):
+            found.append(Leaf(name=str(name), rows=int(rows), file=path, share=rows / total))
+    return found
+
+
 def write_merged(store: Any, folder: str, sources: list[str], destination: str) -> Merged:
     """Stream ``sources`` (names in ``folder``) into the new file ``destination``."""
     metas = []

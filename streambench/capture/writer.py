@@ -248,6 +248,19 @@ class CaptureWriter:
                              event_bytes=self.events.bytes_written,
                              parts=self.events.parts_written, faults=self.faults.rows_written)
 
+    def finish(self, rows: list[Row], *, faults: Sequence[dict[str, Any]] = ()
+               ) -> BaseException | None:
+        """Write the last ``rows`` and ``faults``, then :meth:`close`; return the failure
+        not raised yet instead of raising it (the caller records it in the manifest)."""
+        if rows and self.failure is None:
+            self._pending.append(self._pool.submit(self._guarded, self._write_events, rows))
+        self.submit_faults(faults)
+        try:
+            self.close()
+        except Exception as exc:
+            return exc
+        return None
+
     def close(self) -> None:
         """Wait for every batch to be written; raise the failure if not raised yet."""
         try:

@@ -120,6 +120,24 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     if injector is not None:
         injector.start_mono = ctx.start_mono
         injector.record_bursts(conns)
+    try:
+        await _send_and_receive(scenario, ctx, conns, first, recorder=recorder, writer=writer,
+                                tracker=tracker, control=control, on_progress=on_progress,
+                                injector=injector)
+    except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
+        raise first_error(group) from None
+    now = time.monotonic_ns()
+    for c in conns:  # a stopped run still accounts for what it sent
+        c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
+    if on_progress is not None:
+        on_progress(tracker.update(recorder.rows, final=True))
+
+
+async def _send_and_receive(scenario: Scenario, ctx: RunContext, conns: list[Connection],
+                            first: list[Any], *, recorder: Recorder, writer: CaptureWriter,
+                            tracker: ProgressTracker, control: RunControl,
+                            on_progress: OnProgress, injector: FaultInjector | None) -> None:
+    """One task group: a sender and a receiver per connection, flusher, sweeper, stopper."""
     async with asyncio.TaskGroup() as tg:
         tasks = []
         for c, handle in zip(conns, first, strict=True):
@@ -141,11 +159,6 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 raise error
-    now = time.monotonic_ns()
-    for c in conns:  # a stopped run still accounts for what it sent
-        c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
-    if on_progress is not None:
-        on_progress(tracker.update(recorder.rows, final=True))
 
 
 async def open_all(conns: list[Connection]) -> list[Any]:
