@@ -27,7 +27,7 @@ import errno
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import fsspec
@@ -121,7 +121,7 @@ class Store:
         return self.join("runs", f"{check_run_id(run_id)}.json")
 
     # -- manifests -----------------------------------------------------------
-    def claim_run(self, manifest: dict[str, Any]) -> None:
+    def claim_run(self, manifest: Mapping[str, Any]) -> None:
         """Write a new run's first manifest; RunIdTaken if the id was ever used here.
 
         The claim is atomic (a hard link on a local store, a conditional PUT
@@ -135,7 +135,7 @@ class Store:
             if self.local and in_progress(manifest):
                 self.files.write_atomic(self._reserve_path(run_id), bytes(RESERVE_BYTES))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         """Write a run's manifest: claim the id if new, else update the run's own.
 
         A manifest of another run under the same id (another host, pid or
@@ -400,7 +400,7 @@ def _is_data_file(name: str) -> bool:
     return name.endswith(".parquet") and not name.startswith((".", "_"))
 
 
-def _encode(manifest: dict[str, Any]) -> bytes:
+def _encode(manifest: Mapping[str, Any]) -> bytes:
     return json.dumps(manifest, indent=2, default=str).encode()
 
 

@@ -217,7 +217,7 @@ _NOUNS = {  # error type prefix -> what was expected
     "tuple": "a list", "list": "a list", "finite": "a finite number (not .inf or .nan)",
 }
 _PROTOCOL_ALIASES = {"ws": "websocket", "wss": "websocket", "https": "http", "mqtts": "mqtt"}
-_MISSING_HINTS = {
+_MISSING_HINTS: dict[tuple[str, ...], str] = {
     ("load",): " (give load.rate and load.duration, or load.stages)",
     ("name",): " (a short name such as smoke, used in run ids and reports)",
 }
@@ -257,7 +257,8 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
     elif kind == "extra_forbidden":
         yield loc, _unknown_key(raw)
     elif kind == "missing":
-        yield loc, f"required key {loc[-1]!r} is missing{_MISSING_HINTS.get(loc, '')}"
+        hint = _MISSING_HINTS.get(tuple(str(part) for part in loc), "")
+        yield loc, f"required key {loc[-1]!r} is missing{hint}"
     elif cause is not None:
         yield loc, str(cause)
     else:
@@ -270,14 +271,15 @@ def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     got = REDACTED if secret else _show(error.get("input"))
     info = _field(raw)
     if kind == "literal_error":
-        options = error["ctx"]["expected"]
+        options = str(error["ctx"]["expected"])
         return f"expected {options}, got {got}{_suggest(error.get('input'), options)}"
     if kind == "string_pattern_mismatch" and loc == ("name",):
         return f"expected letters, digits, '.', '_' or '-' (no spaces), got {got}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind in ("too_short", "too_long"):
-        return error["msg"].replace("Tuple should", "expected a list with").lower() + f", got {got}"
+        message = str(error["msg"]).replace("Tuple should", "expected a list with").lower()
+        return f"{message}, got {got}"
     noun = next((n for prefix, n in _NOUNS.items() if kind.startswith(prefix)), None)
     if noun is None and kind not in _BOUNDS:
         return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got}"

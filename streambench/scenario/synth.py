@@ -106,7 +106,8 @@ class BodyPool:
         """Body ``i % size`` as a dict, without the correlation fields (for tests and previews)."""
         prefix = self._prefixes[i % self.size]
         text = prefix[:-1] if prefix.endswith(b",") else prefix
-        return orjson.loads(text + b"}")
+        doc: dict[str, Any] = orjson.loads(text + b"}")
+        return doc
 
     def __len__(self) -> int:
         return self.size
@@ -138,7 +139,8 @@ def compile_body(
 def render(body: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """One body rendered for ``seed`` (a preview; no validation beyond the placeholders)."""
     check_body(body, cid_field="\0cid", seq_field="\0seq")
-    return _compile(body)(random.Random(f"streambench-body:{seed}"))
+    rendered: dict[str, Any] = _compile(body)(random.Random(f"streambench-body:{seed}"))
+    return rendered
 
 
 # --- the placeholders --------------------------------------------------------------

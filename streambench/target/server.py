@@ -153,11 +153,10 @@ def _record_open_stall(state: TargetState, end: float) -> None:
 async def _disconnect_clock(state: TargetState) -> None:
     """At each ``disconnect_every`` tick, close every faulted connection once."""
     closing: set[asyncio.Task[None]] = set()
-    tick: float | None = state.now()
+    tick = state.now()
     try:
-        while True:
-            tick = state.plan.disconnect_tick(tick)
-            assert tick is not None
+        while (upcoming := state.plan.disconnect_tick(tick)) is not None:  # None: none at all
+            tick = upcoming
             await asyncio.sleep(max(0.0, tick - state.now()))
             for conn in list(state.live_connections):
                 task = asyncio.create_task(conn.close_periodic(), name="streambench.target.close")

@@ -32,7 +32,13 @@ from urllib.parse import urlsplit, urlunsplit
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff
-from streambench.scenario.model import HttpTarget, WebSocketTarget
+from streambench.scenario.model import (
+    HttpTarget,
+    MqttTarget,
+    Reconnect,
+    SseTarget,
+    WebSocketTarget,
+)
 
 if TYPE_CHECKING:
     from streambench.generate.faults.inject import FaultInjector
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streambench.connection")
 Handle = TypeVar("Handle")
+AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 
 
 class Connection(Protocol):
@@ -107,7 +114,19 @@ class EventRecorder:
                          self.topic, status, error, None))
 
 
-def client_for(protocol: str) -> type[Connection]:
+def target_as(ctx: RunContext, kind: type[AnyTarget]) -> AnyTarget:
+    """The run's target as the model a client expects (``WebSocketTarget`` for WebSocket)."""
+    target = ctx.scenario.target
+    if not isinstance(target, kind):
+        raise ConfigError(f"target.protocol: a {target.protocol} target given to the "
+                          f"{kind.__name__} client")
+    return target
+
+
+ClientFactory = Callable[[RunContext, int], Connection]
+
+
+def client_for(protocol: str) -> ClientFactory:
     """The client class for a scenario's ``target.protocol``."""
     if protocol == "websocket":
         from streambench.generate.protocols.websocket.client import WebSocketConnection
@@ -209,7 +228,9 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
     the first connection is opened by the engine, where failing is an answer.
     """
     ctx = client.ctx
-    reconnect = ctx.scenario.target.reconnect
+    reconnect = getattr(ctx.scenario.target, "reconnect", None)
+    if not isinstance(reconnect, Reconnect):  # the protocol does not reconnect: once
+        reconnect = Reconnect(attempts=0)
 
     def finished() -> bool:
         return ctx.stop.is_set() or (client.sending_done.is_set()

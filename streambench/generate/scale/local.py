@@ -361,7 +361,7 @@ class ProcessBackend:
     def __init__(self) -> None:
         self._mp = multiprocessing.get_context("spawn")
         self.processes: dict[int, Any] = {}
-        self._pipes: dict[int, Any] = {}  # worker -> the driver's end, until it ends
+        self._pipes: dict[int, mp_connection.Connection] = {}  # worker -> the driver's end
 
     def launch(self, specs: list[ShardSpec]) -> None:
         for spec in specs:
@@ -376,9 +376,9 @@ class ProcessBackend:
 
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        by_pipe = {id(p): w for w, p in self._pipes.items()}
-        for pipe in mp_connection.wait(list(self._pipes.values()), timeout):
-            worker = by_pipe[id(pipe)]
+        by_pipe = {id(p): (w, p) for w, p in self._pipes.items()}
+        for ready in mp_connection.wait(list(self._pipes.values()), timeout):
+            worker, pipe = by_pipe[id(ready)]
             try:
                 while pipe.poll():
                     messages.append(pipe.recv())

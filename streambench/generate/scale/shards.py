@@ -37,7 +37,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -300,7 +300,7 @@ def merge_progress(snapshots: Mapping[int, Mapping[str, Any]], *, total_s: float
     )
 
 
-def merge_counts(results: list[Mapping[str, Any]]) -> tuple[CaptureCounts, dict[str, int]]:
+def merge_counts(results: Sequence[Mapping[str, Any]]) -> tuple[CaptureCounts, dict[str, int]]:
     """The manifest's ``counts`` and ``redaction`` summed over shard results."""
     def total(key: str) -> int:
         return sum(int(r.get(key) or 0) for r in results)
