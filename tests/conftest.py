@@ -16,16 +16,6 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture(autouse=True)
-def default_store(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Commands run without --store (``keys init`` records to the audit log) write here,
-    never to ./data: tests are hermetic."""
-    root = tmp_path_factory.mktemp("default-store")
-    monkeypatch.setenv("STREAMBENCH_STORE", str(root))
-    return root
-
-
-@pytest.fixture(autouse=True)
 def hash_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """Scenarios that hash fields need a key; tests about a missing key delete it."""
     key = "test-only-hash-key-0123456789abcdef"

@@ -43,9 +43,9 @@ def record(store: Any, command: str, *, arguments: dict[str, Any],
            changed: dict[str, Any], details: dict[str, Any] | None = None,
            outcome: str = "ok", error: str | None = None) -> dict[str, Any]:
     """Append one entry to the store's audit log and return it."""
-    entry = {
-        "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"),
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    entry: dict[str, Any] = {
+        "time": now,
         "user": _user(), "uid": os.getuid() if hasattr(os, "getuid") else None,
         "host": socket.gethostname(), "pid": os.getpid(),
         "command": command, "arguments": public_arguments(arguments),
@@ -61,7 +61,7 @@ def record(store: Any, command: str, *, arguments: dict[str, Any],
         if store.local:
             _append_local(store, store.join(FOLDER, LOG), line)
         else:
-            name = f"{entry['time'].replace(':', '')}-{entry['host']}-{os.getpid()}-" \
+            name = f"{now.replace(':', '')}-{socket.gethostname()}-{os.getpid()}-" \
                    f"{secrets.token_hex(3)}.json"
             store.files.write_atomic(store.join(FOLDER, name), line)
     return entry

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from streambench.capture.names import is_run_id
@@ -59,12 +60,12 @@ def manifest_run_id(name: str) -> str | None:
     return name.removesuffix(MANIFEST_SUFFIX)
 
 
-def owner(manifest: dict[str, Any]) -> tuple[Any, Any, Any]:
+def owner(manifest: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """Who wrote a manifest: (host, pid, started). Rewrites by the same run keep it."""
     return manifest.get("host"), manifest.get("pid"), manifest.get("started")
 
 
-def in_progress(manifest: dict[str, Any]) -> bool:
+def in_progress(manifest: Mapping[str, Any]) -> bool:
     """True while a run is still being written (after stale runs were marked)."""
     return manifest.get("status") == "running"
 

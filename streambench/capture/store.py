@@ -314,7 +314,7 @@ class Store:
         if not parts:
             if run_id is not None and self._raw_manifest(run_id) is None:
                 raise RunNotFound(self.root, run_id)
-            return pl.LazyFrame(schema=pl.from_arrow(schema.empty_table()).schema)
+            return pl.LazyFrame(schema=_polars_schema(schema))
         frames = [self._scan_partition(files, run, schema)
                   for (_, run), files in _by_partition(parts).items()]
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
@@ -384,7 +384,11 @@ def _file_schema(schema: pa.Schema) -> pl.Schema:
     and Spark read the store with plain Hive partitioning (Spark refuses a
     column that is both in the data and in the path).
     """
-    return pl.from_arrow(schema.empty_table().drop_columns(["run_id"])).schema
+    return _polars_schema(schema.remove(schema.get_field_index("run_id")))
+
+
+def _polars_schema(schema: pa.Schema) -> pl.Schema:
+    return pl.DataFrame(schema.empty_table()).schema
 
 
 def _by_partition(paths: list[str]) -> dict[tuple[str, str], list[str]]:

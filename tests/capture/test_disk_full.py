@@ -12,14 +12,18 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from streambench.capture.retention import prune
 from streambench.capture.store import Store
-from tests.capture.storetools import ROOT
+from tests.capture.storetools import ROOT, finished, write_part
 from tests.helpers import write_scenario
 
+TODAY = datetime.now(UTC).date().isoformat()
 SCRIPT = """
 set -u
 mount -t tmpfs -o size=640k tmpfs "$STORE"
@@ -66,3 +70,29 @@ def test_a_full_disk_fails_the_run_in_one_line_and_keeps_what_was_captured(
     files = [p for p in (out / "store").rglob("*") if p.is_file() and ".locks" not in p.parts]
     assert [p for p in files if p.name.endswith((".tmp", ".reserve"))] == []
     assert [p for p in files if p.stat().st_size == 0] == []
+
+
+def test_prune_removes_what_crashes_left_once_their_run_is_over(store: Store):
+    finished(store, "over")
+    store.write_manifest({"run_id": "live", "status": "running", "host": "elsewhere", "pid": 1,
+                          "started": "2026-11-02T00:00:00Z"})
+    root = Path(store.path)
+    kept = write_part(store, "over", range(3), day=TODAY)
+    debris = [Path(kept).with_name(".part-000009.parquet.4242.a1b2c3.tmp"),
+              root / "runs" / ".over.json.4242.a1b2c3.tmp", root / "runs" / ".over.reserve",
+              root / ".compaction" / "over.deadbeef" / "run_id=over" / "part-000000.parquet"]
+    live_tmp = Path(write_part(store, "live", range(3), day=TODAY)).with_name(
+        ".part-000001.parquet.4242.d4e5f6.tmp")
+    young = Path(kept).with_name(".part-000010.parquet.4242.ffffff.tmp")
+    for path in [*debris, live_tmp, young]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+        if path is not young:
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+
+    report = prune(store)
+    assert all(not p.exists() for p in debris), [p for p in debris if p.exists()]
+    assert live_tmp.exists()  # its run is still being written
+    assert young.exists()  # perhaps still being renamed into place
+    assert sorted(report.leftovers) == sorted(str(p) for p in debris[:3])
+    assert store.events("over").collect().height == 3
