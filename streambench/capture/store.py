@@ -52,6 +52,7 @@ from streambench.errors import (
     RunNotFound,
     StoreError,
 )
+from streambench.scrub import scrub_obj
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 RESERVE_BYTES = 256 * 1024  # room kept for a run's last manifest on a disk that fills up
@@ -405,7 +406,9 @@ def _is_data_file(name: str) -> bool:
 
 
 def _encode(manifest: Mapping[str, Any]) -> bytes:
-    return json.dumps(manifest, indent=2, default=str).encode()
+    """A manifest as written: every string passes :func:`streambench.scrub.scrub_obj`
+    (secrets never reach disk)."""
+    return json.dumps(scrub_obj(manifest), indent=2, default=str).encode()
 
 
 def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from streambench.capture.names import check_run_id
-from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, Kind
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, TIMED_KINDS
 from streambench.capture.store import Store
 
 Row = tuple[Any, ...]  # one recorded event (layout in the module docstring)
@@ -95,7 +95,7 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
     ts = _shift(ts_mono, offset_ns)
     intended_ns = _shift(intended, offset_ns)
     sent_ns = _shift(sent, offset_ns)
-    is_recv = pc.equal(kind, pa.scalar(Kind.RECV, pa.int8()))
+    is_recv = pc.is_in(kind, pa.array([int(k) for k in TIMED_KINDS], pa.int8()))
     columns = {
         "run_id": pa.repeat(run_id, n).cast(pa.string()),
         "ts": ts.cast(pa.timestamp("ns", tz="UTC")),

@@ -40,6 +40,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streambench.analyze.diagnose import mostly_unmatched, unmatched_line
     from streambench.analyze.summary import format_summary
     from streambench.api import execute
     from streambench.capture.store import Store
@@ -70,6 +71,10 @@ def _run(args: argparse.Namespace) -> int:
             _print(summary, as_json=args.json, format_summary=format_summary)
         raise
     _print(result.summary, as_json=args.json, format_summary=format_summary)
+    replies = result.summary.get("replies")
+    if replies is not None and mostly_unmatched(replies):
+        print(f"streambench: {unmatched_line(replies)}", file=sys.stderr)
+        return 1
     return 0 if result.status == "completed" else 1
 
 

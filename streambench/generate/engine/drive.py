@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from streambench.capture.writer import CaptureWriter, Recorder
 from streambench.generate.engine.context import RunContext
+from streambench.generate.engine.conversation import compile_plan
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
@@ -30,10 +31,10 @@ from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import resolve
-from streambench.scenario.synth import compile_body
 
 OnProgress = Callable[[Progress], None] | None
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
+FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
 
 class StartGate(Protocol):
@@ -78,9 +79,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                getattr(scenario.target, "headers", {}).items()}
-    pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
-                        cid_field=scenario.message.cid_field,
-                        seq_field=scenario.message.seq_field)
+    plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
         base = schedule(load, seed=scenario.seed, conn=offset + conn,
@@ -90,7 +89,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
     return RunContext(
-        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
+        scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
         connections=load.connections if gate is None else gate.connections,
@@ -183,11 +182,15 @@ async def open_all(conns: list[Connection]) -> list[Any]:
 
 async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,
                      scenario: Scenario, on_progress: OnProgress) -> None:
-    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``)."""
+    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``).
+
+    The first flush comes ``FIRST_FLUSH_S`` after the schedule's zero, so a
+    watcher (the live dashboard) has numbers within a second of the first send.
+    """
     every = scenario.capture.flush_every
     limit = scenario.capture.flush_rows
+    deadline = tracker.start_mono / 1e9 + min(every, FIRST_FLUSH_S)  # same clock as monotonic()
     while True:
-        deadline = time.monotonic() + every
         # Polling the row count: the hot path must not pay for an Event per append.
         while time.monotonic() < deadline and len(recorder.rows) < limit:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, every))
@@ -196,6 +199,7 @@ async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: Progres
         writer.submit(batch)
         if on_progress is not None:
             on_progress(snapshot)
+        deadline = time.monotonic() + every
 
 
 async def sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:

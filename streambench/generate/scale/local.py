@@ -64,11 +64,11 @@ from streambench.generate.scale.shards import (
     run_shard,
     split,
 )
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 class Backend(Protocol):
@@ -86,19 +86,21 @@ class Backend(Protocol):
 
 
 def run_workers(scenario: Scenario, *, store: Store, workers: int, run_id: str | None = None,
-                on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+                on_progress: OnProgress = None, control: RunControl | None = None,
+                handle_signals: bool = True) -> RunOutcome:
     """Run over ``workers`` local processes; blocking, like :func:`engine.run.run`."""
     return run_sharded(scenario, store=store, backend=ProcessBackend(), workers=workers,
-                       run_id=run_id, on_progress=on_progress, handle_signals=handle_signals)
+                       run_id=run_id, on_progress=on_progress, control=control,
+                       handle_signals=handle_signals)
 
 
 def run_sharded(scenario: Scenario, *, store: Store, backend: Backend, workers: int,
                 run_id: str | None = None, on_progress: OnProgress = None,
-                handle_signals: bool = True) -> RunOutcome:
+                control: RunControl | None = None, handle_signals: bool = True) -> RunOutcome:
     """:func:`drive` on a fresh loop; a signal ends in :class:`RunInterrupted`."""
     outcome = new_loop_run(drive(
         scenario, store=store, backend=backend, workers=workers, run_id=run_id,
-        on_progress=on_progress, handle_signals=handle_signals))
+        on_progress=on_progress, control=control, handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 
@@ -138,6 +140,7 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
                 control: RunControl | None = None, handle_signals: bool = False) -> RunOutcome:
     """Run ``scenario`` as shards on ``backend``; one run id, one manifest, one summary."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     raise_open_files()  # before the target starts: it inherits the limit
     current_run_id.set(run_id)
@@ -345,7 +348,7 @@ def _log_settings() -> tuple[str, str] | None:
     """The driver's ``--log-format``/``--log-level``, for the workers to use too."""
     from streambench.logs import JsonFormatter
 
-    logger = logging.getLogger("streambench")
+    logger = get_logger("streambench")
     if not logger.handlers:
         return None
     fmt = "json" if isinstance(logger.handlers[0].formatter, JsonFormatter) else "text"

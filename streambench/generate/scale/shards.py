@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import pickle
 import resource
@@ -57,10 +56,10 @@ from streambench.generate.engine.lifecycle import RunControl, interrupted, new_l
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.run import redactor_for
 from streambench.generate.faults.inject import FaultInjector
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 @dataclass(frozen=True)

@@ -136,8 +136,7 @@ class HttpConnection(EventRecorder):
     async def send_all(self) -> None:
         """Start every scheduled request at its intended time (open model)."""
         ctx = self.ctx
-        frame, start = ctx.frame, ctx.start_mono
-        global_conn = ctx.conn_offset + self.conn
+        message, start = ctx.plan.framer(ctx.conn_offset + self.conn).message, ctx.start_mono
         faults = self.faults
         seq = 0
         try:
@@ -149,8 +148,7 @@ class HttpConnection(EventRecorder):
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
+                _, cid, data = message(seq)
                 if faults is not None:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                 else:

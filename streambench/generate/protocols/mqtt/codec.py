@@ -110,8 +110,13 @@ class Publisher:
         self._v5 = version == 5
         self.next_id = 0
 
-    def packet(self, payload: bytes) -> tuple[bytes, int]:
-        """``(PUBLISH bytes, packet id)``; the id is 0 at QoS 0."""
+    def packet(self, payload: bytes, *, correlation: bytes | None = None,
+               response_topic: str | None = None) -> tuple[bytes, int]:
+        """``(PUBLISH bytes, packet id)``; the id is 0 at QoS 0.
+
+        MQTT 5 only: ``correlation`` is sent as the Correlation Data property and
+        ``response_topic`` as the Response Topic (where the answer is expected).
+        """
         head = self._head
         if self.qos:
             packet_id = self.next_id % 65535 + 1
@@ -119,8 +124,12 @@ class Publisher:
             head = head + _PID.pack(packet_id)
         else:
             packet_id = 0
-        if self._v5:
+        if self._v5 and correlation is None:
             head = head + b"\x00"
+        elif self._v5:
+            props = (b"\x08" + _string(response_topic) if response_topic else b"") \
+                + b"\x09" + _string(correlation)
+            head = head + varint(len(props)) + props
         size = len(head) + len(payload)
         if size < 128:
             return bytes((self._first, size)) + head + payload, packet_id
@@ -191,6 +200,38 @@ def publish_fields(first: int, body: bytes, *, version: int) -> tuple[bytes, int
     if version == 5:
         pos = _skip_properties(body, pos)
     return topic, packet_id, body[pos:]
+
+
+def publish_correlation(first: int, body: bytes) -> bytes | None:
+    """The Correlation Data property of an MQTT 5 PUBLISH body, or None."""
+    pos = 2 + ((body[0] << 8) | body[1]) + (2 if first & 0x06 else 0)
+    length, start = _long_length(body, pos, len(body))
+    end = start + length
+    if start < 0 or end > len(body):
+        raise ProtocolViolation("property length runs past the packet")
+    while start < end:
+        ident = body[start]
+        start += 1
+        if ident == 0x09:  # correlation data: two-byte length, bytes
+            size = (body[start] << 8) | body[start + 1]
+            return body[start + 2:start + 2 + size]
+        start = _skip_property(body, ident, start)
+    return None
+
+
+def _skip_property(body: bytes, ident: int, pos: int) -> int:
+    """Index after the value of property ``ident`` starting at ``pos`` (MQTT 5 2.2.2.2)."""
+    if ident in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):  # a byte
+        return pos + 1
+    if ident in (0x13, 0x21, 0x22, 0x23):  # two-byte integer
+        return pos + 2
+    if ident in (0x02, 0x11, 0x18, 0x27):  # four-byte integer
+        return pos + 4
+    if ident == 0x0B:  # variable byte integer
+        return _long_length(body, pos, len(body))[1]
+    if ident == 0x26:  # user property: two strings
+        pos += 2 + ((body[pos] << 8) | body[pos + 1])
+    return pos + 2 + ((body[pos] << 8) | body[pos + 1])  # string or binary data
 
 
 def connack_fields(body: bytes) -> tuple[bool, int]:

@@ -109,12 +109,17 @@ class WireSession(asyncio.Protocol):
             self._write(codec.PINGREQ_PACKET)
 
     # -- sending ----------------------------------------------------------------
-    def publish(self, payload: bytes) -> bool:
+    def publish(self, payload: bytes, correlation: bytes | None = None) -> bool:
         """Queue one PUBLISH; False when not connected (nothing was sent)."""
         transport = self.transport
         if transport is None or not self.connected:
             return False
-        transport.write(self.publisher.packet(payload)[0])
+        if correlation is None:
+            transport.write(self.publisher.packet(payload)[0])
+        else:
+            transport.write(self.publisher.packet(
+                payload, correlation=correlation,
+                response_topic=self.settings.subscribe_topic)[0])
         return True
 
     def _write(self, data: bytes) -> None:
@@ -174,7 +179,10 @@ class WireSession(asyncio.Protocol):
                     if packet_id in self._qos2_in:
                         continue  # a redelivery before PUBREL: already handed on
                     self._qos2_in.add(packet_id)
-                on_message(payload, now)
+                if self.settings.correlation_data and version == 5:
+                    on_message(payload, now, codec.publish_correlation(first, body))
+                else:
+                    on_message(payload, now)
             elif kind != codec.PUBACK:
                 self._control(kind, body, acks)
         if acks and self.transport is not None:
