@@ -75,8 +75,8 @@ def mostly_unmatched(replies: dict[str, Any]) -> bool:
 def unmatched_line(replies: dict[str, Any]) -> str:
     """The one line ``streambench run`` prints when most replies matched nothing."""
     what = replies["looked_for"] or "the scenario's correlation id"
-    return (f"{replies['unmatched']} of {replies['arrived']} replies matched no request "
-            f"(looked for {what}); see the unmatched sample in the summary, and "
+    return (f"{replies['unmatched']} of {replies['arrived']} replies matched no request; "
+            f"looked for {what}: see the unmatched sample in the summary, and "
             "replies.id / replies.rules in docs/backends.md")
 
 

@@ -15,7 +15,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "run", help="run a scenario and capture every event",
         description="Run a scenario against its target (url: embedded starts the built-in "
-        "one), capture every event to the store and print a summary.",
+        "one), capture every event to the store and print a summary. Exits 1 when the run "
+        "did not complete, or when most replies matched no request (the summary shows a "
+        "sample and what was looked for).",
     )
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
     overrides = p.add_argument_group("overrides")

@@ -116,11 +116,27 @@ class Will(_Model):
     retain: bool = False
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What is wrong with one HTTP header, or None. Values are checked after ``${...}``
+    are resolved too: a CR or LF would start a header (or a request) of its own."""
+    if not _TOKEN.match(name):
+        return f"header name {name!r} is not a valid HTTP field name"
+    if any(c in value for c in "\r\n\0"):
+        return "a header value must not contain CR, LF or NUL"
+    if not value.isascii():
+        return "a header value must be ASCII (percent-encode or base64 other text)"
+    return None
+
+
 class _TargetBase(_Model):
     """What every target has: where it is and how long connecting may take."""
 
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger replies are errors
 
     @property
     def embedded(self) -> bool:
@@ -139,6 +155,10 @@ class _TargetBase(_Model):
             problem = None if text is None else template_problem(text)
             if problem is not None:
                 raise FieldProblem(loc, problem)
+        for name, value in getattr(self, "headers", {}).items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise FieldProblem(("headers", name), problem)
         return self
 
     @model_validator(mode="after")
@@ -169,7 +189,6 @@ class WebSocketTarget(_TargetBase):
     protocol: Literal["websocket"] = "websocket"
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     reconnect: Reconnect = Field(default_factory=Reconnect)
-    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger frames are errors
     fallback: Literal["http"] | None = None  # a refused upgrade goes on over HTTP
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
     subprotocols: tuple[str, ...] = ()  # offered in the handshake (Sec-WebSocket-Protocol)
@@ -222,7 +241,7 @@ class HttpTarget(_TargetBase):
 
     protocol: Literal["http"]
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
-    method: str = "POST"
+    method: str = Field(default="POST", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
     # lean (plain http://, keep-alive, httptools' C parser; the fastest), aiohttp
     # (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
     http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
@@ -630,6 +649,14 @@ class Scenario(_Model):
 
         rpc = self.target.rpc()
         message = self.message
+        # check_conversation (run first) holds gRPC to one object body with both fields
+        assert isinstance(message.body, dict)
+        assert message.cid_field is not None
+        assert message.seq_field is not None
+        for key in ("cid_field", "seq_field"):
+            if "." in getattr(message, key):
+                raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
+                                   "its own: a field name, not a path")
         try:
             correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
             encode_body(rpc, render(message.body, seed=self.seed))

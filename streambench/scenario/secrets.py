@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from streambench.errors import ConfigError
+from streambench.scenario.synth import public_body
 from streambench.scrub import SENSITIVE_NAME, register, register_credentials, register_url
 
 if TYPE_CHECKING:
@@ -127,7 +128,8 @@ def register_scenario(scenario: Scenario, *, env: Mapping[str, str] | None = Non
             register_url(value)
         elif path == "target.password":
             register_credentials(getattr(scenario.target, "username", None), value)
-        elif path.startswith("target.headers.") and _looks_secret(path[15:], value):
+        elif path.startswith(("target.headers.", "target.metadata.")) \
+                and _looks_secret(path.split(".", 2)[2], value):
             register(value)
             register(value.split(None, 1)[-1])  # the token of "Bearer <token>"
 
@@ -155,6 +157,7 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     ``metadata`` is treated as headers.
     """
     dump = scenario.model_dump(mode="json")
+    dump["message"]["body"] = public_body(dump["message"]["body"])
     target = dump["target"]
     target["url"] = public_url(target["url"])
     for key in _HEADER_FIELDS:

@@ -129,6 +129,34 @@ def pool_problem(body: dict[str, Any] | str, pool: int) -> str | None:
     return None
 
 
+def public_body(body: Any) -> Any:
+    """``body`` as a manifest keeps it: placeholders as written, literal text as
+    ``<text:N>``, literal numbers as ``<number>`` (true, false and null kept).
+
+    A value written into a scenario's body may be personal data and is sent to
+    the target like any other: it never reaches disk unredacted, in a manifest
+    either. Keys are kept (they are the body's shape). Call on a checked body
+    (at most :data:`~streambench.limits.BODY_DEPTH` deep).
+    """
+    if isinstance(body, dict):
+        return {key: public_body(value) for key, value in body.items()}
+    if isinstance(body, list | tuple):
+        return [public_body(value) for value in body]
+    if isinstance(body, str):
+        pieces, last = [], 0
+        for match in _PLACEHOLDER.finditer(body):
+            pieces += [_literal(body[last:match.start()]), match.group()]
+            last = match.end()
+        return "".join([*pieces, _literal(body[last:])])
+    if isinstance(body, bool) or body is None:
+        return body
+    return "<number>"
+
+
+def _literal(text: str) -> str:
+    return f"<text:{len(text)}>" if text else ""
+
+
 def nesting(value: Any) -> int:
     """How deeply ``value`` nests lists and mappings (iterative: safe on any input)."""
     deepest, stack = 0, [(value, 0)]

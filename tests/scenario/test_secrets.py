@@ -129,3 +129,13 @@ def test_public_dump_is_json_and_complete() -> None:
                                  "ws://u:${P}@127.0.0.1/x?token=${T}"])
 def test_public_url_leaves_safe_urls_alone(url: str) -> None:
     assert public_url(url) == url
+
+
+def test_public_dump_keeps_the_body_shape_and_placeholders_not_literal_values():
+    scenario = parse_scenario(
+        "name: s\nload: {rate: 1, duration: 1}\nmessage:\n  body:\n"
+        "    user: {id: u-4711, name: Zebulon Quixote, card: 4111111111111111}\n"
+        "    text: 'order {{int}} for {{name}}'\n    ok: true\n")
+    body = public_dump(scenario)["message"]["body"]
+    assert body == {"user": {"id": "<text:6>", "name": "<text:15>", "card": "<number>"},
+                    "text": "<text:6>{{int}}<text:5>{{name}}", "ok": True}

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from streambench.limits import too_deep
+
 Path = tuple[str | int, ...]
 UNSET = (None, False, "", {}, [])  # an error field holding one of these is not set
 NOT_JSON = object()  # what a reply that does not parse as JSON reads as
@@ -82,7 +84,10 @@ def error_text(value: Any) -> str:
 
 
 def parse(text: str | bytes) -> Any:
-    """The reply as JSON, or :data:`NOT_JSON`."""
+    """The reply as JSON, or :data:`NOT_JSON` (also when it nests deeper than
+    :data:`~streambench.limits.JSON_DEPTH`: nothing after may recurse through it)."""
+    if too_deep(text):
+        return NOT_JSON
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -174,6 +179,11 @@ class Classifier:
             doc = parse(text)
         for rule in self.rules:
             if rule.match(doc, text):
+                pattern = rule.match.pattern
+                if pattern is not None and "id" in pattern.groupindex:  # PONG (?P<id>\S+)
+                    found = pattern.search(text)
+                    return Verdict(rule.action, found.group("id") if found else None,
+                                   rule=rule, doc=doc)
                 if rule.action in ("other", "end") and rule.id is None:
                     return Verdict(rule.action, self._id(doc, self.id_path), rule=rule, doc=doc)
                 return self._answer(doc, rule.id or self.id_path, rule)

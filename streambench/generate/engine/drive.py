@@ -10,29 +10,37 @@
   ``capture.flush_every`` (or ``flush_rows``) and reports progress;
 * ``timeouts.sweep``: turns overdue messages into timeouts;
 * ``run.stop_watch``: cancels the clients when the run is stopped;
+* ``health.tick``: the event-loop stall probe of the health rows;
 * ``faults.disconnect``: scheduled disconnect faults, when the scenario has some.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
-from streambench.capture.writer import CaptureWriter, Recorder
+from streambench.capture.health import HealthWriter
+from streambench.capture.schema import Kind
+from streambench.capture.writer import PART_STRIDE, CaptureWriter, Recorder
+from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
 from streambench.generate.engine.conversation import compile_plan
+from streambench.generate.engine.health import LoopStalls, Watched, sampling
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
-from streambench.scenario.model import Scenario
+from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
 
 OnProgress = Callable[[Progress], None] | None
+T = TypeVar("T")
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
 FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
@@ -79,6 +87,10 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                getattr(scenario.target, "headers", {}).items()}
+    for name, value in headers.items():  # a resolved ${SECRET} is checked like a literal
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
     plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
@@ -98,17 +110,48 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
 
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
-                injector: FaultInjector | None = None, gate: StartGate | None = None) -> None:
+                injector: FaultInjector | None = None, gate: StartGate | None = None,
+                target_pid: int | None = None) -> None:
     """Open the connections, fix the schedule's zero, send and receive until done.
 
     ``gate`` makes this process drive global connections ``[conn_offset,
     conn_offset + connections)`` of the scenario's ``load.connections`` and
     take the schedule's zero from the driver; without it this process drives
-    them all.
+    them all. Meanwhile this process (and the built-in target, ``target_pid``)
+    is sampled once a second into the run's health rows
+    (:mod:`streambench.generate.engine.health`).
     """
+    stalls = LoopStalls()
+    client = Watched("client", writer.worker, os.getpid(), stalls=stalls,
+                     parts=lambda: writer.events.parts_written,
+                     connections=lambda: tracker.counts[Kind.CONNECT] - tracker.counts[
+                         Kind.DISCONNECT])  # fmt: skip
+    watched = [client] + ([Watched("target", None, target_pid)] if target_pid else [])
+    with sampling(health_writer(writer), watched):
+        try:
+            await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
+                         control=control, on_progress=on_progress, injector=injector, gate=gate,
+                         stalls=stalls)
+        except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
+            raise first_error(group) from None
+
+
+def health_writer(writer: CaptureWriter) -> HealthWriter:
+    """Health rows beside ``writer``'s events, numbered like its parts (per worker)."""
+    return HealthWriter(writer.events.store, writer.run_id,
+                        first_part=writer.worker * PART_STRIDE)
+
+
+async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
+                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
+                 injector: FaultInjector | None, gate: StartGate | None,
+                 stalls: LoopStalls) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate)
-    conns, first = await open_clients(ctx, open_all=open_all, writer=writer)
+    opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
+    if opened is None:  # stopped while connecting: nothing was sent, the run is aborted
+        return
+    conns, first = opened
     for c in conns:
         c.faults = injector
     if gate is None:
@@ -119,24 +162,6 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     if injector is not None:
         injector.start_mono = ctx.start_mono
         injector.record_bursts(conns)
-    try:
-        await _send_and_receive(scenario, ctx, conns, first, recorder=recorder, writer=writer,
-                                tracker=tracker, control=control, on_progress=on_progress,
-                                injector=injector)
-    except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
-        raise first_error(group) from None
-    now = time.monotonic_ns()
-    for c in conns:  # a stopped run still accounts for what it sent
-        c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
-    if on_progress is not None:
-        on_progress(tracker.update(recorder.rows, final=True))
-
-
-async def _send_and_receive(scenario: Scenario, ctx: RunContext, conns: list[Connection],
-                            first: list[Any], *, recorder: Recorder, writer: CaptureWriter,
-                            tracker: ProgressTracker, control: RunControl,
-                            on_progress: OnProgress, injector: FaultInjector | None) -> None:
-    """One task group: a sender and a receiver per connection, flusher, sweeper, stopper."""
     async with asyncio.TaskGroup() as tg:
         tasks = []
         for c, handle in zip(conns, first, strict=True):
@@ -147,6 +172,7 @@ async def _send_and_receive(scenario: Scenario, ctx: RunContext, conns: list[Con
                            name="capture.flush"),
             tg.create_task(sweep_loop(ctx, conns), name="timeouts.sweep"),
             tg.create_task(stop_watch(control, tasks), name="run.stop_watch"),
+            tg.create_task(stalls.tick(), name="health.tick"),
         ]
         if injector is not None:
             background.append(tg.create_task(injector.disconnect_loop(conns),
@@ -158,6 +184,28 @@ async def _send_and_receive(scenario: Scenario, ctx: RunContext, conns: list[Con
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 raise error
+    now = time.monotonic_ns()
+    for c in conns:  # a stopped run still accounts for what it sent
+        c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
+    if on_progress is not None:
+        on_progress(tracker.update(recorder.rows, final=True))
+
+
+async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T | None:
+    """``work``'s result, or None once the run is asked to stop first (``work`` is
+    cancelled): a signal must end a run whose connections hang in their handshakes."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(control.stop_event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 async def open_all(conns: list[Connection]) -> list[Any]:

@@ -109,8 +109,9 @@ async def run_async(
         with stop_on_signals(control, enabled=handle_signals), compacting(
                 store, run_id, every_s=scenario.capture.compact_every,
                 planned_s=scenario.load.total_duration):
-            async with target_url(scenario, writer) as url:
-                await drive(scenario, url=url, recorder=recorder, writer=writer,
+            async with target_url(scenario, writer) as (url, target_pid):
+                await drive(scenario, url=url, target_pid=target_pid, recorder=recorder,
+                            writer=writer,
                             tracker=ProgressTracker(total_s=scenario.load.total_duration),
                             control=control, on_progress=on_progress, injector=injector)
         if control.reason is not None:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +37,7 @@ from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, os_reason, target_as
-from streambench.generate.protocols.http.lean import LeanSession
+from streambench.generate.protocols.http.lean import BodyTooBig, LeanSession
 from streambench.scenario.model import HttpTarget
 
 POOL_SIZE = 100  # keep-alive sockets per connection
@@ -64,6 +65,7 @@ class HttpConnection(EventRecorder):
         self.topic = parts.path or "/"
         self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         target = target_as(ctx, HttpTarget)
+        self.max_body = target.max_message_bytes
         self.method = target.method.upper()
         engine = target.http_engine
         if engine == "lean" and parts.scheme != "http":
@@ -100,19 +102,21 @@ class HttpConnection(EventRecorder):
         return self._new_session()
 
     def _new_session(self) -> aiohttp.ClientSession | LeanSession:
+        headers = with_content_type(self.ctx.headers)
         if self.lean:
-            headers = {**_CONTENT_TYPE, **self.ctx.headers}
-            return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
-                               method=self.method, headers=headers, size=POOL_SIZE,
-                               timeout=2 * self.ctx.scenario.load.timeout + 1)
+            try:
+                return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
+                                   method=self.method, headers=headers, size=POOL_SIZE,
+                                   timeout=2 * self.ctx.scenario.load.timeout + 1,
+                                   max_body=self.max_body)
+            except ValueError as exc:
+                raise ConfigError(f"target: {exc} (the lean HTTP engine writes them as they "
+                                  "are; percent-encode the URL)") from None
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
         # One timer per request: a bound so that no request outlives the run. The
         # measured timeout is the sweeper's (load.timeout from the intended time).
         timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
-        # Content-Type first so a scenario header can override it; no per-request headers
-        # to merge on the hot path.
-        headers = {**_CONTENT_TYPE, **self.ctx.headers}
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
@@ -202,14 +206,19 @@ class HttpConnection(EventRecorder):
                 status, reason, body = await session.request(data)
             else:
                 async with session.request(self.method, self.url, data=data) as response:
-                    body = await response.read()
+                    body = await read_bounded(response, self.max_body)
                     status, reason = response.status, response.reason or ""
+        except TimeoutError:  # first: TimeoutError is an OSError, and aiohttp's are both
+            return  # the sweeper has recorded the timeout already
+        except BodyTooBig as exc:  # as for a WebSocket frame: a too_big row, the socket dropped
+            self.record_event(Kind.ERROR, status="too_big", error=str(exc))
+            if not copy:
+                self._resolve(cid, Kind.ERROR, "disconnected", str(exc))
+            return
         except (aiohttp.ClientError, OSError) as exc:
             if not copy:
                 self._resolve(cid, Kind.ERROR, "disconnected", _describe(exc))
             return
-        except TimeoutError:
-            return  # the sweeper has recorded the timeout already
         if copy:
             return
         text = body.decode("utf-8", "replace")
@@ -257,6 +266,25 @@ class HttpConnection(EventRecorder):
             self.session = self._new_session()
             self.record_event(Kind.CONNECT, status="open")
 
+
+
+def with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
+    """The scenario's headers, with a JSON Content-Type unless they give one (in any case)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return dict(headers)
+    return {**_CONTENT_TYPE, **headers}
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or :class:`BodyTooBig` as soon as it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise BodyTooBig(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _describe(exc: BaseException) -> str:

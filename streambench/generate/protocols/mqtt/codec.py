@@ -136,13 +136,21 @@ class Publisher:
         return bytes((self._first,)) + varint(size) + head + payload, packet_id
 
 
+MAX_PACKET = 1 << 20  # a packet's remaining length above this is refused (see PacketReader)
+
+
 class PacketReader:
-    """Reassembles packets from a byte stream. Call :meth:`feed` with each chunk."""
+    """Reassembles packets from a byte stream. Call :meth:`feed` with each chunk.
 
-    __slots__ = ("_buffer",)
+    A packet announcing more than ``max_size`` bytes is a ProtocolViolation at
+    once (the length comes first): a peer cannot make the reader buffer more.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "max_size")
+
+    def __init__(self, max_size: int = MAX_PACKET) -> None:
         self._buffer = b""
+        self.max_size = max_size
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Every complete packet in ``data`` as ``(first byte, body)``; keeps a partial tail."""
@@ -157,6 +165,9 @@ class PacketReader:
                 size, i = _long_length(buffer, pos + 1, end)
                 if i < 0:
                     break
+            if size > self.max_size:
+                raise ProtocolViolation(f"a packet of {size} bytes, over the limit of "
+                                        f"{self.max_size}")
             if i + size > end:
                 break  # incomplete: wait for more bytes
             packets.append((buffer[pos], buffer[i:i + size]))
@@ -190,16 +201,29 @@ def _skip_properties(body: bytes, pos: int) -> int:
 
 def publish_fields(first: int, body: bytes, *, version: int) -> tuple[bytes, int, bytes]:
     """``(topic, packet id, payload)`` of a PUBLISH body (packet id 0 at QoS 0)."""
+    if len(body) < 2:
+        raise ProtocolViolation("PUBLISH shorter than its topic length")
     n = (body[0] << 8) | body[1]
     pos = 2 + n
     topic = body[2:pos]
     packet_id = 0
     if first & 0x06:
-        packet_id = (body[pos] << 8) | body[pos + 1]
+        packet_id = packet_id_of(body[pos:pos + 2], what="PUBLISH")
         pos += 2
+    if pos > len(body):
+        raise ProtocolViolation("PUBLISH shorter than its topic and packet id")
     if version == 5:
         pos = _skip_properties(body, pos)
+        if pos > len(body):
+            raise ProtocolViolation("PUBLISH properties run past the packet")
     return topic, packet_id, body[pos:]
+
+
+def packet_id_of(data: bytes, *, what: str) -> int:
+    """The 16-bit packet identifier at the start of ``data``."""
+    if len(data) < 2:
+        raise ProtocolViolation(f"{what} without a packet identifier")
+    return (data[0] << 8) | data[1]
 
 
 def publish_correlation(first: int, body: bytes) -> bytes | None:
@@ -243,6 +267,7 @@ def connack_fields(body: bytes) -> tuple[bool, int]:
 
 def suback_codes(body: bytes, *, version: int) -> bytes:
     """The granted QoS / reason codes of a SUBACK body (>= 0x80 is a refusal)."""
+    packet_id_of(body, what="SUBACK")
     pos = 2
     if version == 5:
         pos = _skip_properties(body, pos)

@@ -46,6 +46,7 @@ class MqttSettings:
     will: WillMessage | None
     connect_timeout: float
     headers: dict[str, str] = field(default_factory=dict)  # MQTT over WebSockets; resolved
+    max_message_bytes: int = 1 << 20  # a bigger incoming packet ends the connection
     session_expiry: int = SESSION_EXPIRY_S
     correlation_data: bool = False  # MQTT 5: ids travel as correlation data
 
@@ -91,6 +92,7 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         tls=target.tls or scheme in ("mqtts", "wss"), publish_topic=publish,
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
         connect_timeout=target.connect_timeout, headers=dict(headers or {}),
+        max_message_bytes=target.max_message_bytes,
         correlation_data=target.correlation_data,
     )
 

@@ -33,6 +33,7 @@ from streambench.generate.protocols.presets.common import (
     user_rules,
     user_steps,
 )
+from streambench.limits import too_deep
 from streambench.scenario.model import Message, Scenario
 
 ENGINE_TYPES = {"0": "open", "1": "close", "2": "ping", "3": "pong", "5": "upgrade",
@@ -66,6 +67,8 @@ def decode(text: str) -> Any:
 
 
 def _json(text: str) -> Any:
+    if too_deep(text):
+        return NOT_JSON
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
