@@ -34,7 +34,6 @@ from streambench import limits
 from streambench.scenario.conversation import (
     DEFINED_NAMES,
     NAME,
-    FieldProblem,
     Replies,
     Step,
     Variable,
@@ -42,7 +41,9 @@ from streambench.scenario.conversation import (
     defined_names,
     path_problem,
 )
-from streambench.scenario.durations import Duration, parse_duration  # noqa: F401 (re-exported)
+from streambench.scenario.conversation import FieldProblem as FieldProblem  # noqa: PLC0414
+from streambench.scenario.durations import Duration as Duration  # noqa: PLC0414
+from streambench.scenario.durations import parse_duration as parse_duration  # noqa: PLC0414
 from streambench.scenario.faults import Fault
 from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import (
