@@ -32,7 +32,8 @@ class RunResult:
 
 def summarized(outcome: engine.RunOutcome, store: Store) -> RunResult:
     """The engine's outcome with the summary a user sees (analysis runs here, not in it)."""
-    summary = summarize(store.events(outcome.run_id), dict(outcome.manifest))
+    summary = summarize(store.events(outcome.run_id), dict(outcome.manifest),
+                        health=store.health(outcome.run_id))
     return RunResult(run_id=outcome.run_id, status=outcome.status, manifest=outcome.manifest,
                      summary=summary)
 

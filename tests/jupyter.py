@@ -106,7 +106,8 @@ def jupyterlab(home: Path, *, root: Path) -> Iterator[Lab]:
     config_file.write_text(json.dumps(config))
     log = (home / "lab.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "jupyterlab"], env=env, cwd=root,
-                               stdout=log, stderr=subprocess.STDOUT)
+                               stdout=log, stderr=subprocess.STDOUT,
+                               preexec_fn=_exit_with_parent)  # noqa: PLW1509 (a test's child)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(f"{url}/api/status?token={token}"), timeout=60,
@@ -134,3 +135,12 @@ def _answers(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def _exit_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies (even killed by a timeout), so a
+    JupyterLab (which then shuts its kernels down) never outlives the test run."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -647,6 +647,14 @@ class Scenario(_Model):
 
         rpc = self.target.rpc()
         message = self.message
+        # check_conversation (run first) holds gRPC to one object body with both fields
+        assert isinstance(message.body, dict)
+        assert message.cid_field is not None
+        assert message.seq_field is not None
+        for key in ("cid_field", "seq_field"):
+            if "." in getattr(message, key):
+                raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
+                                   "its own: a field name, not a path")
         try:
             correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
             encode_body(rpc, render(message.body, seed=self.seed))

@@ -206,8 +206,12 @@ def correlation_fields(method: Method, *, cid_field: str, seq_field: str
 def encode_body(method: Method, body: dict[str, Any]) -> bytes:
     """A rendered body (placeholders filled in) as request bytes; ProtoProblem
     (field ``message.body``) when it does not fit the request type."""
+    try:  # a flat body of the right Python types builds directly (~100x faster)
+        return bytes(method.request(**body).SerializeToString())
+    except (TypeError, ValueError, AttributeError):
+        pass  # JSON spellings ("42" for an int64, camelCase names, enums by name, ...)
     try:
-        return json_format.ParseDict(body, method.request()).SerializeToString()
+        return bytes(json_format.ParseDict(body, method.request()).SerializeToString())
     except (json_format.ParseError, TypeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ProtoProblem("message.body", f"does not fit {method.request.DESCRIPTOR.full_name}"

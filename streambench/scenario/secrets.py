@@ -128,7 +128,8 @@ def register_scenario(scenario: Scenario, *, env: Mapping[str, str] | None = Non
             register_url(value)
         elif path == "target.password":
             register_credentials(getattr(scenario.target, "username", None), value)
-        elif path.startswith("target.headers.") and _looks_secret(path[15:], value):
+        elif path.startswith(("target.headers.", "target.metadata.")) \
+                and _looks_secret(path.split(".", 2)[2], value):
             register(value)
             register(value.split(None, 1)[-1])  # the token of "Bearer <token>"
 

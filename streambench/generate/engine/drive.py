@@ -10,6 +10,7 @@
   ``capture.flush_every`` (or ``flush_rows``) and reports progress;
 * ``timeouts.sweep``: turns overdue messages into timeouts;
 * ``run.stop_watch``: cancels the clients when the run is stopped;
+* ``health.tick``: the event-loop stall probe of the health rows;
 * ``faults.disconnect``: scheduled disconnect faults, when the scenario has some.
 """
 
@@ -17,14 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from streambench.capture.writer import CaptureWriter, Recorder
+from streambench.capture.health import HealthWriter
+from streambench.capture.schema import Kind
+from streambench.capture.writer import PART_STRIDE, CaptureWriter, Recorder
 from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
 from streambench.generate.engine.conversation import compile_plan
+from streambench.generate.engine.health import LoopStalls, Watched, sampling
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
@@ -105,14 +110,39 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
 
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
-                injector: FaultInjector | None = None, gate: StartGate | None = None) -> None:
+                injector: FaultInjector | None = None, gate: StartGate | None = None,
+                target_pid: int | None = None) -> None:
     """Open the connections, fix the schedule's zero, send and receive until done.
 
     ``gate`` makes this process drive global connections ``[conn_offset,
     conn_offset + connections)`` of the scenario's ``load.connections`` and
     take the schedule's zero from the driver; without it this process drives
-    them all.
+    them all. Meanwhile this process (and the built-in target, ``target_pid``)
+    is sampled once a second into the run's health rows
+    (:mod:`streambench.generate.engine.health`).
     """
+    stalls = LoopStalls()
+    client = Watched("client", writer.worker, os.getpid(), stalls=stalls,
+                     parts=lambda: writer.events.parts_written,
+                     connections=lambda: tracker.counts[Kind.CONNECT] - tracker.counts[
+                         Kind.DISCONNECT])  # fmt: skip
+    watched = [client] + ([Watched("target", None, target_pid)] if target_pid else [])
+    with sampling(health_writer(writer), watched):
+        await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
+                     control=control, on_progress=on_progress, injector=injector, gate=gate,
+                     stalls=stalls)
+
+
+def health_writer(writer: CaptureWriter) -> HealthWriter:
+    """Health rows beside ``writer``'s events, numbered like its parts (per worker)."""
+    return HealthWriter(writer.events.store, writer.run_id,
+                        first_part=writer.worker * PART_STRIDE)
+
+
+async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
+                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
+                 injector: FaultInjector | None, gate: StartGate | None,
+                 stalls: LoopStalls) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate)
     opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
@@ -139,6 +169,7 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
                            name="capture.flush"),
             tg.create_task(sweep_loop(ctx, conns), name="timeouts.sweep"),
             tg.create_task(stop_watch(control, tasks), name="run.stop_watch"),
+            tg.create_task(stalls.tick(), name="health.tick"),
         ]
         if injector is not None:
             background.append(tg.create_task(injector.disconnect_loop(conns),

@@ -11,7 +11,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from streambench.capture.writer import CaptureWriter
 from streambench.errors import StreambenchError
@@ -107,15 +107,22 @@ def first_error(group: BaseExceptionGroup[Any]) -> BaseException:
     return next((e for e in leaves if isinstance(e, StreambenchError)), leaves[0])
 
 
+class Target(NamedTuple):
+    """Where the run sends: the URL, and the built-in target's pid (None for others)."""
+
+    url: str
+    pid: int | None = None
+
+
 @contextlib.asynccontextmanager
-async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator[str]:
-    """The target URL; for ``url: embedded`` the built-in target in a child process.
+async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator[Target]:
+    """The target; for ``url: embedded`` the built-in target in a child process.
 
     The built-in target's own fault rows (its ground truth) go to ``writer``
     when it stops.
     """
     if not scenario.target.embedded:
-        yield scenario.target.url
+        yield Target(scenario.target.url)
         return
     from streambench.generate.protocols.base import embedded_url
     from streambench.target.embedded import EmbeddedTarget
@@ -124,8 +131,8 @@ async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator
                             grpc=scenario.target.protocol == "grpc")
     try:
         async with target:
-            yield embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url,
-                               grpc_url=target.grpc_url)
+            yield Target(embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url,
+                                      grpc_url=target.grpc_url), target.pid)
     finally:
         with contextlib.suppress(Exception):
             writer.submit_faults(target.faults())

@@ -101,8 +101,9 @@ async def run_async(
              extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, writer) as url:
-                await drive(scenario, url=url, recorder=recorder, writer=writer,
+            async with target_url(scenario, writer) as (url, target_pid):
+                await drive(scenario, url=url, target_pid=target_pid, recorder=recorder,
+                            writer=writer,
                             tracker=ProgressTracker(total_s=scenario.load.total_duration),
                             control=control, on_progress=on_progress, injector=injector)
         if control.reason is not None:

@@ -36,7 +36,8 @@ from streambench.capture.manifest import Manifest, finish_manifest, start_manife
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store
 from streambench.capture.writer import CaptureWriter, wall_offset_ns
-from streambench.generate.engine.drive import OnProgress, start_headroom_ns
+from streambench.generate.engine.drive import OnProgress, health_writer, start_headroom_ns
+from streambench.generate.engine.health import Watched, sampling
 from streambench.generate.engine.lifecycle import (
     RunControl,
     interrupted,
@@ -155,13 +156,16 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
              public_url(scenario.target.url), count, extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, truth) as url:
+            async with target_url(scenario, truth) as (url, target_pid):
                 shards = [_Shard(s) for s in plan_shards(
                     scenario, run_id=run_id, store_root=_shared_root(store), url=url,
                     workers=workers)]
-                await _supervise(backend, shards, control, on_progress, scenario,
-                                 announce=lambda: store.write_manifest(
-                                     {**manifest, "workers": _listing(shards)}))
+                # the shards sample themselves; the driver samples the built-in target
+                targets = [Watched("target", None, target_pid)] if target_pid else []
+                with sampling(health_writer(truth), targets):
+                    await _supervise(backend, shards, control, on_progress, scenario,
+                                     announce=lambda: store.write_manifest(
+                                         {**manifest, "workers": _listing(shards)}))
         failure = next((s.result["exception"] for s in shards
                         if s.result and s.result.get("exception") is not None), None)
         if failure is not None:

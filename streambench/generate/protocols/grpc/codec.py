@@ -1,12 +1,12 @@
 """gRPC messages without I/O: requests from the body pool, replies to (cid, payload).
 
-Requests are built the way :class:`~streambench.scenario.synth.BodyPool` builds
-JSON: the scenario's ``pool`` bodies are encoded once, at the start of a run,
-and each message only appends its correlation id and sequence number as
-protobuf fields. Protobuf allows that: a field appended to an encoded message
-is that field set, so a request costs two concatenations and two varints, no
-message object. Replies are decoded with the method's reply class (upb, C) and
-read for their cid; their payload for the store is their JSON form.
+Requests are built the way the JSON frames are: each of the scenario's ``pool``
+bodies is encoded once (on first use), and each message only appends its
+correlation id and sequence number as protobuf fields. Protobuf allows that: a
+field appended to an encoded message is that field set, so a request costs two
+concatenations and two varints, no message object. Replies are decoded with the
+method's reply class (upb, C) and read for their cid; their payload for the store
+is their JSON form.
 
 ``send`` rows keep the request's JSON form (the pool's frame: what redaction
 reads and the fault injector edits); ``bytes`` is the size on the wire.
@@ -23,6 +23,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from streambench.errors import ConfigError
 from streambench.scenario.proto import (
     FieldInfo,
     Method,
@@ -31,7 +32,6 @@ from streambench.scenario.proto import (
     encode_body,
     is_repeated,
 )
-from streambench.scenario.synth import BodyPool
 
 _ZIGZAG = (FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
 _FIXED64 = (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64)
@@ -94,17 +94,22 @@ def is_flat(cls: type[Message]) -> bool:
 class GrpcCodec:
     """Requests and replies of one method for one run. Build once; pure after that."""
 
-    def __init__(self, method: Method, pool: BodyPool, *, cid_field: str, seq_field: str,
-                 payloads: bool = True) -> None:
+    def __init__(self, method: Method, bodies: Callable[[int], dict[str, Any]], *, pool: int,
+                 cid_field: str, seq_field: str, payloads: bool = True) -> None:
+        """``bodies(i)``: body ``i`` of the run's ``pool`` (placeholders filled, without
+        the cid and seq fields), as the JSON frames of the same message number have it."""
         try:
             cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field)
-            self._prefixes = tuple(encode_body(method, pool.body(i)) for i in range(pool.size))
+            first = encode_body(method, bodies(0))  # the scenario checked its types
         except ProtoProblem as exc:
             raise CodecError(f"{exc.field}: {exc}") from None
+        # Encoded on first use: a connection pays for the bodies it sends, not the pool.
+        self._prefixes: list[bytes | None] = [first, *([None] * (pool - 1))]
+        self._bodies = bodies
         self.method = method
         self._cid_tag = None if cid is None else _tag(cid.number, 2)
         self._seq = _seq_encoder(seq)
-        self._size = pool.size
+        self._size = pool
         self._request_cls = method.request
         self._decode = method.response.FromString
         reply_fields = method.response.DESCRIPTOR.fields_by_name
@@ -113,12 +118,24 @@ class GrpcCodec:
         self._flat = is_flat(method.response)
 
     def request(self, i: int, cid: str, seq: int) -> bytes:
-        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes."""
+        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes.
+
+        Raises ConfigError when body ``i % pool`` does not fit the request type (the
+        scenario's check encodes one rendering; another may differ, e.g. in range).
+        """
         data = self._prefixes[i % self._size]
+        if data is None:
+            data = self._prefixes[i % self._size] = self._encode(i % self._size)
         if self._cid_tag is not None:
             raw = cid.encode()
             data += self._cid_tag + varint(len(raw)) + raw
         return data + self._seq(seq)
+
+    def _encode(self, index: int) -> bytes:
+        try:
+            return encode_body(self.method, self._bodies(index))
+        except ProtoProblem as exc:
+            raise ConfigError(f"message.body (pool entry {index}): {exc}") from None
 
     def from_json(self, frame: bytes, *, original: bytes) -> bytes:
         """A JSON frame as a fault left it, as wire bytes.

@@ -32,7 +32,8 @@ def method(tmp_path: Path, seq_type: str = "int64", name: str = "Call") -> Metho
 
 def codec(rpc: Method, *, payloads: bool = True) -> GrpcCodec:
     pool = compile_body({"text": "{{word}}", "n": "{{int:1:9}}"}, seed=1, pool=8)
-    return GrpcCodec(rpc, pool, cid_field="cid", seq_field="seq", payloads=payloads)
+    return GrpcCodec(rpc, pool.body, pool=len(pool), cid_field="cid", seq_field="seq",
+                     payloads=payloads)
 
 
 @pytest.mark.parametrize("seq_type", ["int32", "int64", "uint64", "sint64", "fixed64",
