@@ -776,9 +776,10 @@ def _check_correlation(scenario: Scenario) -> None:
         return
     carrying = {k.cid_field for _, k in answered if k.carries_id}
     if None in carrying:
-        raise FieldProblem(("replies", "id"), "the requests carry their id as {{cid}} in the "
-                           "body: say where replies carry it (replies.id), or match replies "
-                           "in order (replies.in_order: true)")
+        index = next(i for i, k in answered if k.carries_id and k.cid_field is None)
+        raise FieldProblem((*_kind_loc(scenario, index), "body"), "the request carries its id "
+                           "as {{cid}} in the body: say where replies carry it (replies.id), "
+                           "or match replies in order (replies.in_order: true)")
     if len(carrying) > 1:
         raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
                            "places: say where replies carry it (replies.id)")
