@@ -657,7 +657,8 @@ class Scenario(_Model):
                 raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
                                    "its own: a field name, not a path")
         try:
-            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
+            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field,
+                               reply_id=self.replies.id)
             encode_body(rpc, render(message.body, seed=self.seed))
         except ProtoProblem as exc:
             raise FieldProblem(tuple(exc.field.split(".")), str(exc)) from None
@@ -695,10 +696,11 @@ def check_conversation(scenario: Scenario) -> None:
         kind = scenario.message
         if scenario.messages or scenario.variables or isinstance(kind.body, str) \
                 or kind.cid_field is None or kind.seq_field is None \
-                or scenario.replies != Replies():
+                or scenario.replies.model_copy(update={"id": None}) != Replies():
             raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
-                               "of the request message: messages, variables, replies, text "
-                               "bodies and null cid_field/seq_field do not apply")
+                               "of the request message: messages, variables, reply rules, "
+                               "text bodies and null cid_field/seq_field do not apply "
+                               "(replies.id, where a bidi reply carries the id, does)")
     check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
     _check_placeholders(scenario)
     _check_preset(scenario)
