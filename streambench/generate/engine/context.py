@@ -36,11 +36,17 @@ class RunContext:
     conn_offset: int = 0  # first global connection index of this worker
     connections: int = 1  # connections this process drives
     topics: dict[int, str] = field(default_factory=dict)
-    plan: Plan = None  # type: ignore[assignment]  # compiled from the scenario if not given
+    plan: Plan | None = None  # compiled from the scenario if not given
 
     def __post_init__(self) -> None:
         if self.plan is None:
             self.plan = compile_plan(self.scenario)
+
+    @property
+    def conversation(self) -> Plan:
+        """The compiled plan (set by ``__post_init__``)."""
+        assert self.plan is not None
+        return self.plan
 
     @property
     def timeout_ns(self) -> int:

@@ -49,7 +49,7 @@ class ReplyMatcher:
         self.inflight = inflight
         self.conn = conn
         self.topic = topic
-        self.plan = plan = plan or ctx.plan
+        self.plan = plan = plan or ctx.conversation
         self.classifier = plan.classifier
         self.decode = plan.decode
         self.in_order = plan.in_order

@@ -50,11 +50,11 @@ class WebSocketConnection(EventRecorder):
         self.ctx = ctx
         self.conn = conn
         self.name = f"websocket[{conn}]"
-        self.url = ctx.plan.url(ctx.url) if ctx.plan.url is not None else ctx.url
+        self.url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
         self.topic = urlsplit(self.url).path or "/"
         self.inflight = Inflight(conn, ctx.record)
-        self.plan = ctx.plan
-        self.framer = ctx.plan.framer(ctx.conn_offset + conn)
+        self.plan = ctx.conversation
+        self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
                                     respond=self._respond)
         self.ws: WebSocketPump | None = None
