@@ -532,6 +532,8 @@ class Capture(_Model):
     payloads: bool = True  # store (redacted) payloads; False keeps only metadata
     flush_every: Duration = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=200_000, ge=1000)
+    # small parts merged every this often during a run (0: only at its end); docs/operations.md
+    compact_every: Duration = Field(default=300.0, ge=0)
 
 
 LATENCY_OBJECTIVES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
@@ -778,9 +780,10 @@ def _check_correlation(scenario: Scenario) -> None:
         return
     carrying = {k.cid_field for _, k in answered if k.carries_id}
     if None in carrying:
-        raise FieldProblem(("replies", "id"), "the requests carry their id as {{cid}} in the "
-                           "body: say where replies carry it (replies.id), or match replies "
-                           "in order (replies.in_order: true)")
+        index = next(i for i, k in answered if k.carries_id and k.cid_field is None)
+        raise FieldProblem((*_kind_loc(scenario, index), "body"), "the request carries its id "
+                           "as {{cid}} in the body: say where replies carry it (replies.id), "
+                           "or match replies in order (replies.in_order: true)")
     if len(carrying) > 1:
         raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
                            "places: say where replies carry it (replies.id)")
