@@ -79,13 +79,16 @@ def rank_expr(n: pl.Expr, q: float) -> pl.Expr:
     return index.clip(lower_bound=0)
 
 
-def nearest_rank_expr(values: pl.Expr, q: float, *, is_sorted: bool = False) -> pl.Expr:
-    """The q-quantile of ``values`` as a polars expression (works in ``group_by().agg``).
+def nearest_rank_expr(values: pl.Expr, q: float) -> pl.Expr:
+    """The q-quantile of ``values`` as a polars expression (works in ``group_by().agg``
+    and in the streaming engine). Nulls are ignored; null when there are no values.
 
-    Nulls are ignored; the result is null when there are no values. Pass
-    ``is_sorted=True`` when ``values`` is already ascending and null-free, to
-    skip the sort.
+    It asks polars' ``equiprobable`` quantile (rank ``ceil(share x n)``, a
+    selection, no sort) for ``share = (rank - 0.5) / n``: exactly our rank,
+    whatever floating point does to ``q x n``.
     """
-    ordered = values if is_sorted else values.drop_nulls().sort()
-    # slice + first rather than gather: an empty group gives null, not an error
-    return ordered.slice(rank_expr(ordered.len(), q), 1).first()
+    import polars as pl
+
+    n = values.count()
+    share = (rank_expr(n, q).cast(pl.Float64) + 0.5) / n.clip(lower_bound=1).cast(pl.Float64)
+    return values.quantile(share, "equiprobable")

@@ -99,7 +99,7 @@ def test_every_window_quantile_is_the_same_definition(
     measured = metrics(store.events(run_id), manifest=store.manifest(run_id))
     replies = (
         store.events(run_id).filter(pl.col("kind") == "recv")
-        .select(w=(pl.col("intended_ns") - measured.prepared.origin(10**9)) // 10**9,
+        .select(w=(pl.col("intended_ns") - measured.origin(10**9)) // 10**9,
                 latency_ms="latency_ms")
         .collect()
     )  # fmt: skip

@@ -66,9 +66,12 @@ def _conform_pattern(skeleton: str) -> str:
     return r"^\{\s*" + r"\s*,\s*".join(fields) + r"\s*\}$"
 
 
-def shape_columns(skeleton: str | None) -> list[pl.Expr]:
-    """Columns for the one collect: ``_plain`` (has the dominant skeleton), ``_odd`` (else)."""
-    payload = pl.col("payload")
+def shape_columns(skeleton: str | None, *, payload: pl.Expr | None = None) -> list[pl.Expr]:
+    """Columns for the one collect: ``_plain`` (has the dominant skeleton), ``_odd`` (else).
+
+    ``payload`` is the reply payload expression (default: the ``payload`` column).
+    """
+    payload = pl.col("payload") if payload is None else payload
     reply = (pl.col("kind") == "recv") & payload.is_not_null()
     if skeleton is None:
         return [pl.lit(False).alias("_plain"), pl.when(reply).then(payload).alias("_odd")]
@@ -88,7 +91,10 @@ def split_shapes(frame: pl.DataFrame, skeleton: str | None) -> tuple[pl.DataFram
     if "_odd" not in frame.columns:
         empty = pl.DataFrame(schema={"at": pl.Int64, "shape": pl.String})
         return frame.with_columns(plain_shape=pl.lit(False)), empty
-    odd = frame.select("at", "_odd").filter(pl.col("_odd").is_not_null())
+    odd = frame.filter(pl.col("_odd").is_not_null())
+    if "due" in odd.columns:
+        odd = odd.filter("due")
+    odd = odd.select("at", "_odd")
     odd = odd.select("at", skeleton_expr(pl.col("_odd")).alias("skeleton"))
     mapping = {s: fields_of(s) for s in odd["skeleton"].unique().to_list()}
     odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping, return_dtype=pl.String))
