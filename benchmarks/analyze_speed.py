@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from streambench.analyze import detect_anomalies, load_rules, metrics
-from streambench.analyze.synth import InjectedFault, SyntheticRun, write_run
 from streambench.capture.store import Store
+from streambench.testing.synth import InjectedFault, SyntheticRun, write_run
 
 
 def main() -> None:

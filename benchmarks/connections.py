@@ -38,10 +38,9 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from streambench.api import execute  # noqa: E402
 from streambench.capture.store import Store  # noqa: E402
-from streambench.generate.runner import run  # noqa: E402
-from streambench.generate.shards import raise_open_files  # noqa: E402
-from streambench.generate.workers import run_workers  # noqa: E402
+from streambench.generate.scale.shards import raise_open_files  # noqa: E402
 from streambench.scenario.model import Scenario  # noqa: E402
 
 MB = 1 << 20
@@ -164,14 +163,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         store = Store(args.store or Path(tmp) / "store")
         # a small run first: imports, Arrow's and polars' memory pools are warm, so the
         # baseline below is the load generator's own and the rest is per connection
-        run(scenario(args, connections=10, hold=1.0), store=store, handle_signals=False)
+        execute(scenario(args, connections=10, hold=1.0), store=store, handle_signals=False)
         baseline = sampler.me.memory_info().rss
         sampler.start()
         sc = scenario(args)
-        if args.workers > 1:
-            result = run_workers(sc, store=store, workers=args.workers, handle_signals=False)
-        else:
-            result = run(sc, store=store, handle_signals=False)
+        result = execute(sc, store=store, workers=args.workers, handle_signals=False)
         sampler.done.set()
         opened = connected(store, result.run_id)
     s, n = result.summary, args.connections

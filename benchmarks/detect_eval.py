@@ -44,8 +44,8 @@ import polars as pl
 
 from streambench.analyze import detect_anomalies, load_rules, metrics, score_detections
 from streambench.analyze.types import Anomaly
+from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.generate.runner import run_async
 from streambench.scenario.model import Scenario
 
 GOAL_PRECISION = 0.95

@@ -31,8 +31,8 @@ from pathlib import Path
 import aiohttp
 import polars as pl
 
+from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.generate.runner import run_async
 from streambench.scenario.model import Scenario, ServerFaults
 from streambench.target.embedded import EmbeddedTarget
 

@@ -39,8 +39,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.mosquitto
 
+from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.generate.runner import run_async
 from streambench.scenario.model import Scenario
 from tests.mosquitto import Mosquitto
 

@@ -6,14 +6,46 @@ import asyncio
 import concurrent.futures
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from streambench.capture.store import Store
-from streambench.cli_common import store_root
-from streambench.generate.progress import Progress
-from streambench.generate.runner import RunResult, run_async
-from streambench.generate.runner import run as _run_blocking
+from streambench.analyze.summary import summarize
+from streambench.capture.manifest import Manifest
+from streambench.capture.status import RunStatus
+from streambench.capture.store import Store, store_root
+from streambench.generate.engine import run as engine
+from streambench.generate.engine.lifecycle import RunControl
+from streambench.generate.engine.progress import Progress
 from streambench.scenario.load import load_scenario, with_overrides
 from streambench.scenario.model import Scenario
+
+
+@dataclass
+class RunResult:
+    """A finished run: how it ended, its manifest, and its summary (from the store)."""
+
+    run_id: str
+    status: RunStatus
+    manifest: Manifest
+    summary: dict[str, Any]
+
+
+def summarized(outcome: engine.RunOutcome, store: Store) -> RunResult:
+    """The engine's outcome with the summary a user sees (analysis runs here, not in it)."""
+    summary = summarize(store.events(outcome.run_id), dict(outcome.manifest))
+    return RunResult(run_id=outcome.run_id, status=outcome.status, manifest=outcome.manifest,
+                     summary=summary)
+
+
+async def run_async(scenario: Scenario, *, store: Store, run_id: str | None = None,
+                    on_progress: Callable[[Progress], None] | None = None,
+                    control: RunControl | None = None,
+                    handle_signals: bool = False) -> RunResult:
+    """Run a resolved scenario on the running event loop, in this process; summarised."""
+    outcome = await engine.run_async(scenario, store=store, run_id=run_id,
+                                     on_progress=on_progress, control=control,
+                                     handle_signals=handle_signals)
+    return summarized(outcome, store)
 
 
 def open_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
@@ -37,22 +69,24 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
     process). ``cluster``: ``tcp://scheduler:8786`` or ``local:N`` (see
     docs/scale.md); it takes precedence over ``workers``. Blocking.
     """
-    from streambench.generate.shards import default_workers, raise_open_files
+    from streambench.generate.scale.shards import default_workers, raise_open_files
 
     raise_open_files()
-    if cluster:
-        from streambench.generate.cluster import run_cluster
-
-        return run_cluster(scenario, store=store, cluster=cluster, run_id=run_id,
-                           on_progress=on_progress, handle_signals=handle_signals)
     processes = min(workers or default_workers(), scenario.load.connections)
-    if processes > 1:
-        from streambench.generate.workers import run_workers
+    if cluster:
+        from streambench.generate.scale.cluster import run_cluster
 
-        return run_workers(scenario, store=store, workers=processes, run_id=run_id,
-                           on_progress=on_progress, handle_signals=handle_signals)
-    return _run_blocking(scenario, store=store, run_id=run_id, on_progress=on_progress,
-                         handle_signals=handle_signals)
+        outcome = run_cluster(scenario, store=store, cluster=cluster, run_id=run_id,
+                              on_progress=on_progress, handle_signals=handle_signals)
+    elif processes > 1:
+        from streambench.generate.scale.local import run_workers
+
+        outcome = run_workers(scenario, store=store, workers=processes, run_id=run_id,
+                              on_progress=on_progress, handle_signals=handle_signals)
+    else:
+        outcome = engine.run(scenario, store=store, run_id=run_id, on_progress=on_progress,
+                             handle_signals=handle_signals)
+    return summarized(outcome, store)
 
 
 def run(
@@ -98,4 +132,4 @@ def _loop_running() -> bool:
     return True
 
 
-__all__ = ["as_scenario", "execute", "open_store", "run", "run_async"]
+__all__ = ["RunResult", "as_scenario", "execute", "open_store", "run", "run_async", "summarized"]

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-DEFAULT_STORE = "./data"
+from streambench.capture.store import store_root
 
-
-def store_root(explicit: str | None) -> str:
-    """``--store``, else ``STREAMBENCH_STORE``, else ``./data``."""
-    return explicit or os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
+__all__ = ["add_json", "add_store", "is_terminal", "print_json", "store_root"]
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from streambench.capture.store import Store
-from streambench.generate.shards import PART_STRIDE
+from streambench.capture.writer import PART_STRIDE
 from streambench.scenario.model import Scenario
 
 # Slow machines can scale every wait in the tests (like websockets' tests/utils.py MS).

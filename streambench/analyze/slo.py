@@ -29,35 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from streambench.analyze.measure import Metrics
 from streambench.analyze.rules import read_yaml
 from streambench.errors import ConfigError
-from streambench.scenario.model import Duration, Probability, Slo
-
-LATENCY = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
-WINDOWED = (*LATENCY, "error_rate")
-
-
-class WindowObjective(BaseModel):
-    """``{<metric>: <limit>, window: 10s, quantile: 0.99}``: one windowed objective."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metric: str
-    limit: float = Field(ge=0)
-    window: Duration = Field(default=10.0, gt=0)
-    quantile: Probability = 0.99
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> WindowObjective:
-        metrics = [k for k in raw if k in WINDOWED]
-        unknown = [k for k in raw if k not in WINDOWED and k not in ("window", "quantile")]
-        if unknown or len(metrics) != 1:
-            raise ValueError(f"expected one of {', '.join(WINDOWED)} plus window and quantile")
-        return cls(metric=metrics[0], limit=raw[metrics[0]], window=raw.get("window", 10.0),
-                   quantile=raw.get("quantile", 0.99))  # fmt: skip
+from streambench.scenario.model import LATENCY_OBJECTIVES as LATENCY
+from streambench.scenario.model import Slo, WindowObjective
 
 
 @dataclass(frozen=True)
@@ -96,31 +74,21 @@ class SloReport:
                 "objectives": [o.to_dict() for o in self.objectives]}  # fmt: skip
 
 
-def parse_slo(raw: Mapping[str, Any] | Slo | None, *, source: str = "slo") -> dict[str, Any]:
-    """Validate an SLO block into ``{"run": Slo, "windows": [WindowObjective]}``."""
+def parse_slo(raw: Mapping[str, Any] | Slo | None, *, source: str = "slo") -> Slo:
+    """Validate an SLO block (as in a scenario's ``slo:``) with the scenario's own model."""
     if isinstance(raw, Slo):
-        return {"run": raw, "windows": [WindowObjective.parse(w) for w in raw.windows]}
-    raw = dict(raw or {})
-    windows = raw.pop("windows", None) or []
+        return raw
     try:
-        run = Slo.model_validate(raw)
+        return Slo.model_validate(dict(raw or {}))
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        raise ConfigError(f"{source}: field {field!r}: {error['msg']}") from None
-    parsed = []
-    for index, item in enumerate(windows):
-        try:
-            parsed.append(
-                item if isinstance(item, WindowObjective) else WindowObjective.parse(item)
-            )
-        except (ValueError, TypeError) as exc:
-            message = str(exc).splitlines()[-1] if isinstance(exc, ValidationError) else str(exc)
-            raise ConfigError(f"{source}: field 'windows[{index}]': {message}") from None
-    return {"run": run, "windows": parsed}
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if cause is not None else error["msg"]
+        raise ConfigError(f"{source}: field {field.lstrip('.')!r}: {message}") from None
 
 
-def load_slo(path: str | Path) -> dict[str, Any]:
+def load_slo(path: str | Path) -> Slo:
     """Read SLOs from a YAML file: either an ``slo:`` block or its fields at top level."""
     path = Path(path)
     doc = read_yaml(path, what="SLO file") or {}
@@ -188,9 +156,9 @@ def check_slo(
     if slo is None:
         scenario = (manifest or {}).get("scenario")
         slo = scenario.get("slo") if isinstance(scenario, Mapping) else None
-    parsed = slo if isinstance(slo, dict) and "run" in slo and "windows" in slo else parse_slo(slo)
-    objectives = _run_objectives(parsed["run"], metrics.run)
-    objectives += [_window_objective(metrics, w) for w in parsed["windows"]]
+    parsed = parse_slo(slo)
+    objectives = _run_objectives(parsed, metrics.run)
+    objectives += [_window_objective(metrics, w) for w in parsed.windows]
     return SloReport(run_id=metrics.run_id, objectives=tuple(objectives))
 
 

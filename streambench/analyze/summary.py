@@ -27,7 +27,7 @@ import polars as pl
 
 from streambench.analyze.generator import behind, generator_windows, warning
 from streambench.capture.schema import SCHEMA_VERSION
-from streambench.generate.context import (
+from streambench.capture.status import (
     HTTP_STATUS_ERROR,
     MESSAGE_ERRORS,
     PROTOCOL_ERRORS,

@@ -21,18 +21,24 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import fsspec
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import RunNotFound, StoreError
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
+
+
+DEFAULT_STORE = "./data"
+
+
+def store_root(explicit: str | None = None) -> str:
+    """The store root: ``explicit`` (``--store``), else ``STREAMBENCH_STORE``, else ./data."""
+    return explicit or os.environ.get("STREAMBENCH_STORE") or DEFAULT_STORE
 
 
 class Store:
@@ -165,14 +171,6 @@ class Store:
         if {"s3", "s3a"} & set(_protocols(self.fs)):
             return polars_s3_options(options)
         return options or None
-
-    def read_parts(self, table: str, run_id: str) -> Iterator[tuple[str, pa.Table]]:
-        """(path, table) for each part of a run, ``run_id`` column restored."""
-        for path in self.parts(table, run_id):
-            with self.fs.open(path, "rb") as f:
-                part = pq.read_table(f)
-            yield path, part.add_column(0, "run_id", pa.repeat(run_id, part.num_rows)
-                                        .cast(pa.string()))
 
 
 def polars_s3_options(options: dict[str, Any]) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ import concurrent.futures
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,10 +31,20 @@ import pyarrow.parquet as pq
 from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, Kind
 from streambench.capture.store import Store
 
-Row = tuple[Any, ...]
+Row = tuple[Any, ...]  # one recorded event (layout in the module docstring)
+PART_STRIDE = 100_000  # a shard k's parts are numbered from k * PART_STRIDE
 _KINDS = pa.array(KIND_NAMES, pa.string())
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _SLICE = 8192  # rows converted per GIL hold (about 2 ms)
+
+
+class CaptureCounts(TypedDict):
+    """What a run (or one shard of it) wrote: the manifest's ``counts``."""
+
+    events: int
+    event_bytes: int
+    parts: int
+    faults: int
 
 
 def wall_offset_ns() -> int:
@@ -69,8 +79,11 @@ ROW_TYPE = pa.struct([
 
 
 def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns: int,
-                  worker: int = 0, payloads: bool = True) -> pa.Table:
-    """Build an EVENT_SCHEMA table from recorder rows (runs in the writer thread)."""
+                  worker: int = 0, conn_offset: int = 0, payloads: bool = True) -> pa.Table:
+    """Build an EVENT_SCHEMA table from recorder rows (runs in the writer thread).
+
+    ``conn_offset`` turns a shard's connection numbers into the run's.
+    """
     n = len(rows)
     # In slices: converting Python objects holds the GIL, and the event loop (the
     # senders) must get it back every few milliseconds, not once per batch.
@@ -87,7 +100,7 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
         "ts": ts.cast(pa.timestamp("ns", tz="UTC")),
         "kind": pc.take(_KINDS, kind),
         "protocol": pa.repeat(protocol, n).cast(pa.string()),
-        "conn": conn,
+        "conn": pc.add(conn, pa.scalar(conn_offset, pa.int32())) if conn_offset else conn,
         "seq": seq,
         "cid": cid,
         "intended_ns": intended_ns,
@@ -168,15 +181,17 @@ class CaptureWriter:
     """
 
     def __init__(self, store: Store, run_id: str, *, protocol: str, offset_ns: int,
-                 redactor: Any | None = None, payloads: bool = True, worker: int = 0) -> None:
-        self.events = PartWriter(store, "events", run_id, first_part=worker * 100_000)
-        self.faults = PartWriter(store, "faults", run_id, first_part=worker * 100_000)
+                 redactor: Any | None = None, payloads: bool = True, worker: int = 0,
+                 conn_offset: int = 0) -> None:
+        self.events = PartWriter(store, "events", run_id, first_part=worker * PART_STRIDE)
+        self.faults = PartWriter(store, "faults", run_id, first_part=worker * PART_STRIDE)
         self.run_id = run_id
         self.protocol = protocol
         self.offset_ns = offset_ns
         self.redactor = redactor
         self.payloads = payloads
         self.worker = worker
+        self.conn_offset = conn_offset
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture")
         self._pending: list[concurrent.futures.Future[None]] = []
 
@@ -192,7 +207,7 @@ class CaptureWriter:
     def _write_events(self, rows: list[Row]) -> None:
         table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
                               offset_ns=self.offset_ns, worker=self.worker,
-                              payloads=self.payloads)
+                              conn_offset=self.conn_offset, payloads=self.payloads)
         if self.redactor is not None:
             table = self.redactor.redact_table(table)
         self.events.write(table)
@@ -205,6 +220,12 @@ class CaptureWriter:
         self._pending = [f for f in self._pending if not f.done()]
         for future in done:
             future.result()
+
+    def counts(self) -> CaptureCounts:
+        """What this writer has put on disk so far (exact once :meth:`close` returned)."""
+        return CaptureCounts(events=self.events.rows_written,
+                             event_bytes=self.events.bytes_written,
+                             parts=self.events.parts_written, faults=self.faults.rows_written)
 
     def close(self) -> None:
         """Wait for every batch to be written; re-raise the first failure."""

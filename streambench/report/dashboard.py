@@ -89,7 +89,7 @@ class Dashboard:
     ) -> Dashboard:
         """Start ``scenario`` (a Scenario or YAML path) in the background and watch it."""
         from streambench.api import as_scenario, open_store
-        from streambench.generate.background import start_run
+        from streambench.background import start_run
         from streambench.scenario.load import with_overrides
 
         resolved = with_overrides(as_scenario(scenario), rate=rate, connections=connections,

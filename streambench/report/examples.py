@@ -73,7 +73,7 @@ def example_runs(
     Returns the store (a temporary one when ``store`` is None) and the run ids,
     in the order of ``scenarios``. Raises the first run's error if one failed.
     """
-    from streambench.generate.background import start_run
+    from streambench.background import start_run
 
     opened = example_store(store)
     handles = [start_run(s, store=opened) for s in (scenarios or [example_scenario()])]

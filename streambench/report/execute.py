@@ -149,7 +149,7 @@ def render_report(
     parameters. Files: ``<out>/<stem>.ipynb`` and ``<out>/<stem>.html`` where
     ``stem`` defaults to ``<notebook>-<run id>``.
     """
-    from streambench.cli_common import store_root
+    from streambench.capture.store import store_root
 
     name = Path(notebook).stem
     root = None if store is None and run_id is None else _absolute(

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from streambench.capture.manifest import parse_time
 from streambench.capture.store import Store
-from streambench.generate.manifest import parse_time
 
 _RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 _WORST = pl.col("severity").sort_by(pl.col("severity").replace_strict(_RANK, default=0)).last()

@@ -28,8 +28,8 @@ from typing import Any
 import polars as pl
 
 from streambench.analyze.summary import planned_duration
+from streambench.capture.manifest import parse_time
 from streambench.capture.store import Store
-from streambench.generate.manifest import parse_time
 
 COUNTERS = ("sent", "received", "errors", "timeouts", "connects", "disconnects")
 _KIND_COUNTER = {"send": "sent", "recv": "received", "error": "errors", "timeout": "timeouts",

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streambench.generate.manifest import parse_time
+from streambench.capture.manifest import parse_time
 from streambench.report.execute import ReportError, render_report, safe_name
 
 

@@ -95,17 +95,6 @@ def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def summary_table(summary: Mapping[str, object]) -> pl.DataFrame:
-    """A run summary (``streambench.summarize``) as two columns for display: what, value."""
-    rows: list[tuple[str, str]] = []
-    for key, value in summary.items():
-        if isinstance(value, Mapping):
-            rows.extend((f"{key}.{k}", _show(v)) for k, v in value.items())
-        elif key != "schema_version":
-            rows.append((key, _show(value)))
-    return pl.DataFrame(rows, schema=["what", "value"], orient="row")
-
-
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

@@ -20,7 +20,7 @@ apply to a scheduled message when its *intended* send time falls in
 abruptly at ``at`` and keeps them down for ``for`` (then they reconnect with
 the scenario's backoff). ``burst`` adds ``rate`` extra messages/s over all
 connections during its window. The decisions are made by
-:mod:`streambench.generate.faults`; docs/protocols.md is the reference.
+:mod:`streambench.generate.faults.plan`; docs/protocols.md is the reference.
 """
 
 from __future__ import annotations

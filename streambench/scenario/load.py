@@ -294,6 +294,10 @@ def _key_not_text(key: Any) -> str:
 
 def _unknown_key(raw: Loc) -> str:
     key, parents = str(raw[-1]), _walk(raw[:-1])[1]
+    owners = [tag for model in _other_members(raw[:-1]) if key in _names(model)
+              for tag in _tags(model)[:1]]
+    if owners:  # a key of another member of a union: `qos` on a websocket target
+        return f"unknown key {key!r}: it applies to {' and '.join(owners)}, not {raw[-2]}"
     names = [name for model in parents for name in _names(model) if name not in ("kind",)]
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
     if close:
@@ -303,6 +307,16 @@ def _unknown_key(raw: Loc) -> str:
             return f"unknown key {key!r} here; it belongs under {name!r} ({name}.{key})"
     return f"unknown key {key!r}; expected one of: {', '.join(names)}" if names else \
         f"unknown key {key!r}"
+
+
+def _other_members(raw: Loc) -> list[type[BaseModel]]:
+    """The members of the union at ``raw[:-1]`` other than the one ``raw[-1]`` names."""
+    if not raw or isinstance(raw[-1], int):
+        return []
+    members = _walk(raw[:-1])[1]
+    if len(members) < 2:
+        return []
+    return [m for m in members if raw[-1] not in (*_tags(m), m.__name__)]
 
 
 def _suggest(value: Any, options: str) -> str:

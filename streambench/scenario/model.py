@@ -21,7 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -134,16 +134,70 @@ class Will(_Model):
     retain: bool = False
 
 
-class Target(_Model):
-    protocol: Literal["websocket", "mqtt", "http", "sse"] = "websocket"
+class _TargetBase(_Model):
+    """What every target has: where it is and how long connecting may take."""
+
     url: str = "embedded"  # "embedded" starts the built-in target for the run
-    headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     connect_timeout: Duration = 5.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "embedded"
+
+    def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
+        fields: list[tuple[tuple[str, ...], str | None]] = [(("url",), self.url)]
+        headers: dict[str, str] = getattr(self, "headers", {})
+        fields += [(("headers", name), value) for name, value in headers.items()]
+        return fields
+
+    @model_validator(mode="after")
+    def _templates(self) -> _TargetBase:
+        for loc, text in self._secret_fields():
+            problem = None if text is None else template_problem(text)
+            if problem is not None:
+                raise FieldProblem(loc, problem)
+        return self
+
+    @model_validator(mode="after")
+    def _url_fits_protocol(self) -> _TargetBase:
+        # A URL that is a ${SECRET} template is checked when it is resolved.
+        protocol = getattr(self, "protocol")  # noqa: B009 (every member has its tag)
+        if self.embedded or self.url.startswith("${"):
+            return self
+        scheme = self.url.partition("://")[0].lower() if "://" in self.url else ""
+        allowed = _URL_SCHEMES[protocol]
+        if scheme not in allowed:
+            schemes = " or ".join(f"{s}://" for s in allowed)
+            embedded = "" if protocol == "mqtt" else "embedded or "
+            raise FieldProblem(("url",), f"url {self.url!r} does not fit protocol "
+                               f"{protocol}: expected {embedded}a {schemes} URL")
+        return self
+
+    @model_validator(mode="after")
+    def _server_only_embedded(self) -> _TargetBase:
+        server = getattr(self, "server", None)
+        if server is not None and not self.embedded and server != ServerFaults():
+            raise FieldProblem(("server",), "server fault knobs apply only to url: embedded "
+                               "(the built-in target); against your own server use faults:")
+        return self
+
+
+class WebSocketTarget(_TargetBase):
+    protocol: Literal["websocket"] = "websocket"
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     reconnect: Reconnect = Field(default_factory=Reconnect)
     max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger frames are errors
-    fallback: Literal["http"] | None = None
+    fallback: Literal["http"] | None = None  # a refused upgrade goes on over HTTP
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
-    # MQTT (see docs/scenarios.md); ignored by other protocols
+
+
+class MqttTarget(_TargetBase):
+    """An MQTT broker (see docs/scenarios.md); there is no embedded broker."""
+
+    protocol: Literal["mqtt"]
+    url: str  # mqtt://, mqtts://, or MQTT over ws(s)://
+    headers: dict[str, str] = Field(default_factory=dict)  # MQTT over ws(s):// only
+    reconnect: Reconnect = Field(default_factory=Reconnect)
     publish: str = "streambench/{conn}"
     subscribe: str | None = None  # None: same as publish (the broker's fan-out is the echo)
     qos: Literal[0, 1, 2] = 1
@@ -156,43 +210,53 @@ class Target(_Model):
     will: Will | None = None
     # auto: the lean built-in codec for mqtt(s)://, aiomqtt for MQTT over ws(s)://
     mqtt_engine: Literal["auto", "wire", "aiomqtt"] = "auto"
-    # HTTP client: lean (plain http://, keep-alive, httptools' C parser; the fastest),
-    # aiohttp (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
-    http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
-    # HTTP
-    method: str = "POST"
 
-    @property
-    def embedded(self) -> bool:
-        return self.url == "embedded"
+    def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
+        return [*super()._secret_fields(), (("username",), self.username),
+                (("password",), self.password)]
 
     @model_validator(mode="after")
-    def _templates(self) -> Target:
-        fields: list[tuple[tuple[str, ...], str | None]] = [
-            (("url",), self.url), (("username",), self.username), (("password",), self.password)
-        ]
-        fields += [(("headers", name), value) for name, value in self.headers.items()]
-        for loc, text in fields:
-            problem = None if text is None else template_problem(text)
-            if problem is not None:
-                raise FieldProblem(loc, problem)
-        return self
-
-    @model_validator(mode="after")
-    def _url_fits_protocol(self) -> Target:
-        # A URL that is a ${SECRET} template is checked when it is resolved.
-        if self.embedded and self.protocol == "mqtt":
+    def _not_embedded(self) -> MqttTarget:
+        if self.embedded:
             raise FieldProblem(("url",), "the built-in target speaks WebSocket, HTTP and SSE, "
                                "not MQTT: give a broker URL such as mqtt://127.0.0.1:1883")
-        if self.embedded or self.url.startswith("${"):
-            return self
-        scheme = self.url.partition("://")[0].lower() if "://" in self.url else ""
-        allowed = _URL_SCHEMES[self.protocol]
-        if scheme not in allowed:
-            schemes = " or ".join(f"{s}://" for s in allowed)
-            raise FieldProblem(("url",), f"url {self.url!r} does not fit protocol "
-                               f"{self.protocol}: expected embedded or a {schemes} URL")
+        if self.headers and self.url.lower().startswith(("mqtt://", "mqtts://")):
+            raise FieldProblem(("headers",), "headers are sent in the WebSocket handshake: "
+                               "they apply to MQTT over ws:// or wss:// only")
         return self
+
+
+class HttpTarget(_TargetBase):
+    """Request/response over HTTP: each message is one request."""
+
+    protocol: Literal["http"]
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
+    method: str = "POST"
+    # lean (plain http://, keep-alive, httptools' C parser; the fastest), aiohttp
+    # (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
+    http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
+    server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+
+
+class SseTarget(_TargetBase):
+    """A server-sent-events stream: pushed events are received, nothing is sent."""
+
+    protocol: Literal["sse"]
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
+    reconnect: Reconnect = Field(default_factory=Reconnect)
+    server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+
+
+def server_knobs(target: _TargetBase) -> ServerFaults:
+    """The built-in target's fault knobs a scenario asks for (none for MQTT)."""
+    knobs = getattr(target, "server", None)
+    return knobs if isinstance(knobs, ServerFaults) else ServerFaults()
+
+
+Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget,
+                   Field(discriminator="protocol")]
+"""One model per protocol: a key that does nothing for a protocol is an error.
+``protocol`` may be left out: websocket (see :meth:`Scenario._default_protocol`)."""
 
 
 class Stage(_Model):
@@ -279,7 +343,45 @@ class Capture(_Model):
     flush_rows: int = Field(default=200_000, ge=1000)
 
 
+LATENCY_OBJECTIVES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+WINDOWED_METRICS = (*LATENCY_OBJECTIVES, "error_rate")
+
+
+class WindowObjective(_Model):
+    """``{p95_ms: 50, window: 10s, quantile: 0.99}``: the metric stays within its limit
+    in at least ``quantile`` of the ``window``-long windows of a run."""
+
+    metric: Literal["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate"]
+    limit: float = Field(ge=0)
+    window: Duration = Field(default=10.0, gt=0)
+    quantile: float = Field(default=0.99, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, data: Any) -> Any:
+        """``{p95_ms: 50, ...}`` as written in YAML -> ``{metric: p95_ms, limit: 50, ...}``."""
+        if not isinstance(data, dict) or "metric" in data:
+            return data
+        metrics = [k for k in data if k in WINDOWED_METRICS]
+        if len(metrics) != 1:
+            found = f"got {', '.join(metrics)}" if metrics else "got none"
+            raise ValueError(f"each window needs exactly one of {', '.join(WINDOWED_METRICS)} "
+                             f"({found}), plus window and quantile")
+        limit = data[metrics[0]]
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or \
+                not math.isfinite(limit) or limit < 0:
+            raise ValueError(f"{metrics[0]}: expected a number >= 0, got {limit!r}")
+        rest = {k: v for k, v in data.items() if k != metrics[0]}
+        return {"metric": metrics[0], "limit": limit, **rest}
+
+    @model_serializer
+    def _to_yaml(self) -> dict[str, Any]:
+        return {self.metric: self.limit, "window": self.window, "quantile": self.quantile}
+
+
 class Slo(_Model):
+    """Service-level objectives, judged by ``streambench slo`` (docs/analysis.md)."""
+
     p50_ms: float | None = Field(default=None, gt=0)
     p90_ms: float | None = Field(default=None, gt=0)
     p95_ms: float | None = Field(default=None, gt=0)
@@ -287,39 +389,25 @@ class Slo(_Model):
     max_ms: float | None = Field(default=None, gt=0)
     error_rate: Probability | None = None
     min_throughput: float | None = Field(default=None, ge=0)  # received messages/s
-    # windowed objectives: [{p95_ms: 50, window: 10s, quantile: 0.99}, ...]
-    windows: tuple[dict[str, Any], ...] = ()
-
-    @field_validator("windows")
-    @classmethod
-    def _windowed(cls, windows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        checked = []
-        for item in windows:
-            metrics = [k for k in item if k in _WINDOWED_METRICS]
-            unknown = [k for k in item if k not in _WINDOWED_METRICS and k not in
-                       ("window", "quantile")]
-            if unknown or len(metrics) != 1:
-                raise ValueError(f"each window needs exactly one of "
-                                 f"{', '.join(_WINDOWED_METRICS)}, plus window and quantile")
-            window = parse_duration(item.get("window", 10.0))
-            quantile = float(item.get("quantile", 0.99))
-            if window <= 0 or not 0 < quantile <= 1:
-                raise ValueError("window must be > 0 and quantile in (0, 1]")
-            checked.append({metrics[0]: float(item[metrics[0]]), "window": window,
-                            "quantile": quantile})
-        return tuple(checked)
-
-
-_WINDOWED_METRICS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate")
+    windows: tuple[WindowObjective, ...] = ()
 
 
 class Scenario(_Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = 0
-    target: Target = Field(default_factory=Target)
+    target: Target = Field(default_factory=WebSocketTarget)
     load: Load
     message: Message = Field(default_factory=Message)
     capture: Capture = Field(default_factory=Capture)
     slo: Slo = Field(default_factory=Slo)
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_protocol(cls, data: Any) -> Any:
+        """A target that says no ``protocol`` is a WebSocket target."""
+        if isinstance(data, dict) and isinstance(data.get("target"), dict) \
+                and "protocol" not in data["target"]:
+            return {**data, "target": {"protocol": "websocket", **data["target"]}}
+        return data

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -82,12 +82,12 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
     The result holds secrets: keep it in memory only, never dump or log it.
     """
     update: dict[str, Any] = {"url": resolve(target.url, field="target.url", env=env)}
-    update["headers"] = {
-        name: resolve(value, field=f"target.headers.{name}", env=env)
-        for name, value in target.headers.items()
-    }
+    headers: dict[str, str] | None = getattr(target, "headers", None)
+    if headers is not None:
+        update["headers"] = {name: resolve(value, field=f"target.headers.{name}", env=env)
+                             for name, value in headers.items()}
     for name in ("username", "password"):
-        value = getattr(target, name)
+        value = getattr(target, name, None)
         if value is not None:
             update[name] = resolve(value, field=f"target.{name}", env=env)
     try:
@@ -125,11 +125,12 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     dump = scenario.model_dump(mode="json")
     target = dump["target"]
     target["url"] = public_url(target["url"])
-    target["headers"] = {
-        name: REDACTED if _looks_secret(name, value) else value
-        for name, value in target["headers"].items()
-    }
-    if target["password"] is not None and "${" not in target["password"]:
+    if "headers" in target:
+        target["headers"] = {
+            name: REDACTED if _looks_secret(name, value) else value
+            for name, value in target["headers"].items()
+        }
+    if target.get("password") is not None and "${" not in target["password"]:
         target["password"] = REDACTED
     return dump
 
@@ -153,6 +154,23 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def scrub_argv(argv: Sequence[str]) -> list[str]:
+    """A command line safe to record: values of ``name=value`` arguments and URL secrets
+    removed (``--header Authorization=...``, ``--target=mqtt://u:pw@host``, a bare URL)."""
+    return [_scrub_arg(arg) for arg in argv]
+
+
+def _scrub_arg(arg: str) -> str:
+    if arg.startswith("-"):
+        flag, equals, value = arg.partition("=")
+        return f"{flag}={_scrub_arg(value)}" if equals else arg
+    if "://" in arg:
+        return public_url(arg)
+    if "=" in arg:
+        return arg.split("=", 1)[0] + "=" + REDACTED
+    return arg
+
+
 def _looks_secret(name: str, value: str) -> bool:
     if "${" in value or not value:
         return False
@@ -164,9 +182,9 @@ def _looks_secret(name: str, value: str) -> bool:
 
 def _secret_strings(target: Target) -> Iterator[tuple[str, str]]:
     yield "target.url", target.url
-    for name, value in target.headers.items():
+    for name, value in getattr(target, "headers", {}).items():
         yield f"target.headers.{name}", value
     for name in ("username", "password"):
-        value = getattr(target, name)
+        value = getattr(target, name, None)
         if value is not None:
             yield f"target.{name}", value

@@ -4,7 +4,7 @@
   server with fault knobs, in this process (``server``, ``ws``, ``http``).
 - :class:`EmbeddedTarget`: the same server in a child process, for scenarios
   with ``target.url: embedded`` (``embedded``).
-- :class:`FaultPlan`: the pure, seeded fault decisions (``faults``).
+- :class:`ServerFaultPlan`: the pure, seeded fault decisions (``faults``).
 - ``streambench serve`` (``commands``).
 
 Names are imported on first use, so ``streambench --help`` does not pay for aiohttp.
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from streambench.target.embedded import EmbeddedTarget
-    from streambench.target.faults import FaultPlan
+    from streambench.target.knobs import ServerFaultPlan
     from streambench.target.server import RunningServer, start_server
 
-__all__ = ["EmbeddedTarget", "FaultPlan", "RunningServer", "start_server"]
+__all__ = ["EmbeddedTarget", "RunningServer", "ServerFaultPlan", "start_server"]
 
 _HOMES = {
     "EmbeddedTarget": "streambench.target.embedded",
-    "FaultPlan": "streambench.target.faults",
+    "ServerFaultPlan": "streambench.target.knobs",
     "RunningServer": "streambench.target.server",
     "start_server": "streambench.target.server",
 }

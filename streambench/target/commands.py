@@ -22,7 +22,7 @@ import orjson
 import pydantic
 
 from streambench.errors import ConfigError, TargetError
-from streambench.scenario.model import ServerFaults, parse_duration
+from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
@@ -103,7 +103,7 @@ def faults_from_args(args: argparse.Namespace) -> ServerFaults:
 def _scenario_faults(path: str) -> ServerFaults:
     from streambench.scenario import load_scenario
 
-    return load_scenario(path).target.server
+    return server_knobs(load_scenario(path).target)
 
 
 class JsonLinesSink:

@@ -31,7 +31,7 @@ import orjson
 import streambench
 from streambench.errors import TargetError
 from streambench.scenario.model import ServerFaults
-from streambench.target.faults import describe_delay
+from streambench.target.knobs import describe_delay
 
 STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10

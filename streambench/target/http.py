@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from streambench.scenario.model import parse_duration
-from streambench.target.faults import ERROR_TEXT, Action
+from streambench.target.knobs import ERROR_TEXT, Action
 from streambench.target.state import TargetState, cid_of
 
 SSE_DEFAULT_COUNT = 100

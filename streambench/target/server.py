@@ -23,7 +23,7 @@ from aiohttp import WSCloseCode, web
 
 from streambench.scenario.model import ServerFaults
 from streambench.target import http, ws
-from streambench.target.faults import FaultPlan, describe_delay
+from streambench.target.knobs import ServerFaultPlan, describe_delay
 from streambench.target.state import FaultSink, TargetState, log
 
 CLOSE_GRACE_S = 2.0  # how long close() lets clients answer a close frame
@@ -73,7 +73,7 @@ async def start_server(
     Raises :class:`~streambench.errors.ConfigError` for knobs that cannot work
     and :class:`OSError` when the port cannot be bound.
     """
-    plan = FaultPlan(faults)
+    plan = ServerFaultPlan(faults)
     state = TargetState(plan=plan, fault_sink=fault_sink)
     runner = web.AppRunner(
         _build_app(state), access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE_S

@@ -1,6 +1,6 @@
 """Shared state of one running target: its clock, counters and fault recorder.
 
-The WebSocket and HTTP handlers read the :class:`FaultPlan` and report what they
+The WebSocket and HTTP handlers read the :class:`ServerFaultPlan` and report what they
 inject through :class:`TargetState.record`, which turns a fault into one
 ground-truth row::
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from streambench.target.faults import FaultPlan, conn_of
+from streambench.target.knobs import ServerFaultPlan, conn_of
 
 FaultSink = Callable[[dict[str, Any]], None]
 FAULT_KINDS = ("delay", "stall", "drop", "error", "disconnect")
@@ -67,7 +67,7 @@ class Counters:
 class TargetState:
     """What every handler of one server shares. Create it inside the running loop."""
 
-    def __init__(self, *, plan: FaultPlan, fault_sink: FaultSink | None) -> None:
+    def __init__(self, *, plan: ServerFaultPlan, fault_sink: FaultSink | None) -> None:
         self.plan = plan
         self.counters = Counters()
         self.loop = asyncio.get_running_loop()

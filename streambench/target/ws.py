@@ -21,7 +21,7 @@ import itertools
 import orjson
 from aiohttp import WSMsgType, web
 
-from streambench.target.faults import ERROR_TEXT, Action, conn_of
+from streambench.target.knobs import ERROR_TEXT, Action, conn_of
 from streambench.target.state import TargetState, cid_of
 
 _DATA_TYPES = (WSMsgType.TEXT, WSMsgType.BINARY)

@@ -1,6 +1,6 @@
 """Fixture builders for the analysis tests: hand-made event frames and synthetic stores.
 
-Synthetic runs come from :mod:`streambench.analyze.synth` (realistic rate,
+Synthetic runs come from :mod:`streambench.testing.synth` (realistic rate,
 latency, noise and injected faults); :func:`events` builds small exact frames
 from a few dicts when a test needs to know every number.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from streambench.analyze.synth import InjectedFault, SyntheticRun, synth_run, write_run
 from streambench.capture.schema import EVENT_SCHEMA
+from streambench.testing.synth import InjectedFault, SyntheticRun, synth_run, write_run
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T0_NS = int(T0.timestamp()) * 1_000_000_000

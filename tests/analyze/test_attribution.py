@@ -23,8 +23,8 @@ import pytest
 from streambench.analyze import detect_anomalies, load_rules, metrics
 from streambench.analyze.generator import LIMIT_MS, SHARE
 from streambench.analyze.summary import format_summary
+from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.generate.runner import run_async
 from tests.helpers import scenario
 
 HOG_S = 2.5

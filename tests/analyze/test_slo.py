@@ -57,7 +57,7 @@ def test_slo_from_the_manifest_and_from_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"slo\.yaml: field 'p99_ms'"):
         load_slo(path)
     path.write_text("windows:\n  - {p42_ms: 5}\n")
-    with pytest.raises(ConfigError, match=r"field 'windows\[0\]': expected one of"):
+    with pytest.raises(ConfigError, match=r"field 'windows\[0\]': each window needs exactly one"):
         load_slo(path)
 
 

@@ -57,7 +57,7 @@ def test_refresh_follows_a_live_run_and_stop_aborts_it(tmp_path: Path) -> None:
 
 
 def test_attach_by_run_id_follows_a_run_someone_else_started(tmp_path: Path) -> None:
-    from streambench.generate.background import start_run
+    from streambench.background import start_run
 
     store = Store(tmp_path / "store")
     handle = start_run(example_scenario(duration=2.5), store=store)

@@ -13,6 +13,7 @@ from streambench.scenario.secrets import missing, public_url
 SCENARIO = """\
 name: s
 target:
+  protocol: mqtt  # over WebSockets: headers and a password
   url: wss://chat.example.test/room?channel=${CHANNEL}
   headers:
     Authorization: "Bearer ${API_TOKEN}"
@@ -25,6 +26,7 @@ load: {rate: 1, duration: 1}
 LITERALS = """\
 name: s
 target:
+  protocol: mqtt
   url: wss://bot:hunter2-literal@chat.example.test/room?token=tok-literal&room=7
   headers:
     Authorization: Bearer abc-literal-123

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from streambench.errors import TargetError
 from streambench.scenario.model import ServerFaults
 from streambench.target.embedded import EmbeddedTarget, serve_argv
-from streambench.target.faults import Action, FaultPlan
+from streambench.target.knobs import Action, ServerFaultPlan
 
 
 def pid_alive(pid: int) -> bool:
@@ -25,7 +25,7 @@ def pid_alive(pid: int) -> bool:
 
 async def test_embedded_target_serves_and_reports_its_faults() -> None:
     faults = ServerFaults(latency=0.005, drop_rate=0.3, seed=11)
-    plan = FaultPlan(faults)
+    plan = ServerFaultPlan(faults)
     dropped = [f"2-{i}" for i in range(20) if plan.action() is Action.DROP]
     target = EmbeddedTarget(faults)
     async with target:

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from streambench.scenario.model import ServerFaults
-from streambench.target.faults import Action, FaultPlan
+from streambench.target.knobs import Action, ServerFaultPlan
 
 WAIT_S = 5.0  # upper bound on any single wait; tests finish far sooner
 
@@ -124,7 +124,7 @@ async def _run_with_faults(
 
 async def test_drop_and_error_follow_the_seeded_plan(serve) -> None:
     faults = ServerFaults(drop_rate=0.1, error_rate=0.1, seed=42)
-    plan = FaultPlan(faults)
+    plan = ServerFaultPlan(faults)
     expected = [plan.action() for _ in range(200)]
     expect = 200 - expected.count(Action.DROP)
     replies, rows, closed = await _run_with_faults(serve, faults, send=200, expect=expect)
@@ -142,7 +142,7 @@ async def test_drop_and_error_follow_the_seeded_plan(serve) -> None:
 
 async def test_disconnect_rate_aborts_at_the_planned_message(serve) -> None:
     faults = ServerFaults(disconnect_rate=0.05, seed=5)
-    plan = FaultPlan(faults)
+    plan = ServerFaultPlan(faults)
     first = next(i for i in range(1000) if plan.action() is Action.DISCONNECT)
     count = first + 20
     replies, rows, closed = await _run_with_faults(serve, faults, send=count, expect=count)

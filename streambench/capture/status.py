@@ -1,0 +1,46 @@
+"""The status taxonomy: how a run ended, and what each error row's ``status`` means.
+
+Shared by the engine (which writes them) and analysis (which counts them), so
+neither imports the other.
+
+A run's ``status`` in its manifest:
+
+=============  ===============================================================
+``running``    being written now (or its process was killed: ``stale`` then)
+``completed``  ran to the end of its schedule
+``aborted``    stopped early (Ctrl-C, SIGTERM, a stop button); what was
+               captured is kept
+``failed``     ended by an error (the manifest's ``error`` says which)
+``partial``    a worker process died; the parts it wrote are kept
+=============  ===============================================================
+
+Error rows carry a ``status`` naming their class, so the summary can
+reconcile ``sent = received + errors + timeouts``:
+
+===================  ==========================================  ===========
+status               meaning                                     resolves a
+                                                                 sent message
+===================  ==========================================  ===========
+``error_reply``      the server answered with an error            yes
+``4xx``/``5xx``      an HTTP response that is not a success       yes
+``disconnected``     the connection dropped before the reply      yes
+``not_connected``    due to be sent while disconnected (no send)  no (never sent)
+``send_failed``      the transport refused the message            no (never sent)
+``garbage``          a reply that is not JSON / has no cid         no
+``unmatched``        a reply whose cid matches nothing in flight   no
+``late``             a reply after its message timed out           no
+``too_big``          a frame larger than max_message_bytes         no
+===================  ==========================================  ===========
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RunStatus = Literal["running", "completed", "aborted", "failed", "partial"]
+FINISHED: tuple[RunStatus, ...] = ("completed", "aborted", "failed", "partial")
+
+MESSAGE_ERRORS = ("error_reply", "disconnected")
+HTTP_STATUS_ERROR = r"^\d{3}$"  # an HTTP response that is not 2xx: its status code
+SEND_ERRORS = ("not_connected", "send_failed")
+PROTOCOL_ERRORS = ("garbage", "unmatched", "late", "too_big")

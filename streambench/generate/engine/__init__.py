@@ -1,0 +1,1 @@
+"""The run engine: one run in one process (see :mod:`streambench.generate`)."""

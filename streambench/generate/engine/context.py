@@ -1,0 +1,117 @@
+"""What the run engine hands every protocol client, and the bookkeeping they share.
+
+A protocol client only sends, receives and records rows (see
+:mod:`streambench.capture.writer` for the row layout). Everything a client
+needs to know about the run is in :class:`RunContext`; the per-connection
+state that matches replies to requests is :class:`Inflight`.
+
+Error rows carry a ``status`` from :mod:`streambench.capture.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from streambench.capture.schema import Kind
+from streambench.capture.writer import Row
+from streambench.scenario.model import Scenario
+
+
+@dataclass
+class RunContext:
+    """The run as a protocol client sees it. Times are ``time.monotonic_ns()``."""
+
+    scenario: Scenario
+    record: Callable[[Row], None]
+    start_mono: int  # schedule offset 0
+    frame: Callable[[int, str, int], bytes]  # (message number, cid, seq) -> wire bytes
+    url: str  # resolved target URL (embedded target already started)
+    headers: dict[str, str]  # secrets resolved; never logged
+    stop: asyncio.Event  # set when the run must end now (signal, stop button, error)
+    schedule: Callable[[int], Iterator[int]]  # conn -> intended offsets (ns)
+    conn_offset: int = 0  # first global connection index of this worker
+    connections: int = 1  # connections this process drives
+    topics: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def timeout_ns(self) -> int:
+        return int(self.scenario.load.timeout * 1e9)
+
+    @property
+    def end_mono(self) -> int:
+        """When the schedule ends (the drain for replies comes after)."""
+        return self.start_mono + int(self.scenario.load.total_duration * 1e9)
+
+
+class Inflight:
+    """Messages sent on one connection and not yet answered, oldest first.
+
+    ``pending`` maps cid -> (seq, intended_mono, sent_mono); insertion order is
+    send order, which is intended order, so expiry only ever looks at the head.
+    """
+
+    __slots__ = ("conn", "late", "pending", "record")
+
+    def __init__(self, conn: int, record: Callable[[Row], None]) -> None:
+        self.conn = conn
+        self.record = record
+        self.pending: dict[str, tuple[int, int, int]] = {}
+        self.late: set[str] = set()  # cids that timed out, to recognise late replies
+
+    def expire(self, now: int, timeout_ns: int, topic: str | None) -> int:
+        """Record a timeout for every message whose intended time + timeout has passed."""
+        expired = 0
+        pending = self.pending
+        while pending:
+            cid, (seq, intended, sent) = next(iter(pending.items()))
+            if intended + timeout_ns > now:
+                break
+            del pending[cid]
+            self.record((Kind.TIMEOUT, now, self.conn, seq, cid, intended, sent, None,
+                         topic, None, None, None))
+            if len(self.late) < 100_000:
+                self.late.add(cid)
+            expired += 1
+        return expired
+
+    def fail_all(self, now: int, status: str, error: str, topic: str | None) -> None:
+        """Resolve everything in flight as errors (the connection is gone)."""
+        for cid, (seq, intended, sent) in self.pending.items():
+            self.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent, None, topic,
+                         status, error, None))
+        self.pending.clear()
+
+
+async def sleep_until(deadline_mono: int) -> None:
+    """Sleep until a monotonic deadline, never waking before it.
+
+    uvloop rounds timers to whole milliseconds, so one sleep can end up to
+    half a millisecond early; a message must never go out before its
+    intended time (its latency would read low, even negative).
+    """
+    while (delay := deadline_mono - time.monotonic_ns()) > 0:  # noqa: ASYNC110 (a clock)
+        await asyncio.sleep(delay / 1e9)
+
+
+async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
+    """Sleep until a monotonic deadline; False if ``stop`` was set first."""
+    delay = (deadline_mono - time.monotonic_ns()) / 1e9
+    if delay <= 0:
+        return not stop.is_set()
+    try:
+        async with asyncio.timeout(delay):
+            await stop.wait()
+    except TimeoutError:
+        return True
+    return False
+
+
+def backoff(initial: float, maximum: float, factor: float) -> Iterator[float]:
+    """Reconnect delays: initial, initial*factor, ... capped at maximum."""
+    delay = initial
+    while True:
+        yield delay
+        delay = min(delay * factor, maximum)

@@ -1,0 +1,1 @@
+"""Protocol clients behind one seam (:mod:`.base`)."""

@@ -1,0 +1,238 @@
+"""The protocol clients, and the shape the run engine expects of each.
+
+A client class is constructed per connection as ``Client(ctx, conn)`` and
+provides :class:`Connection`. The engine calls ``open()`` for every
+connection first (a failure there ends the run with a clear error), then
+runs ``run(handle)`` and ``send_all()`` side by side until both return.
+
+========== ================================================ =====================
+protocol   client                                           ``target.url``
+========== ================================================ =====================
+websocket  :class:`~streambench.generate.protocols.websocket.client.WebSocketConnection`  ws://, wss://
+mqtt       :class:`~streambench.generate.protocols.mqtt.client.MqttConnection`            mqtt://, mqtts://
+http       :class:`~streambench.generate.protocols.http.client.HttpConnection`            http://, https://
+sse        :class:`~streambench.generate.protocols.sse.SseConnection`              http://, https://
+========== ================================================ =====================
+
+``fallback: http`` on a WebSocket target: when the upgrade is refused
+(:class:`~streambench.errors.TargetError`, not an unreachable host), the run
+goes on over plain HTTP against the URL's ``http(s)://`` twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from streambench.capture.schema import Kind
+from streambench.errors import ConfigError, TargetError, TargetUnreachable
+from streambench.generate.engine.context import Inflight, RunContext, backoff
+from streambench.scenario.model import HttpTarget, WebSocketTarget
+
+if TYPE_CHECKING:
+    from streambench.generate.faults.inject import FaultInjector
+    from streambench.scenario.model import Scenario
+
+log = logging.getLogger("streambench.connection")
+Handle = TypeVar("Handle")
+
+
+class Connection(Protocol):
+    """What the engine drives: one per connection, built as ``Client(ctx, conn)``.
+
+    Call order: ``open()`` once (a failure there is the run's answer: the
+    target is unreachable or refuses), then ``run(handle)`` and ``send_all()``
+    side by side until both return. The last three methods are the fault
+    injector's seam (:class:`streambench.generate.faults.inject.Faultable`).
+    """
+
+    conn: int
+    name: str  # task name prefix, e.g. "websocket[3]"
+    topic: str  # ws path, mqtt topic or http path, as recorded in events
+    inflight: Inflight
+    faults: FaultInjector | None  # set by the engine when the scenario has faults
+
+    async def open(self) -> Any:
+        """Connect once; raise TargetUnreachable/TargetError/ConfigError on failure."""
+
+    async def run(self, handle: Any) -> None:
+        """Receive on ``handle``; reconnect with backoff until the run is done."""
+
+    async def send_all(self) -> None:
+        """Send every scheduled message at its intended time (open model)."""
+
+    async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
+        """Send one message now and record it, as the send loop does."""
+
+    async def send_copy(self, data: bytes) -> None:
+        """Send extra bytes (a duplicate) without recording a send."""
+
+    def abort(self) -> None:
+        """Drop the connection abruptly (a disconnect fault)."""
+
+
+class Reconnecting(Protocol[Handle]):
+    """A persistent-connection client that :func:`serve_reconnecting` keeps alive."""
+
+    ctx: RunContext
+    conn: int
+    inflight: Inflight
+    faults: FaultInjector | None
+    sending_done: asyncio.Event
+
+    async def open(self) -> Handle: ...
+
+    async def serve(self, handle: Handle) -> None:
+        """Serve one open connection; return when it is gone."""
+
+    def record_event(self, kind: Kind, *, status: str | None = None,
+                     error: str | None = None) -> None: ...
+
+
+class EventRecorder:
+    """``record_event`` for clients: a connection-level row (connect, disconnect, error)."""
+
+    ctx: RunContext
+    conn: int
+    topic: str
+
+    def record_event(self, kind: Kind, *, status: str | None = None,
+                     error: str | None = None) -> None:
+        self.ctx.record((kind, time.monotonic_ns(), self.conn, None, None, None, None, None,
+                         self.topic, status, error, None))
+
+
+def client_for(protocol: str) -> type[Connection]:
+    """The client class for a scenario's ``target.protocol``."""
+    if protocol == "websocket":
+        from streambench.generate.protocols.websocket.client import WebSocketConnection
+
+        return WebSocketConnection
+    if protocol == "mqtt":
+        from streambench.generate.protocols.mqtt.client import MqttConnection
+
+        return MqttConnection
+    if protocol == "http":
+        from streambench.generate.protocols.http.client import HttpConnection
+
+        return HttpConnection
+    if protocol == "sse":
+        from streambench.generate.protocols.sse import SseConnection
+
+        return SseConnection
+    raise ConfigError(f"target.protocol: no client for {protocol!r}")
+
+
+def http_twin(url: str) -> str:
+    """``ws://h/p`` -> ``http://h/p``, ``wss://`` -> ``https://`` (the fallback's URL)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
+    """The URL a scenario with ``url: embedded`` drives, from the started target's URLs.
+
+    WebSocket: ``ws://.../echo``; HTTP: ``http://.../echo``; SSE: the target's
+    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream.
+    MQTT has no embedded broker.
+    """
+    protocol = scenario.target.protocol
+    if protocol == "websocket":
+        return ws_url
+    if protocol == "http":
+        return http_url + "echo"
+    if protocol == "sse":
+        load = scenario.load
+        peak = max(max(s.rate, s.to or 0.0) for s in load.profile())
+        interval_ms = 1000.0 * load.connections / peak if peak > 0 else 1000.0
+        return f"{http_url}sse?count=100000&interval={interval_ms:.3f}ms"
+    raise ConfigError(f"target.url: embedded is a WebSocket/HTTP target; a {protocol} "
+                      "scenario needs a URL such as mqtt://127.0.0.1:1883")
+
+
+def os_reason(exc: OSError) -> str:
+    """``Connection refused`` rather than ``Connect call failed ('127.0.0.1', 1)``."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+OpenAll = Callable[[list[Any]], Awaitable[list[Any]]]
+
+
+async def open_clients(ctx: RunContext, *, open_all: OpenAll, writer: Any = None
+                       ) -> tuple[list[Any], list[Any]]:
+    """Build and open one client per connection; ``(clients, handles)``.
+
+    With ``target.fallback: http`` a refused WebSocket upgrade switches the
+    run to HTTP: ``ctx.url`` becomes the twin URL, ``writer.protocol`` becomes
+    ``"http"`` and an ``error`` row with status ``fallback`` says why.
+    """
+    target = ctx.scenario.target
+    clients = [client_for(target.protocol)(ctx, c) for c in range(ctx.connections)]
+    try:
+        return clients, await open_all(clients)
+    except TargetUnreachable:
+        raise
+    except TargetError as exc:
+        if not isinstance(target, WebSocketTarget) or target.fallback != "http":
+            raise
+        reason = str(exc)
+    # the run goes on as an HTTP scenario: default method and engine, same headers
+    http = HttpTarget(protocol="http", url=http_twin(target.url), headers=target.headers,
+                      connect_timeout=target.connect_timeout)
+    ctx.scenario = ctx.scenario.model_copy(update={"target": http})
+    ctx.url = http_twin(ctx.url)
+    if writer is not None:
+        writer.protocol = "http"
+    clients = [client_for("http")(ctx, c) for c in range(ctx.connections)]
+    handles = await open_all(clients)
+    from streambench.generate.protocols.http.client import record_fallback
+
+    record_fallback(clients, reason)
+    return clients, handles
+
+
+async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> None:
+    """Serve an open connection; when it is lost, reconnect with backoff and serve again.
+
+    Shared by the persistent-connection clients (WebSocket, MQTT). Ends when
+    the run stops, or once the schedule is done and nothing is in flight, or
+    when ``target.reconnect.attempts`` failed attempts in a row are used up.
+    Failed attempts are recorded as ``connect_failed`` errors, never raised:
+    the first connection is opened by the engine, where failing is an answer.
+    """
+    ctx = client.ctx
+    reconnect = ctx.scenario.target.reconnect
+
+    def finished() -> bool:
+        return ctx.stop.is_set() or (client.sending_done.is_set()
+                                     and not client.inflight.pending)
+
+    while True:
+        await client.serve(handle)
+        if finished():
+            return
+        if client.faults is not None:
+            await client.faults.hold_down(client.conn)
+        delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+        attempts = 0
+        while True:
+            await asyncio.sleep(next(delays))
+            try:
+                handle = await client.open()
+                break
+            except (TargetError, ConfigError) as exc:
+                client.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
+                log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
+                attempts += 1
+                if reconnect.attempts is not None and attempts >= reconnect.attempts:
+                    return
+            if finished():
+                return

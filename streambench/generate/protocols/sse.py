@@ -1,0 +1,199 @@
+"""Server-Sent Events: consume streams the server pushes, record inter-arrival gaps.
+
+``target.protocol: sse`` opens ``load.connections`` streams (``GET
+target.url`` with ``Accept: text/event-stream``) and listens for the
+schedule's duration. Nothing is sent; every event is a ``recv`` row:
+
+* ``seq``: the event's number on its connection (1, 2, ...);
+* ``cid``: the event's ``id:`` field, if it has one;
+* ``intended_ns`` and ``sent_ns``: the arrival of the previous event on the
+  stream (for the first event of a stream: when the request was made), so
+  ``latency_ms`` and ``service_ms`` both hold the *inter-arrival gap*, and the
+  summary's latency percentiles are gap percentiles. The schema is unchanged;
+  rows of protocol ``sse`` are read this way;
+* ``payload``: the event's ``data:`` lines joined by newlines; ``topic``: its
+  ``event:`` name, else the URL path.
+
+A stream the server ends is a ``disconnect`` row and is reopened (with the
+scenario's backoff) while the schedule lasts; a refused reopen is a
+``connect_failed`` error row. A non-2xx answer at start is a TargetError.
+For ``url: embedded`` the built-in target's ``/sse`` pushes
+``load.rate / load.connections`` events/s per stream. Of the faults only
+``disconnect`` applies (there are no messages to delay or drop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from streambench.capture.schema import Kind
+from streambench.errors import ConfigError, TargetError, TargetUnreachable
+from streambench.generate.engine.context import Inflight, RunContext, backoff, wait_until
+from streambench.generate.faults.inject import FaultInjector
+from streambench.generate.protocols.base import EventRecorder, os_reason
+
+_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+
+
+class SseConnection(EventRecorder):
+    """One event stream: its session, its reader and the gap bookkeeping."""
+
+    def __init__(self, ctx: RunContext, conn: int) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.name = f"sse[{conn}]"
+        parts = urlsplit(ctx.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"target.url: not an HTTP URL: {ctx.url!r}")
+        self.topic = parts.path or "/"
+        self.inflight = Inflight(conn, ctx.record)  # stays empty: nothing is sent
+        self.faults: FaultInjector | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.seq = 0
+        self.previous = 0  # arrival of the previous event (or the request), monotonic ns
+
+    async def open(self) -> aiohttp.ClientResponse:
+        """Request the stream; raise TargetUnreachable / TargetError on failure."""
+        timeout = self.ctx.scenario.target.connect_timeout
+        if self.session is None:
+            self.session = aiohttp.ClientSession(headers=self.ctx.headers or None,
+                                                 timeout=aiohttp.ClientTimeout(total=None))
+        self.previous = time.monotonic_ns()
+        try:
+            response = await self._get(self.session, timeout)
+        except BaseException:
+            await self._close_session()
+            raise
+        if not 200 <= response.status < 300:
+            response.release()
+            await self._close_session()
+            raise TargetError(f"target {self.ctx.url} refused the event stream: HTTP "
+                              f"{response.status}")
+        return response
+
+    async def _get(self, session: aiohttp.ClientSession, within_s: float
+                   ) -> aiohttp.ClientResponse:
+        try:
+            async with asyncio.timeout(within_s):
+                return await session.get(self.ctx.url, headers=_HEADERS)
+        except TimeoutError as exc:
+            raise TargetUnreachable(self.ctx.url, f"no answer in {within_s:g}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TargetUnreachable(self.ctx.url, os_reason(exc)) from exc
+        except aiohttp.ClientError as exc:
+            raise TargetError(f"target {self.ctx.url}: {exc}") from exc
+
+    async def _close_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close()
+
+    async def run(self, response: aiohttp.ClientResponse) -> None:
+        """Read streams until the schedule's end, reopening a stream the server ends."""
+        reconnect = self.ctx.scenario.target.reconnect
+        try:
+            while True:
+                await self.serve(response)
+                if self._done():
+                    return
+                if self.faults is not None:
+                    await self.faults.hold_down(self.conn)
+                opened = await self._reopen(backoff(reconnect.initial, reconnect.max,
+                                                    reconnect.factor), reconnect.attempts)
+                if opened is None:
+                    return
+                response = opened
+        finally:
+            await self._close_session()
+
+    async def _reopen(self, delays: Iterator[float], attempts: int | None
+                      ) -> aiohttp.ClientResponse | None:
+        failures = 0
+        while not self._done():
+            await asyncio.sleep(next(delays))
+            if self._done():
+                return None
+            try:
+                return await self.open()
+            except (TargetError, ConfigError) as exc:
+                self.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
+                failures += 1
+                if attempts is not None and failures >= attempts:
+                    return None
+        return None
+
+    def _done(self) -> bool:
+        return self.ctx.stop.is_set() or time.monotonic_ns() >= self.ctx.end_mono
+
+    async def serve(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.record_event(Kind.CONNECT, status=str(response.status))
+        reason = "stream ended"
+        try:
+            # Bounded by the run's end whoever opened this stream: a stream reopened
+            # just as the run ended must not be read forever.
+            async with asyncio.timeout(max(self.ctx.end_mono - time.monotonic_ns(), 0) / 1e9):
+                await self._read(response)
+        except TimeoutError:
+            reason = "run ended"
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"stream broken: {type(exc).__name__}"
+        finally:
+            self.response = None
+            response.release()
+            self.record_event(Kind.DISCONNECT, error=reason)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        data: list[str] = []
+        event_id: str | None = None
+        name: str | None = None
+        async for raw in response.content:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line:
+                if data:
+                    self._event("\n".join(data), event_id, name)
+                data, name = [], None
+            elif line.startswith(":"):
+                continue  # a comment (keep-alive)
+            else:
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "data":
+                    data.append(value)
+                elif field == "id":
+                    event_id = value
+                elif field == "event":
+                    name = value
+
+    def _event(self, payload: str, event_id: str | None, name: str | None) -> None:
+        now = time.monotonic_ns()
+        self.seq += 1
+        self.ctx.record((Kind.RECV, now, self.conn, self.seq, event_id, self.previous,
+                         self.previous, len(payload), name or self.topic, None, None, payload))
+        self.previous = now
+
+    async def send_all(self) -> None:
+        """Nothing to send: listen until the schedule's end, then close the stream."""
+        await wait_until(self.ctx.end_mono, self.ctx.stop)
+        response = self.response
+        if response is not None:
+            response.close()
+
+    # -- the fault injector's seam (only disconnect applies) ----------------------
+    async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
+        return None
+
+    async def send_copy(self, data: bytes) -> None:
+        return None
+
+    def abort(self) -> None:
+        response = self.response
+        if response is not None:
+            response.close()
+

@@ -1,0 +1,1 @@
+"""WebSocket: websockets' sans-I/O protocol on a lean asyncio pump (:mod:`.pump`)."""

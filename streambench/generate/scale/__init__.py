@@ -1,0 +1,1 @@
+"""One run over many processes: shards, local worker processes, Dask clusters."""
