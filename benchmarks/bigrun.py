@@ -1,7 +1,7 @@
 """A large synthetic run written straight to a store with pyarrow, in chunks.
 
 Used by ``benchmarks/analyze_speed.py``: hundreds of millions of events, far
-more than :mod:`streambench.analyze.synth` (which simulates a whole run in
+more than :mod:`streambench.testing.synth` (which simulates a whole run in
 memory) can build. A constant-rate schedule over ``connections`` connections,
 log-normal service times, schedule lag of a few tens of microseconds, JSON
 payloads on sends and replies, and three faults: a 2 s stall (replies held,

@@ -83,12 +83,13 @@ def nearest_rank_expr(values: pl.Expr, q: float) -> pl.Expr:
     """The q-quantile of ``values`` as a polars expression (works in ``group_by().agg``
     and in the streaming engine). Nulls are ignored; null when there are no values.
 
-    It asks polars' ``equiprobable`` quantile (rank ``ceil(share x n)``, a
-    selection, no sort) for ``share = (rank - 0.5) / n``: exactly our rank,
-    whatever floating point does to ``q x n``.
+    It is polars' ``equiprobable`` quantile (rank ``ceil(q x n)``, found by
+    selection, no sort) asked for ``q`` less two units in the last place: then
+    floating point can only err downwards, where the 6-decimal rounding of
+    :func:`rank` puts it, so the result is exactly our rank (checked for every
+    group size in the tests). ``q`` must have at most 6 decimal places.
     """
-    import polars as pl
-
-    n = values.count()
-    share = (rank_expr(n, q).cast(pl.Float64) + 0.5) / n.clip(lower_bound=1).cast(pl.Float64)
-    return values.quantile(share, "equiprobable")
+    if not 0.0 <= q <= 1.0 or round(q, _DECIMALS) != q:
+        raise ValueError(f"quantile must be in [0, 1] with at most 6 decimals, not {q}")
+    below = float(np.nextafter(np.nextafter(q, 0.0), 0.0)) if q > 0 else 0.0
+    return values.quantile(below, "equiprobable")

@@ -31,6 +31,15 @@ def ts_ns() -> pl.Expr:
     return pl.col("ts").dt.epoch("ns")
 
 
+def ts_between(low: int, high: int) -> pl.Expr:
+    """``low <= ts < high`` (epoch ns) compared on the column itself, so a scan
+    skips the row groups whose statistics lie outside."""
+    def at(ns: int) -> pl.Expr:
+        return pl.lit(ns, pl.Int64).cast(pl.Datetime("ns", "UTC"))
+
+    return (pl.col("ts") >= at(low)) & (pl.col("ts") < at(high))
+
+
 def problem_time() -> pl.Expr:
     """``at``: the message's intended send time when the row concerns one, else ``ts``."""
     return pl.coalesce(pl.col("intended_ns").cast(pl.Int64), ts_ns())
@@ -45,6 +54,8 @@ class RunFacts:
     t_end: int  # last event
     at_max: int  # last problem time of any row
     reach: int  # how long after its due time any row about a message came (>= 0)
+    lead: int  # how long before its due time any row came (>= 0; clocks of several
+    # processes, or a test's hand-made rows)
     first_send: int | None  # due time of the first and last send
     last_send: int | None
     first_sent: int | None  # observed (actual) time of the first and last send
@@ -69,7 +80,7 @@ def run_facts(events: pl.LazyFrame) -> RunFacts:
     recv, send = kind == "recv", kind == "send"
     totals = events.select(
         rows=pl.len(), ts_min=ts.min(), t_end=ts.max(), at_min=at.min(), at_max=at.max(),
-        reach=(ts - pl.col("intended_ns")).max(),
+        reach=(ts - pl.col("intended_ns")).max(), lead=(pl.col("intended_ns") - ts).max(),
         first_send=at.filter(send).min(), last_send=at.filter(send).max(),
         first_sent=ts.filter(send).min(), last_sent=ts.filter(send).max(),
         replies=recv.sum(), first_reply=ts.filter(recv).min(), last_reply=ts.filter(recv).max(),
@@ -82,13 +93,14 @@ def run_facts(events: pl.LazyFrame) -> RunFacts:
     row, connections = pl.collect_all([totals, conns], engine="streaming")
     row = row.row(0, named=True)
     if not row["rows"]:
-        return RunFacts(0, 0, 0, 0, 0, None, None, None, None, 0, None, None,
+        return RunFacts(0, 0, 0, 0, 0, 0, None, None, None, None, 0, None, None,
                         connections.clear())
     first = min(row["ts_min"], row["at_min"])
     return RunFacts(
         rows=row["rows"], t0=first - first % SECOND, t_end=row["t_end"],
         at_max=row["at_max"],
-        reach=max(int(row["reach"] or 0), 0), first_send=row["first_send"],
+        reach=max(int(row["reach"] or 0), 0), lead=max(int(row["lead"] or 0), 0),
+        first_send=row["first_send"],
         last_send=row["last_send"], first_sent=row["first_sent"], last_sent=row["last_sent"],
         replies=int(row["replies"]),
         first_reply=row["first_reply"], last_reply=row["last_reply"],
@@ -113,18 +125,21 @@ def slices(facts: RunFacts, *, length_ns: int, slice_rows: int | None) -> list[t
             for w in range(0, windows, span_windows)]  # fmt: skip
 
 
-def load_slice(events: pl.LazyFrame, columns: list[pl.Expr], *, start: int, end: int,
-               reach: int) -> pl.DataFrame:  # fmt: skip
+def load_slice(events: pl.LazyFrame, columns: list[pl.Expr], *, facts: RunFacts, start: int,
+               end: int) -> pl.DataFrame:  # fmt: skip
     """The rows a slice needs, with ``columns`` computed and two flags: ``due``
     (``at`` in the slice) and ``seen`` (``ts`` in the slice). Also loaded: rows
     due in the ``reach`` after the slice (replies that may have overtaken one
     of the slice's). ``columns`` must not be named ``due`` or ``seen``."""
     ts, at = ts_ns(), problem_time()
-    # ts >= at always, so the ts range prunes row groups by their statistics first
-    wanted = (ts >= start) & (ts < end + 2 * reach + 1) & (
-        ((at >= start) & (at < end + reach + 1)) | (ts < end))
+    reach, lead = facts.reach, facts.lead
+    # a row comes at most lead before and reach after it was due: this ts range
+    # holds every row the slice needs, and prunes row groups by their statistics
+    ahead = reach + lead + 1  # replies due this long after the slice may have overtaken it
+    wanted = ((at >= start) & (at < end + ahead)) | ((ts >= start) & (ts < end))
     return (
-        events.filter(wanted)
+        events.filter(ts_between(start - lead, end + ahead + reach))
+        .filter(wanted)
         .select(*columns, due=(at >= start) & (at < end), seen=(ts >= start) & (ts < end))
         .collect()
     )  # fmt: skip

@@ -7,9 +7,10 @@ when the row concerns a message (send, recv, error, timeout), else ``ts``.
 Windows that count latency, errors, timeouts and losses use ``at``, so a lost
 reply is charged to the moment it was sent, not to when its timeout fired.
 
-Reply payloads are not kept: the frame's boolean ``plain_shape`` marks
-replies with the run's dominant field set, and ``Slice.odd_shapes`` lists the
-``at`` and ``shape`` of every other reply with a payload (see :mod:`.shapes`).
+Reply payloads are not kept: ``Slice.plain_shapes`` lists the ``at`` of the
+due replies with the run's dominant field set, ``Slice.odd_shapes`` the ``at``
+and ``shape`` of every other due reply with a payload (see :mod:`.shapes`),
+from a query of their own over the replies only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from streambench.analyze.facts import KIND, load_slice, problem_time, ts_ns
+from streambench.analyze.facts import KIND, RunFacts, load_slice, problem_time, ts_ns
 from streambench.analyze.shapes import NON_JSON, shape_columns, split_shapes
 
 
@@ -27,7 +28,8 @@ class Slice:
     """The rows of one slice ``[start, end)`` (see :func:`read_slice`)."""
 
     frame: pl.DataFrame
-    odd_shapes: pl.DataFrame  # at, shape: due replies whose field set is not the usual one
+    plain_shapes: pl.DataFrame  # at: due replies with the dominant field set
+    odd_shapes: pl.DataFrame  # at, shape: due replies with another one
     start: int
     end: int
     _parts: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
@@ -38,13 +40,14 @@ class Slice:
         if not self._parts and self.frame.height:
             for (kind,), part in self.frame.partition_by("kind", as_dict=True).items():
                 self._parts[str(kind)] = part
+                self._parts[f"due:{kind}"] = part.filter("due")
         empty = self.frame.clear()
-        parts = [self._parts.get(kind, empty) for kind in kinds]
-        rows = parts[0] if len(parts) == 1 else pl.concat(parts)
-        return rows.filter("due") if due else rows
+        parts = [self._parts.get(f"due:{kind}" if due else kind, empty) for kind in kinds]
+        return parts[0] if len(parts) == 1 else pl.concat(parts)
 
 
-def _columns(names: set[str], skeleton: str | None, payloads: bool) -> list[pl.Expr]:
+def _columns(names: set[str], skeleton: str | None, payloads: bool, *, start: int,
+             end: int) -> list[pl.Expr]:  # fmt: skip
     kind = pl.col("kind").cast(KIND)
 
     def col(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -62,7 +65,11 @@ def _columns(names: set[str], skeleton: str | None, payloads: bool) -> list[pl.E
         pl.when(kind.is_in(["error", "timeout"])).then(col("error", pl.String)).alias("error"),
     ]
     if payloads and "payload" in names:
-        columns += shape_columns(skeleton, payload=reply_payload())
+        due = (problem_time() >= start) & (problem_time() < end)
+        # the regex needs a closing brace, so an unclosed payload is odd: it is read as
+        # <non-json> when fingerprinted (split_shapes), not tested row by row here
+        replies = pl.when((kind == "recv") & due).then(pl.col("payload"))
+        columns += shape_columns(skeleton, replies)
     return columns
 
 
@@ -78,7 +85,7 @@ def reply_payload() -> pl.Expr:
     return pl.when(unclosed).then(pl.lit(NON_JSON)).otherwise(payload)
 
 
-def read_slice(events: pl.LazyFrame, *, start: int, end: int, reach: int,
+def read_slice(events: pl.LazyFrame, *, facts: RunFacts, start: int, end: int,
                skeleton: str | None, payloads: bool = True) -> Slice:  # fmt: skip
     """Load the slice ``[start, end)`` of ``events`` as a :class:`Slice`.
 
@@ -87,7 +94,7 @@ def read_slice(events: pl.LazyFrame, *, start: int, end: int, reach: int,
     skips schema fingerprints (the costliest column).
     """
     names = set(events.collect_schema().names())
-    columns = _columns(names, skeleton, payloads)
-    frame = load_slice(events, columns, start=start, end=end, reach=reach)
-    frame, odd = split_shapes(frame, skeleton)
-    return Slice(frame, odd, start, end)
+    columns = _columns(names, skeleton, payloads, start=start, end=end)
+    frame, plain, odd = split_shapes(load_slice(events, columns, facts=facts, start=start,
+                                                end=end))  # fmt: skip
+    return Slice(frame, plain, odd, start, end)

@@ -16,9 +16,11 @@ messages *due* in the slice (see :mod:`streambench.analyze.frame`):
     failed), at the due time of the next message it did record.
 
 Every row about a message is due at the same time, so a slice holds all of a
-message's rows; what crosses slices is carried in :class:`Carry` (the last
-message number recorded per connection). Replies that overtook one of the
-slice's come from the ``reach`` after it, which the slice also loads.
+message's rows; what crosses slices (numbers skipped between the last message
+of one slice and the first of the next) is settled from each slice's
+``edges`` by :func:`unsent_between`, so slices can be read in any order, or
+at the same time. Replies that overtook one of the slice's come from the
+``reach`` after it, which the slice also loads.
 
 Messages are numbered densely per connection, so the matching runs on numpy
 arrays indexed by ``(conn, seq)`` (one slot per message) rather than on hash
@@ -28,7 +30,7 @@ polars joins. Both give the same counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -39,13 +41,6 @@ _DENSE_SLACK = 4  # slots per row before the dense layout gives way to hash join
 _SEQ_BITS = 40  # (conn << 40) | seq is one int64 key per message
 
 
-@dataclass
-class Carry:
-    """What one slice leaves the next: the highest message number recorded per connection."""
-
-    last_seq: dict[int, int] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class Exceptions:
     """Problem times (epoch ns) of each kind of exception; ``unsent`` also has ``n``."""
@@ -54,6 +49,7 @@ class Exceptions:
     duplicates: np.ndarray
     reordered: np.ndarray
     unsent: pl.DataFrame  # at, unsent
+    edges: pl.DataFrame  # conn, low, low_at, high: each connection's first and last number
 
 
 def _key() -> pl.Expr:
@@ -73,19 +69,25 @@ class _Slots:
         sizes = self.high - self.low + 1
         self.size = int(sizes.sum()) if len(sizes) else 0
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.dense = self.size <= _DENSE_SLACK * messages.height + 1024
+        top = int(self.conns[-1]) if len(self.conns) else -1
+        small = len(self.conns) == 0 or (int(self.conns[0]) >= 0 and top <= 4 * messages.height)
+        self.dense = small and self.size <= _DENSE_SLACK * messages.height + 1024
+        # connection number -> its position: a table, not a search, when numbers are small
+        self.position = np.zeros(top + 1 if self.dense else 0, np.int64)
+        if self.dense:
+            self.position[self.conns] = np.arange(len(self.conns))
+        self.base = self.offsets - self.low
 
     def index(self, rows: pl.DataFrame) -> np.ndarray:
-        where = np.searchsorted(self.conns, rows["conn"].to_numpy())
-        return self.offsets[where] + rows["seq"].to_numpy() - self.low[where]
+        return self.base[self.position[rows["conn"].to_numpy()]] + rows["seq"].to_numpy()
 
 
 def _with_seq(part: pl.DataFrame) -> pl.DataFrame:
     return part.filter(pl.col("seq").is_not_null())
 
 
-def find_exceptions(sl: Slice, *, t_end: int, timeout_ns: int, carry: Carry) -> Exceptions:
-    """The slice's exceptions (see the module docstring); updates ``carry``."""
+def find_exceptions(sl: Slice, *, t_end: int, timeout_ns: int) -> Exceptions:
+    """The slice's exceptions (see the module docstring)."""
     sends = _with_seq(sl.rows("send"))
     answers = _with_seq(sl.rows("recv", "error", "timeout"))
     scheduled = _with_seq(sl.rows("send", "error", "timeout"))
@@ -97,12 +99,24 @@ def find_exceptions(sl: Slice, *, t_end: int, timeout_ns: int, carry: Carry) -> 
     else:
         lost, duplicates = _hashed_lost_duplicates(due_sends, answers, replies)
     numbered = _Slots(scheduled.select("conn", "seq"))
-    unsent = (_dense_unsent(numbered, scheduled, carry) if numbered.dense
-              else _hashed_unsent(scheduled, carry))  # fmt: skip
-    for conn, high in zip(numbered.conns.tolist(), numbered.high.tolist(), strict=True):
-        carry.last_seq[conn] = max(carry.last_seq.get(conn, high), high)
+    unsent = _dense_unsent(numbered, scheduled) if numbered.dense else _hashed_unsent(scheduled)
+    edges = scheduled.group_by("conn").agg(
+        low=pl.col("seq").min(), low_at=pl.col("at").sort_by("seq").first(),
+        high=pl.col("seq").max())
     timeouts = sl.rows("timeout")["at"].to_numpy()
-    return Exceptions(np.concatenate([lost, timeouts]), duplicates, _reordered(sl), unsent)
+    return Exceptions(np.concatenate([lost, timeouts]), duplicates, _reordered(sl), unsent,
+                      edges)
+
+
+def unsent_between(edges: list[pl.DataFrame]) -> pl.DataFrame:
+    """Numbers skipped between the slices (``edges`` of each, in time order): ``at``
+    (of the first message a connection recorded after the gap), ``unsent``."""
+    if not edges:
+        return pl.DataFrame(schema={"at": pl.Int64, "unsent": pl.Int64})
+    rows = pl.concat([e.with_columns(part=pl.lit(i)) for i, e in enumerate(edges)])
+    gaps = rows.sort("conn", "part").with_columns(
+        unsent=pl.col("low") - pl.col("high").shift(1).over("conn") - 1)
+    return gaps.filter(pl.col("unsent") > 0).select(at="low_at", unsent="unsent")
 
 
 def _dense_lost_duplicates(slots: _Slots, due_sends: pl.DataFrame, answers: pl.DataFrame,
@@ -118,8 +132,8 @@ def _dense_lost_duplicates(slots: _Slots, due_sends: pl.DataFrame, answers: pl.D
     return lost, np.repeat(at[twice], counts[twice] - 1)
 
 
-def _dense_unsent(slots: _Slots, scheduled: pl.DataFrame, carry: Carry) -> pl.DataFrame:
-    """Missing numbers between recorded ones, and since the previous slice's last one.
+def _dense_unsent(slots: _Slots, scheduled: pl.DataFrame) -> pl.DataFrame:
+    """Numbers missing between recorded ones of the slice.
 
     Each connection's lowest and highest slot are recorded, so the next
     recorded slot after a missing one is always on the same connection.
@@ -133,13 +147,8 @@ def _dense_unsent(slots: _Slots, scheduled: pl.DataFrame, carry: Carry) -> pl.Da
     following = np.where(recorded, positions, slots.size)
     following = np.minimum.accumulate(following[::-1])[::-1]
     missing = np.flatnonzero(~recorded)
-    previous = np.array([carry.last_seq.get(int(c), -1) for c in slots.conns], np.int64)
-    before = slots.low - previous - 1  # skipped since the previous slice's last number
-    carried = (previous >= 0) & (before > 0)
-    return pl.DataFrame({
-        "at": np.concatenate([at[following[missing]], at[slots.offsets[carried]]]),
-        "unsent": np.concatenate([np.ones(len(missing), np.int64), before[carried]]),
-    })  # fmt: skip
+    return pl.DataFrame({"at": at[following[missing]],
+                         "unsent": np.ones(len(missing), np.int64)})  # fmt: skip
 
 
 def _hashed_lost_duplicates(due_sends: pl.DataFrame, answers: pl.DataFrame,
@@ -150,14 +159,10 @@ def _hashed_lost_duplicates(due_sends: pl.DataFrame, answers: pl.DataFrame,
     return lost, duplicates
 
 
-def _hashed_unsent(scheduled: pl.DataFrame, carry: Carry) -> pl.DataFrame:
-    previous = pl.DataFrame({"conn": list(carry.last_seq), "seq": list(carry.last_seq.values()),
-                             "at": [None] * len(carry.last_seq)},
-                            schema={"conn": pl.Int32, "seq": pl.Int64, "at": pl.Int64})
-    rows = pl.concat([previous, scheduled.select("conn", "seq", "at")])
-    steps = rows.sort("conn", "seq").with_columns(
+def _hashed_unsent(scheduled: pl.DataFrame) -> pl.DataFrame:
+    steps = scheduled.select("conn", "seq", "at").sort("conn", "seq").with_columns(
         unsent=pl.col("seq").diff().over("conn") - 1)
-    return steps.filter(pl.col("unsent") > 0, pl.col("at").is_not_null()).select("at", "unsent")
+    return steps.filter(pl.col("unsent") > 0).select("at", "unsent")
 
 
 def _reordered(sl: Slice) -> np.ndarray:

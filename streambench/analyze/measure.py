@@ -24,6 +24,7 @@ from streambench.analyze.passes import (
     ERRORS,
     SHAPES,
     SILENCES,
+    VALUES,
     WINDOWS,
     PassOptions,
     echo_duplicates,
@@ -92,7 +93,9 @@ class Metrics:
 
     def windows_for(self, window_s: float) -> pl.DataFrame:
         """The per-window table for another window length (one pass, then cached)."""
-        return self.windows if window_s == self.window_s else self._tables(window_s, WINDOWS)
+        if window_s == self.window_s:
+            return self.windows
+        return self._tables(window_s, WINDOWS).drop(LATENCY_SUM)
 
     def send_windows_for(self, window_s: float) -> pl.DataFrame:
         """Sends per window of ``window_s`` (``w``, ``start``, ``active``, ``sent``,
@@ -105,7 +108,10 @@ class Metrics:
         return self._cache[key]
 
     def shapes_for(self, window_s: float) -> pl.DataFrame:
-        """Replies per (window, field set) for ``window_s``: ``w``, ``shape``, ``count``."""
+        """Replies per (window, field set) for ``window_s``: ``w``, ``shape``, ``count``
+        (empty when the metrics were computed with ``payloads=False``)."""
+        if not self.options.payloads:
+            return pl.DataFrame(schema={"w": pl.Int64, "shape": pl.String, "count": pl.UInt32})
         return self._tables(window_s, SHAPES)
 
     def errors_for(self, window_s: float) -> pl.DataFrame:
@@ -121,7 +127,8 @@ class Metrics:
             found = slice_pass(self.events, self.facts, self.options, window_s=self.window_s,
                                want=frozenset({SILENCES}), floors=floors).silences
             typical = (self.run.get("p50_ms") or 0.0) * 1e6
-            self._cache[key] = with_pending(self.events, found, typical_ns=typical)
+            self._cache[key] = with_pending(self.events, found, typical_ns=typical,
+                                            facts=self.facts)
         return self._cache[key]
 
     def latency_sample(self, size: int) -> np.ndarray:
@@ -198,14 +205,14 @@ def metrics(
                           skeleton=dominant_skeleton(events.with_columns(
                               payload=reply_payload())) if payloads else None,
                           payloads=payloads, echoes=echo_duplicates(events))  # fmt: skip
-    kind = pl.col("kind")
-    latency = distribution([events.filter(kind == "recv").select("latency_ms")])
-    lag = distribution([events.filter(kind == "send").select(
-        (pl.col("sent_ns") - pl.col("intended_ns")) / 1e6)])  # fmt: skip
     plain = fields_of(options.skeleton) if options.skeleton else None
-    want = frozenset({WINDOWS, SHAPES, ERRORS, SILENCES}) if payloads else frozenset(
-        {WINDOWS, ERRORS, SILENCES})
+    want = frozenset({WINDOWS, ERRORS, SILENCES, VALUES} | ({SHAPES} if payloads else set()))
     found = slice_pass(events, facts, options, window_s=window, want=want, plain=plain)
+    kind = pl.col("kind")
+    latency = distribution([events.filter(kind == "recv").select("latency_ms")],
+                           counts=found.latency_counts)
+    lag = distribution([events.filter(kind == "send").select(
+        (pl.col("sent_ns") - pl.col("intended_ns")) / 1e6)], counts=found.lag_counts)
     schemas = _schemas(found.schemas if found.schemas is not None else pl.DataFrame(
         schema={"shape": pl.String, "count": pl.UInt32, "first_seen": pl.Int64,
                 "last_seen": pl.Int64}))  # fmt: skip
@@ -226,7 +233,8 @@ def metrics(
     typical = (run.get("p50_ms") or 0.0) * 1e6
     silences = found.silences if found.silences is not None else pl.DataFrame()
     measured._cache[(SILENCES, DEFAULT_FLOORS)] = with_pending(events, silences,
-                                                               typical_ns=typical)
-    measured._cache[(SHAPES, window)] = found.shapes
-    measured._cache[(ERRORS, window)] = found.errors
+                                                               typical_ns=typical, facts=facts)
+    for name, table in ((SHAPES, found.shapes), (ERRORS, found.errors)):
+        if table is not None:
+            measured._cache[(name, window)] = table
     return measured

@@ -10,24 +10,26 @@ whole, by the very same code, so streaming and in-memory results are the same.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from streambench.analyze.facts import RunFacts, problem_time, slices
 from streambench.analyze.frame import Slice, read_slice
-from streambench.analyze.matching import Carry, find_exceptions
+from streambench.analyze.matching import find_exceptions
+from streambench.analyze.quantiles import bucket_counts
 from streambench.analyze.silences import (
     DEFAULT_FLOORS,
     Floors,
-    SilenceCarry,
+    merge_silences,
     slice_silences,
-    tails,
     usual_gaps,
 )
 from streambench.analyze.windows import (
-    ChurnCarry,
     Grid,
     finish_windows,
     shape_windows,
@@ -35,6 +37,7 @@ from streambench.analyze.windows import (
 )
 
 WINDOWS, SHAPES, ERRORS, SILENCES = "windows", "shapes", "errors", "silences"
+VALUES = "values"  # value counts of latencies and schedule lags (see quantiles.bucket_counts)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class PassResult:
     schemas: pl.DataFrame | None = None  # shape, count, first_seen, last_seen
     errors: pl.DataFrame | None = None  # w, kind, error, count
     silences: pl.DataFrame | None = None  # conn (null: run-wide), start, end
+    latency_counts: list[pl.DataFrame] = field(default_factory=list)  # per slice
+    lag_counts: list[pl.DataFrame] = field(default_factory=list)
 
 
 def _error_texts(sl: Slice, grid: Grid) -> pl.DataFrame:
@@ -65,54 +70,97 @@ def _error_texts(sl: Slice, grid: Grid) -> pl.DataFrame:
 
 def _schema_rows(sl: Slice, plain: str | None) -> pl.DataFrame:
     shaped = pl.concat([
-        sl.rows("recv").filter("plain_shape").select("at", shape=pl.lit(plain, pl.String)),
+        sl.plain_shapes.select("at", shape=pl.lit(plain, pl.String)),
         sl.odd_shapes.select("at", "shape"),
     ])  # fmt: skip
     return shaped.group_by("shape").agg(count=pl.len(), first_seen=pl.col("at").min(),
                                         last_seen=pl.col("at").max())  # fmt: skip
 
 
+WORKERS = 2  # slices read and worked on at once (polars and numpy release the GIL)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one slice needs besides its bounds."""
+
+    events: pl.LazyFrame
+    facts: RunFacts
+    options: PassOptions
+    grid: Grid
+    want: frozenset[str]
+    plain: str | None
+    floors: Floors
+    usual: tuple[float, pl.DataFrame]
+
+
+def _one_slice(job: _Job, bounds: tuple[int, int]) -> dict[str, Any]:
+    start, end = bounds
+    options, want = job.options, job.want
+    sl = read_slice(job.events, facts=job.facts, start=start, end=end,
+                    skeleton=options.skeleton, payloads=options.payloads and SHAPES in want)
+    found: dict[str, Any] = {}
+    if WINDOWS in want:
+        exc = find_exceptions(sl, t_end=job.facts.t_end, timeout_ns=options.timeout_ns)
+        found[WINDOWS] = slice_windows(sl, exc, grid=job.grid, facts=job.facts)
+    if SHAPES in want:
+        found[SHAPES] = shape_windows(sl, job.grid, job.plain)
+        found["schemas"] = _schema_rows(sl, job.plain)
+    if ERRORS in want:
+        found[ERRORS] = _error_texts(sl, job.grid)
+    if VALUES in want:
+        found[VALUES] = (bucket_counts(sl.rows("recv").select("latency_ms")),
+                         bucket_counts(sl.rows("send").select("lag_ms")))
+    if SILENCES in want:
+        usual, usual_by_conn = job.usual
+        found[SILENCES] = slice_silences(sl, floors=job.floors, usual=usual,
+                                         usual_by_conn=usual_by_conn)  # fmt: skip
+    return found
+
+
 def slice_pass(events: pl.LazyFrame, facts: RunFacts, options: PassOptions, *, window_s: float,
                want: frozenset[str], plain: str | None = None,
                floors: Floors = DEFAULT_FLOORS) -> PassResult:  # fmt: skip
     """One pass over ``events`` building the tables named in ``want`` for windows
-    of ``window_s`` seconds (``plain``: the dominant field set's fingerprint)."""
+    of ``window_s`` seconds (``plain``: the dominant field set's fingerprint).
+
+    Slices are independent (what crosses them is settled when the results are
+    merged, in time order), so :data:`WORKERS` of them are worked on at once.
+    """
     length = int(window_s * 1e9)
     grid = Grid(length, facts.origin(length))
-    carry, churn, quiet = Carry(), ChurnCarry(), SilenceCarry()
-    usual, usual_by_conn = usual_gaps(facts)
-    found: dict[str, list[pl.DataFrame]] = {name: [] for name in (*want, "schemas")}
-    payloads = options.payloads and bool(want & {SHAPES})
-    for start, end in slices(facts, length_ns=length, slice_rows=options.slice_rows):
-        sl = read_slice(events, start=start, end=end, reach=facts.reach,
-                        skeleton=options.skeleton, payloads=payloads)  # fmt: skip
-        if WINDOWS in want:
-            exc = find_exceptions(sl, t_end=facts.t_end, timeout_ns=options.timeout_ns,
-                                  carry=carry)  # fmt: skip
-            found[WINDOWS].append(slice_windows(sl, exc, grid=grid, facts=facts, carry=churn))
-        if SHAPES in want:
-            found[SHAPES].append(shape_windows(sl, grid, plain))
-            found["schemas"].append(_schema_rows(sl, plain))
-        if ERRORS in want:
-            found[ERRORS].append(_error_texts(sl, grid))
-        if SILENCES in want:
-            found[SILENCES].append(slice_silences(sl, quiet, floors=floors, usual=usual,
-                                                  usual_by_conn=usual_by_conn))  # fmt: skip
+    job = _Job(events, facts, options, grid, want, plain, floors, usual_gaps(facts))
+    bounds = slices(facts, length_ns=length, slice_rows=options.slice_rows)
+    if len(bounds) == 1:
+        results = [_one_slice(job, bounds[0])]
+    else:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="streambench-slice") as pool:
+            results = list(pool.map(partial(_one_slice, job), bounds))
+    return _merge(results, job, window_s=window_s)
+
+
+def _merge(results: list[dict[str, Any]], job: _Job, *, window_s: float) -> PassResult:
+    want, grid, facts = job.want, job.grid, job.facts
     result = PassResult()
     if WINDOWS in want:
-        result.windows = _with_echoes(finish_windows(found[WINDOWS], grid=grid, facts=facts,
-                                                     window_s=window_s), options.echoes, grid)
+        table = finish_windows([r[WINDOWS] for r in results], grid=grid, facts=facts,
+                               window_s=window_s)  # fmt: skip
+        result.windows = _with_echoes(table, job.options.echoes, grid)
     if SHAPES in want:
-        result.shapes = _concat(found[SHAPES], {"w": pl.Int64, "shape": pl.String,
-                                                "count": pl.UInt32}).sort("w", "shape")
-        result.schemas = _merge_schemas(found["schemas"])
+        result.shapes = _concat([r[SHAPES] for r in results], {
+            "w": pl.Int64, "shape": pl.String, "count": pl.UInt32}).sort("w", "shape")
+        result.schemas = _merge_schemas([r["schemas"] for r in results])
     if ERRORS in want:
-        result.errors = _concat(found[ERRORS], {"w": pl.Int64, "kind": pl.String,
-                                                "error": pl.String, "count": pl.UInt32})
+        result.errors = _concat([r[ERRORS] for r in results], {
+            "w": pl.Int64, "kind": pl.String, "error": pl.String, "count": pl.UInt32})
+    if VALUES in want:
+        result.latency_counts = [r[VALUES][0] for r in results]
+        result.lag_counts = [r[VALUES][1] for r in results]
     if SILENCES in want:
-        found[SILENCES].append(tails(quiet, end=facts.t_end, floors=floors, usual=usual,
-                                     usual_by_conn=usual_by_conn))  # fmt: skip
-        result.silences = pl.concat(found[SILENCES])
+        usual, usual_by_conn = job.usual
+        result.silences = merge_silences([r[SILENCES] for r in results], end=facts.t_end,
+                                         floors=job.floors, usual=usual,
+                                         usual_by_conn=usual_by_conn)  # fmt: skip
     return result
 
 

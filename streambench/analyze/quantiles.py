@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -77,15 +78,29 @@ class Distribution:
         return [float(column[starts[b] + k - 1]) for b, k in (wanted[q] for q in qs)]
 
 
-def distribution(sources: Sequence[pl.LazyFrame]) -> Distribution:
-    """Count the values of ``sources`` (LazyFrames with one column, any name) per bucket."""
-    frames = tuple(s.select(pl.nth(0).cast(pl.Float64).alias("v")).drop_nulls().drop_nans()
-                   for s in sources)
-    queries = [f.group_by(_bucket()).agg(n=pl.len(), total=pl.col("v").sum(),
-                                         top=pl.col("v").max()) for f in frames]  # fmt: skip
-    parts = pl.collect_all(queries, engine="streaming") if queries else []
+def _values(source: pl.LazyFrame | pl.DataFrame) -> Any:
+    return source.select(pl.nth(0).cast(pl.Float64).alias("v")).drop_nulls().drop_nans()
+
+
+def bucket_counts(values: pl.LazyFrame | pl.DataFrame) -> Any:
+    """Per bucket of the first column's values: ``bucket``, ``n``, ``total``, ``top``
+    (a LazyFrame for a LazyFrame: part of a :class:`Distribution`)."""
+    return _values(values).group_by(_bucket()).agg(n=pl.len(), total=pl.col("v").sum(),
+                                                  top=pl.col("v").max())  # fmt: skip
+
+
+def distribution(sources: Sequence[pl.LazyFrame],
+                 counts: Sequence[pl.DataFrame] | None = None) -> Distribution:  # fmt: skip
+    """Count the values of ``sources`` (LazyFrames with one column, any name) per bucket,
+    in one streaming pass; or take ``counts`` (:func:`bucket_counts` of the same
+    values, in parts) already made while reading them for something else."""
+    frames = tuple(_values(s) for s in sources)
+    if counts is None:
+        queries = [bucket_counts(f) for f in frames]
+        counts = pl.collect_all(queries, engine="streaming") if queries else []
+    parts = [c.cast({"bucket": pl.Int64, "n": pl.Int64}) for c in counts if c.height]
     counts = pl.concat(parts) if parts else pl.DataFrame(
-        schema={"bucket": pl.Int64, "n": pl.UInt32, "total": pl.Float64, "top": pl.Float64})
+        schema={"bucket": pl.Int64, "n": pl.Int64, "total": pl.Float64, "top": pl.Float64})
     merged = counts.group_by("bucket").agg(pl.col("n").sum().cast(pl.Int64), pl.col("total").sum(),
                                            pl.col("top").max()).sort("bucket")  # fmt: skip
     count = int(merged["n"].sum())

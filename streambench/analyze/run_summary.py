@@ -8,6 +8,7 @@ sliced.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
@@ -26,7 +27,8 @@ def run_summary(windows: pl.DataFrame, facts: RunFacts, *, latency: Distribution
     """Counts, rates, throughput, latency and schedule-lag figures of the whole run."""
     counts = {name: int(windows[name].sum()) for name in RUN_COUNTS} if windows.height else {}
     quantiles = dict(zip(QUANTILES, latency.quantiles(list(QUANTILES.values())), strict=True))
-    total = float(windows[LATENCY_SUM].fill_null(0.0).sum()) if windows.height else 0.0
+    # fsum: exact, so the total does not depend on how the windows were chunked
+    total = math.fsum(windows[LATENCY_SUM].drop_nulls().to_list()) if windows.height else 0.0
     first, last_sent = facts.first_sent, facts.last_sent
     last = facts.last_reply if facts.last_reply is not None else facts.t_end
     span_s = (last - first) / 1e9 if first is not None else 0.0

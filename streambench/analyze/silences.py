@@ -16,11 +16,11 @@ over the sends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
-from streambench.analyze.facts import RunFacts, problem_time
+from streambench.analyze.facts import RunFacts, problem_time, ts_between
 from streambench.analyze.frame import Slice
 
 RUN_FLOOR_NS = 100_000_000
@@ -45,12 +45,14 @@ class Floors:
 DEFAULT_FLOORS = Floors()
 
 
-@dataclass
-class SilenceCarry:
-    """The last reply seen, run-wide and per connection, before the next slice."""
+@dataclass(frozen=True)
+class SliceSilences:
+    """A slice's silences between its own replies, and its first and last reply
+    per connection (``conn``, ``first``, ``last``), to settle the silences that
+    span slices (:func:`merge_silences`)."""
 
-    last: int | None = None
-    last_by_conn: dict[int, int] = field(default_factory=dict)
+    inside: pl.DataFrame  # conn (null: run-wide), start, end
+    edges: pl.DataFrame  # conn, first, last
 
 
 def usual_gaps(facts: RunFacts) -> tuple[float, pl.DataFrame]:
@@ -65,80 +67,98 @@ def usual_gaps(facts: RunFacts) -> tuple[float, pl.DataFrame]:
     return run, conns
 
 
-def slice_silences(sl: Slice, carry: SilenceCarry, *, floors: Floors, usual: float,
-                   usual_by_conn: pl.DataFrame) -> pl.DataFrame:  # fmt: skip
-    """Gaps between replies observed in the slice (and the one before it) longer
-    than the floors: ``conn`` (null: run-wide), ``start``, ``end``."""
+def _longer(floor_ns: float, factor: float) -> pl.Expr:
+    """Gaps (``end - start``) longer than ``max(floor, factor x usual)``."""
+    limit = pl.max_horizontal(pl.lit(float(floor_ns)), factor * pl.col("usual"))
+    return pl.col("end") - pl.col("start") > limit
+
+
+def slice_silences(sl: Slice, *, floors: Floors, usual: float, usual_by_conn: pl.DataFrame
+                   ) -> SliceSilences:  # fmt: skip
+    """Gaps longer than the floors between replies observed in the slice."""
     replies = sl.frame.filter(pl.col("kind") == "recv", "seen").select("ts", "conn")
     if not replies["ts"].is_sorted():
         replies = replies.sort("ts", maintain_order=True)
-    if replies.height == 0:
-        return pl.DataFrame(schema=_SCHEMA)
-    times = replies["ts"]
-    previous = times.shift(1)
-    if carry.last is not None:
-        previous[0] = carry.last
-    run_floor = max(floors.run_ns, floors.factor * usual)
-    run = pl.DataFrame({"start": previous, "end": times}).filter(
-        pl.col("end") - pl.col("start") > run_floor)
-    carry.last = int(times[-1])
-    known = pl.DataFrame({"conn": list(carry.last_by_conn),
-                          "last": list(carry.last_by_conn.values())},
-                         schema={"conn": pl.Int32, "last": pl.Int64})  # fmt: skip
-    per_conn = (
-        replies.with_columns(start=pl.col("ts").shift(1).over("conn"))
-        .join(known, on="conn", how="left")
-        .with_columns(start=pl.coalesce("start", "last"))
-        .join(usual_by_conn, on="conn", how="left")
-        .filter(pl.col("ts") - pl.col("start") > pl.max_horizontal(
-            pl.lit(float(floors.conn_ns)), floors.factor * pl.col("usual")))
-        .select("conn", "start", end="ts")
-    )  # fmt: skip
-    last = replies.group_by("conn").agg(pl.col("ts").last())
-    carry.last_by_conn.update(zip(last["conn"].to_list(), last["ts"].to_list(), strict=True))
-    return pl.concat([run.select(pl.lit(None, pl.Int32).alias("conn"), "start", "end"),
-                      per_conn.cast(_SCHEMA)])  # type: ignore[arg-type]
+    run = replies.select(pl.lit(None, pl.Int32).alias("conn"), start=pl.col("ts").shift(1),
+                         end="ts", usual=pl.lit(usual))  # fmt: skip
+    per_conn = replies.select("conn", start=pl.col("ts").shift(1).over("conn"), end="ts").join(
+        usual_by_conn, on="conn", how="left")
+    inside = pl.concat([run.filter(_longer(floors.run_ns, floors.factor)).drop("usual"),
+                        per_conn.filter(_longer(floors.conn_ns, floors.factor)).drop("usual")])
+    edges = replies.group_by("conn").agg(first=pl.col("ts").first(), last=pl.col("ts").last())
+    return SliceSilences(inside.cast(_SCHEMA), edges)  # type: ignore[arg-type]
 
 
-def tails(carry: SilenceCarry, *, end: int, floors: Floors, usual: float,
-          usual_by_conn: pl.DataFrame) -> pl.DataFrame:  # fmt: skip
-    """Silences from the last reply to the end of the capture."""
-    rows = []
-    if carry.last is not None and end - carry.last > max(floors.run_ns, floors.factor * usual):
-        rows.append({"conn": None, "start": carry.last, "end": end})
-    usual_of = dict(usual_by_conn.iter_rows())
-    for conn, last in carry.last_by_conn.items():
-        if end - last > max(floors.conn_ns, floors.factor * usual_of.get(conn, float("inf"))):
-            rows.append({"conn": conn, "start": last, "end": end})
-    return pl.DataFrame(rows, schema=_SCHEMA)
+def merge_silences(parts: list[SliceSilences], *, end: int, floors: Floors, usual: float,
+                   usual_by_conn: pl.DataFrame) -> pl.DataFrame:  # fmt: skip
+    """All silences (``conn``, ``start``, ``end``): each slice's own, those from one
+    slice's last reply to a later slice's first (run-wide and per connection), and
+    those from the last reply to the end of the capture (``end``)."""
+    schema = {"conn": pl.Int32, "first": pl.Int64, "last": pl.Int64, "part": pl.Int64}
+    rows = [p.edges.with_columns(part=pl.lit(i, pl.Int64)) for i, p in enumerate(parts)]
+    edges = pl.concat([r.cast(schema) for r in rows]) if rows else pl.DataFrame(schema=schema)
+    closing = edges.group_by("conn").agg(part=pl.lit(len(parts), pl.Int64)).with_columns(
+        first=pl.lit(end, pl.Int64), last=pl.lit(None, pl.Int64))
+    per_conn = pl.concat([edges, closing.select(edges.columns)]).sort("conn", "part")
+    per_conn = per_conn.select(
+        "conn", start=pl.col("last").shift(1).over("conn"), end="first").join(
+        usual_by_conn, on="conn", how="left")  # fmt: skip
+    whole = edges.group_by("part").agg(pl.col("first").min(), pl.col("last").max())
+    whole = pl.concat([whole, pl.DataFrame({"part": [len(parts)], "first": [end],
+                                            "last": [None]}, schema=whole.schema)]).sort("part")
+    run = whole.select(pl.lit(None, pl.Int32).alias("conn"), start=pl.col("last").shift(1),
+                       end="first", usual=pl.lit(usual))  # fmt: skip
+    between = pl.concat([run.filter(_longer(floors.run_ns, floors.factor)).drop("usual"),
+                         per_conn.filter(_longer(floors.conn_ns, floors.factor)).drop("usual")])
+    found = pl.concat([*(p.inside for p in parts), between.cast(_SCHEMA)])  # type: ignore[arg-type]
+    return found.sort("start", "conn", nulls_last=False)
 
 
-def with_pending(events: pl.LazyFrame, silences: pl.DataFrame, *, typical_ns: float
-                 ) -> pl.DataFrame:  # fmt: skip
+def with_pending(events: pl.LazyFrame, silences: pl.DataFrame, *, typical_ns: float,
+                 facts: RunFacts) -> pl.DataFrame:  # fmt: skip
     """``silences`` with ``pending``: sends due after each began and answerable
-    (``typical_ns`` after) before it ended."""
+    (``typical_ns`` after) before it ended. Reads only the sends around them:
+    silences close together are counted by one query, each query reading the
+    row groups of its stretch of time."""
     # due in (start, stop) for integers is [start + 1, stop): bounds of search_sorted
     silences = silences.with_row_index("id").with_columns(
         first=pl.col("start") + 1,
         stop=pl.max_horizontal(pl.col("end") - int(typical_ns), pl.col("start") + 1))
-    sends = events.filter(pl.col("kind") == "send").select(
+    queries = [_pending(events, group, facts) for group in _clusters(silences)]
+    counts = pl.concat(pl.collect_all(queries, engine="streaming")) if queries else (
+        pl.DataFrame(schema={"id": pl.UInt32, "len": pl.UInt32}))
+    return (silences.join(counts.group_by("id").agg(pl.col("len").sum()), on="id", how="left")
+            .select("conn", "start", "end", pending=pl.col("len").fill_null(0)))  # fmt: skip
+
+
+_CLUSTER_GAP_NS = 60 * 1_000_000_000  # silences closer than this share one query
+
+
+def _clusters(silences: pl.DataFrame) -> list[pl.DataFrame]:
+    ordered = silences.sort("first")
+    group = (pl.col("first") - pl.col("stop").cum_max().shift(1) > _CLUSTER_GAP_NS).cum_sum()
+    labelled = ordered.with_columns(cluster=group.fill_null(0))
+    return [part for _, part in labelled.group_by("cluster", maintain_order=True)]
+
+
+def _pending(events: pl.LazyFrame, silences: pl.DataFrame, facts: RunFacts) -> pl.LazyFrame:
+    """Sends pending in each of ``silences`` (``id``, ``len``), as one lazy query."""
+    low = int(silences["first"].min()) - facts.lead  # type: ignore[arg-type]
+    high = int(silences["stop"].max()) + facts.reach + 1  # type: ignore[arg-type]
+    sends = events.filter(ts_between(low, high)).filter(pl.col("kind") == "send").select(
         pl.col("conn").cast(pl.Int32), at=problem_time())
-    run = silences.filter(pl.col("conn").is_null()).sort("start")
     parts = []
+    run = silences.filter(pl.col("conn").is_null()).sort("start")
     if run.height:
         bounds = run.select(pl.concat_list("first", "stop")).to_series().explode()
-        per = (sends.select(i=pl.lit(bounds).search_sorted(pl.col("at"), side="right"))
-               .filter(pl.col("i") % 2 == 1).group_by("i").len())  # fmt: skip
-        ids = pl.DataFrame({"i": pl.int_range(0, run.height, eager=True) * 2 + 1,
+        ids = pl.LazyFrame({"i": pl.int_range(0, run.height, eager=True) * 2 + 1,
                             "id": run["id"]}, schema={"i": pl.UInt32, "id": pl.UInt32})
-        parts.append(per.collect(engine="streaming").join(ids, on="i").select("id", "len"))
+        parts.append(sends.select(i=pl.lit(bounds).search_sorted(pl.col("at"), side="right"))
+                     .filter(pl.col("i") % 2 == 1).group_by("i").len()
+                     .join(ids, on="i").select("id", "len"))  # fmt: skip
     conns = silences.filter(pl.col("conn").is_not_null())
     if conns.height:
-        per = (sends.join(conns.lazy().select("conn", "id", "start", "stop"), on="conn")
-               .filter(pl.col("at") > pl.col("start"), pl.col("at") < pl.col("stop"))
-               .group_by("id").len())  # fmt: skip
-        parts.append(per.collect(engine="streaming"))
-    counts = pl.concat(parts) if parts else pl.DataFrame(schema={"id": pl.UInt32,
-                                                                 "len": pl.UInt32})
-    return (silences.join(counts, on="id", how="left")
-            .select("conn", "start", "end", pending=pl.col("len").fill_null(0)))  # fmt: skip
+        parts.append(sends.join(conns.lazy().select("conn", "id", "start", "stop"), on="conn")
+                     .filter(pl.col("at") > pl.col("start"), pl.col("at") < pl.col("stop"))
+                     .group_by("id").len())  # fmt: skip
+    return pl.concat(parts)

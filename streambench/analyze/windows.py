@@ -28,14 +28,14 @@ the window's values at or below it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from streambench.analyze.facts import RunFacts
 from streambench.analyze.frame import Slice
-from streambench.analyze.matching import Exceptions
+from streambench.analyze.matching import Exceptions, unsent_between
 from streambench.stats import nearest_rank_expr
 
 QUANTILES: dict[str, float] = {
@@ -56,13 +56,6 @@ WINDOW_METRICS: tuple[str, ...] = (
 )  # fmt: skip
 """Columns of the per-window table a rule may name as its ``metric``."""
 LATENCY_SUM = "latency_sum_ms"  # kept beside the table: the run's mean is summed from it
-
-
-@dataclass
-class ChurnCarry:
-    """Connections seen connecting in earlier slices (a connect of one of them is a reconnect)."""
-
-    connected: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -108,7 +101,10 @@ def _latency(sl: Slice, grid: Grid) -> pl.DataFrame:
             .with_columns(mean_ms=pl.col(LATENCY_SUM) / pl.col("n")).drop("n"))  # fmt: skip
 
 
-def _by_observed_time(sl: Slice, grid: Grid, facts: RunFacts, carry: ChurnCarry) -> pl.DataFrame:
+def _by_observed_time(sl: Slice, grid: Grid, facts: RunFacts
+                      ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Counts by observed time, and each connection's first connect in the slice
+    (``conn``, ``ts``): a reconnect if it had connected in an earlier slice."""
     k = pl.col("kind")
     seen = sl.frame.filter("seen")
     counts = seen.group_by(grid.of("ts")).agg(received=(k == "recv").sum(),
@@ -117,15 +113,15 @@ def _by_observed_time(sl: Slice, grid: Grid, facts: RunFacts, carry: ChurnCarry)
     churn = churn.sort("ts", maintain_order=True).join(
         facts.connections.select("conn", "last_due"), on="conn", how="left")
     connect = pl.col("kind") == "connect"
-    earlier = pl.col("conn").is_in(list(carry.connected))
+    first = pl.when(connect).then("conn").is_first_distinct()
     churn = churn.with_columns(
-        reconnect=connect & (earlier | ~pl.when(connect).then("conn").is_first_distinct()),
+        reconnect=connect & ~first,
         mid_run=(k == "disconnect") & (pl.col("ts") < pl.col("last_due")).fill_null(False),
     )  # fmt: skip
-    carry.connected.update(churn.filter(connect)["conn"].to_list())
     per_window = churn.group_by(grid.of("ts")).agg(
         reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
-    return counts.join(per_window, on="w", how="full", coalesce=True)
+    firsts = churn.filter(connect & first).select("conn", "ts")
+    return counts.join(per_window, on="w", how="full", coalesce=True), firsts
 
 
 def _exceptions(exc: Exceptions, grid: Grid) -> list[pl.DataFrame]:
@@ -138,25 +134,56 @@ def _exceptions(exc: Exceptions, grid: Grid) -> list[pl.DataFrame]:
     return [*parts, unsent]
 
 
-def slice_windows(sl: Slice, exc: Exceptions, *, grid: Grid, facts: RunFacts,
-                  carry: ChurnCarry) -> pl.DataFrame:  # fmt: skip
+@dataclass(frozen=True)
+class SliceWindows:
+    """The rows of the per-window table for one slice's windows, and what the
+    merge needs to settle across slices (see :func:`finish_windows`)."""
+
+    table: pl.DataFrame
+    first_connects: pl.DataFrame  # conn, ts: each connection's first connect in the slice
+    edges: pl.DataFrame  # conn, low, low_at, high (see matching.Exceptions)
+
+
+def slice_windows(sl: Slice, exc: Exceptions, *, grid: Grid, facts: RunFacts) -> SliceWindows:
     """The rows of the per-window table for the windows of one slice (counts not
     yet filled, derived columns not yet computed: see :func:`finish_windows`)."""
     first, stop = grid.index(np.array([sl.start, sl.end]))
     table = pl.DataFrame({"w": pl.int_range(first, stop, eager=True)})
-    parts = [_by_problem_time(sl, grid), _by_observed_time(sl, grid, facts, carry),
-             _latency(sl, grid), *_exceptions(exc, grid)]  # fmt: skip
+    observed, connects = _by_observed_time(sl, grid, facts)
+    parts = [_by_problem_time(sl, grid), observed, _latency(sl, grid), *_exceptions(exc, grid)]
     for part in parts:
         table = table.join(part.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
-    return table
+    return SliceWindows(table, connects, exc.edges)
 
 
-def finish_windows(parts: list[pl.DataFrame], *, grid: Grid, facts: RunFacts,
+def _across_slices(parts: list[SliceWindows], grid: Grid) -> list[pl.DataFrame]:
+    """Reconnects and skipped numbers that only show between slices, per window."""
+    seen: set[int] = set()
+    again = []
+    for part in parts:
+        again.append(part.first_connects.filter(pl.col("conn").is_in(list(seen))))
+        seen.update(part.first_connects["conn"].to_list())
+    reconnects = pl.concat(again).group_by(grid.of("ts")).agg(extra_reconnects=pl.len())
+    unsent = unsent_between([p.edges for p in parts]).group_by(grid.of("at")).agg(
+        extra_unsent=pl.col("unsent").sum())
+    return [reconnects, unsent]
+
+
+def finish_windows(parts: list[SliceWindows], *, grid: Grid, facts: RunFacts,
                    window_s: float) -> pl.DataFrame:  # fmt: skip
-    """The whole per-window table from the slices' rows (see the module docstring)."""
-    table = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(
-        schema={"w": pl.Int64})
-    for name in (*COUNT_COLUMNS, *QUANTILES, "max_ms", "mean_ms", "lag_p99_ms", "lag_max_ms"):
+    """The whole per-window table from the slices' rows, in time order (see the
+    module docstring)."""
+    table = pl.concat([p.table for p in parts], how="diagonal_relaxed") if parts else (
+        pl.DataFrame(schema={"w": pl.Int64}))
+    if parts:
+        for extra in _across_slices(parts, grid):
+            table = table.join(extra.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
+        table = table.with_columns(
+            reconnects=pl.col("reconnects").fill_null(0) + pl.col("extra_reconnects").fill_null(0),
+            unsent=pl.col("unsent").fill_null(0) + pl.col("extra_unsent").fill_null(0),
+        ).drop("extra_reconnects", "extra_unsent")
+    for name in (*COUNT_COLUMNS, *QUANTILES, "max_ms", "mean_ms", "lag_p99_ms", "lag_max_ms",
+                 LATENCY_SUM):
         if name not in table.columns:
             dtype = pl.UInt32 if name in COUNT_COLUMNS else pl.Float64
             table = table.with_columns(pl.lit(None, dtype).alias(name))
@@ -174,8 +201,16 @@ def finish_windows(parts: list[pl.DataFrame], *, grid: Grid, facts: RunFacts,
             loss_rate=pl.col("lost") / sent,
             churn=pl.col("reconnects") + pl.col("disconnects"),
         )
+        .select(_ORDER)
         .sort("w")
     )  # fmt: skip
+
+
+_ORDER = ["w", "sent", "replies", "errors", "timeouts", "lag_p99_ms", "lag_max_ms", "received",
+          "connects", "reconnects", "disconnects", *QUANTILES, "max_ms", "mean_ms", "lost",
+          "duplicates", "out_of_order", "unsent", "active", "start", "throughput_sent",
+          "throughput_recv", "error_rate", "timeout_rate", "loss_rate", "churn",
+          LATENCY_SUM]  # fmt: skip
 
 
 def _active(facts: RunFacts, grid: Grid) -> pl.Expr:
@@ -215,7 +250,7 @@ def send_windows(events: pl.LazyFrame, facts: RunFacts, *, window_s: float) -> p
 def shape_windows(sl: Slice, grid: Grid, plain_shape: str | None) -> pl.DataFrame:
     """Replies per (window, schema fingerprint) of one slice: ``w``, ``shape``, ``count``."""
     odd = sl.odd_shapes.group_by(grid.of("at"), "shape").agg(count=pl.len())
-    plain = sl.rows("recv").filter("plain_shape").group_by(grid.of("at")).agg(count=pl.len())
+    plain = sl.plain_shapes.group_by(grid.of("at")).agg(count=pl.len())
     plain = plain.select("w", shape=pl.lit(plain_shape, pl.String), count="count")
     return pl.concat([plain, odd.select("w", "shape", "count")]).with_columns(
         pl.col("w").cast(pl.Int64), pl.col("count").cast(pl.UInt32))

@@ -2,7 +2,8 @@
 
 The p95 shown live is of the last interval only (over a systematic sample of
 at most ~10,000 of its rows), and says so: the run's real, exact percentiles
-come from the store afterwards.
+come from the store afterwards. It is the same nearest-rank percentile as
+every other one (:mod:`streambench.stats`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-import numpy as np
-
 from streambench.capture.schema import Kind
+from streambench.stats import percentile
 
 _kind = itemgetter(0)
 _SAMPLE_ROWS = 10_000
@@ -72,7 +72,11 @@ class ProgressTracker:
             errors=self.counts[Kind.ERROR],
             timeouts=self.counts[Kind.TIMEOUT],
             rate=kinds[Kind.SEND] / interval,
-            p95_ms=float(np.percentile(latencies, 95)) / 1e6 if latencies else None,
+            p95_ms=_ms(percentile(latencies, 0.95)),
             lag_ms=max(lags) / 1e6 if lags else None,
             final=final,
         )
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
