@@ -138,8 +138,11 @@ def _anomalies_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="do not record occurrences in the knowledge base"
     )
-    parser.add_argument("--webhook", metavar="URL", help="also post the anomalies to a webhook")
-    parser.add_argument("--webhook-style", choices=("json", "slack", "teams"), default="json")
+    parser.add_argument("--webhook", metavar="URL", help="also post the anomalies to a webhook, "
+                        "or mail them: smtp:// or smtps://host?from=...&to=... (credentials "
+                        "from STREAMBENCH_SMTP_USER/_PASSWORD)")
+    parser.add_argument("--webhook-style", choices=("json", "slack", "teams", "email"),
+                        default="json")
     parser.set_defaults(handler=_anomalies)  # fmt: skip
 
 

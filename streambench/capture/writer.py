@@ -28,14 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, Kind
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, TIMED_KINDS
 from streambench.capture.store import Store
 
 Row = tuple[Any, ...]  # one recorded event (layout in the module docstring)
 PART_STRIDE = 100_000  # a shard k's parts are numbered from k * PART_STRIDE
 _KINDS = pa.array(KIND_NAMES, pa.string())
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_SLICE = 8192  # rows converted per GIL hold (about 2 ms)
+_SLICE = 1024  # rows converted per GIL hold (about half a millisecond)
 
 
 class CaptureCounts(TypedDict):
@@ -86,7 +86,8 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
     """
     n = len(rows)
     # In slices: converting Python objects holds the GIL, and the event loop (the
-    # senders) must get it back every few milliseconds, not once per batch.
+    # senders) must get it back within a millisecond, not once per batch: a sender
+    # kept waiting 5 ms is a message sent 5 ms late (schedule lag).
     structs = pa.chunked_array([pa.array(rows[i:i + _SLICE], type=ROW_TYPE)
                                 for i in range(0, n, _SLICE)] or [pa.array([], ROW_TYPE)])
     (kind, ts_mono, conn, seq, cid, intended, sent, nbytes, topic, status, error,
@@ -94,7 +95,7 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
     ts = _shift(ts_mono, offset_ns)
     intended_ns = _shift(intended, offset_ns)
     sent_ns = _shift(sent, offset_ns)
-    is_recv = pc.equal(kind, pa.scalar(Kind.RECV, pa.int8()))
+    is_recv = pc.is_in(kind, pa.array([int(k) for k in TIMED_KINDS], pa.int8()))
     columns = {
         "run_id": pa.repeat(run_id, n).cast(pa.string()),
         "ts": ts.cast(pa.timestamp("ns", tz="UTC")),
@@ -195,19 +196,25 @@ class CaptureWriter:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture")
         self._pending: list[concurrent.futures.Future[None]] = []
 
-    def submit(self, rows: list[Row]) -> None:
+    def submit(self, rows: list[Row], *,
+               on_table: Callable[[pa.Table], None] | None = None) -> None:
+        """Queue ``rows`` for writing; ``on_table`` is called with them as an
+        EVENT_SCHEMA table (before redaction) on the writer thread (live progress)."""
         self._raise_failures()
         if rows:
-            self._pending.append(self._pool.submit(self._write_events, rows))
+            self._pending.append(self._pool.submit(self._write_events, rows, on_table))
 
     def submit_faults(self, faults: Sequence[dict[str, Any]]) -> None:
         if faults:
             self._pending.append(self._pool.submit(self._write_faults, list(faults)))
 
-    def _write_events(self, rows: list[Row]) -> None:
+    def _write_events(self, rows: list[Row],
+                      on_table: Callable[[pa.Table], None] | None = None) -> None:
         table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
                               offset_ns=self.offset_ns, worker=self.worker,
                               conn_offset=self.conn_offset, payloads=self.payloads)
+        if on_table is not None:
+            on_table(table)
         if self.redactor is not None:
             table = self.redactor.redact_table(table)
         self.events.write(table)
@@ -226,6 +233,28 @@ class CaptureWriter:
         return CaptureCounts(events=self.events.rows_written,
                              event_bytes=self.events.bytes_written,
                              parts=self.events.parts_written, faults=self.faults.rows_written)
+
+    def warm_up(self, rows: Sequence[Row], *,
+                then: Callable[[pa.Table], None] | None = None) -> None:
+        """Take ``rows`` through every step of writing but the disk (conversion,
+        redaction, Parquet encoding into memory), so the first real batch does not
+        pay for imports and first-use set-up: that costs tens of milliseconds of
+        GIL, a stall of the event loop, at the run's start. Call it (in a thread)
+        before the run's schedule begins; ``then`` gets the table too."""
+        import io
+
+        table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
+                              offset_ns=self.offset_ns, payloads=self.payloads)
+        if then is not None:
+            then(table)
+        if self.redactor is not None:
+            table = self.redactor.redact_table(table)
+        pq.write_table(table.drop_columns(["run_id"]), io.BytesIO(), compression="zstd")
+
+    def wait(self) -> None:
+        """Block until every batch submitted so far is written (re-raises a failure)."""
+        for future in list(self._pending):
+            future.result()
 
     def close(self) -> None:
         """Wait for every batch to be written; re-raise the first failure."""

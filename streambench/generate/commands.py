@@ -14,7 +14,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "run", help="run a scenario and capture every event",
         description="Run a scenario against its target (url: embedded starts the built-in "
-        "one), capture every event to the store and print a summary.",
+        "one), capture every event to the store and print a summary. Exits 1 when the run "
+        "did not complete, or when most replies matched no request (the summary shows a "
+        "sample and what was looked for).",
     )
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
     overrides = p.add_argument_group("overrides")
@@ -39,6 +41,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streambench.analyze.diagnose import mostly_unmatched, unmatched_line
     from streambench.analyze.summary import format_summary
     from streambench.api import execute
     from streambench.capture.store import Store
@@ -60,6 +63,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"streambench: {exc}", file=sys.stderr)
         return 130
     _print(result.summary, as_json=args.json, format_summary=format_summary)
+    replies = result.summary.get("replies")
+    if replies is not None and mostly_unmatched(replies):
+        print(f"streambench: {unmatched_line(replies)}", file=sys.stderr)
+        return 1
     return 0 if result.status == "completed" else 1
 
 

@@ -12,80 +12,55 @@ when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    SkipValidation,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
+from streambench import limits
+from streambench.scenario.conversation import (
+    DEFINED_NAMES,
+    NAME,
+    Replies,
+    Step,
+    Variable,
+    check_variables,
+    defined_names,
+    path_problem,
+)
+from streambench.scenario.conversation import FieldProblem as FieldProblem  # noqa: PLC0414
+from streambench.scenario.durations import Duration as Duration  # noqa: PLC0414
+from streambench.scenario.durations import parse_duration as parse_duration  # noqa: PLC0414
 from streambench.scenario.faults import Fault
 from streambench.scenario.secrets import template_problem
-from streambench.scenario.synth import check_body
+from streambench.scenario.synth import (
+    ANY_NAME,
+    BUILTIN,
+    GENERATORS,
+    check_body,
+    placeholder_names,
+    pool_problem,
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-# "1h30m", "2m30s", "1s500ms": whole-number parts, largest unit first
-_COMPOUND = re.compile(r"^\s*(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?\s*$")
-_LONG_UNITS = {  # words people write, for the "did you mean" hint
-    "ms": ("msec", "msecs", "millis", "millisecond", "milliseconds"),
-    "s": ("sec", "secs", "second", "seconds"),
-    "m": ("min", "mins", "minute", "minutes"),
-    "h": ("hr", "hrs", "hour", "hours"),
-}
-_EXPECTED_DURATION = "expected a duration such as 500ms, 30s, 5m, 2h or 1h30m"
+if TYPE_CHECKING:
+    from streambench.scenario.proto import Method
 
-
-def parse_duration(value: Any) -> float:
-    """``"500ms"`` -> 0.5, ``"5m"`` -> 300.0, ``"1h30m"`` -> 5400.0, ``2`` -> 2.0 (seconds)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"expected a duration >= 0, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        compound = _COMPOUND.match(value)
-        if compound and any(compound.groups()):
-            h, m, s, ms = (int(part or 0) for part in compound.groups())
-            return h * 3600.0 + m * 60.0 + s + ms / 1000
-        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}{_duration_hint(value)}")
-    raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
-
-
-def _duration_hint(text: str) -> str:
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$", text)
-    if match:
-        number, word = match.group(1), match.group(2).lower()
-        for unit, words in _LONG_UNITS.items():
-            if word in words or word == unit:
-                return f"; did you mean {number}{unit}?"
-    return ""
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# The built-in gRPC echo service's proto (streambench/target/grpc_echo.py serves it).
+BUILTIN_PROTO = Path(__file__).resolve().parent.parent / "target" / "grpc_echo.proto"
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class FieldProblem(ValueError):
-    """Raised by a model-level validator about one of the model's fields.
-
-    ``loc`` is the field's position relative to the model, so the loader can
-    report ``target.url`` rather than ``target``.
-    """
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Model(BaseModel):
@@ -110,9 +85,13 @@ class ServerFaults(_Model):
     seed: int = 0
 
 
+# A delay of 0 turns a refused reconnect into a busy loop writing error rows.
+ReconnectDelay = Annotated[Duration, Field(ge=limits.RECONNECT_DELAY_S)]
+
+
 class Reconnect(_Model):
-    initial: Duration = 0.1
-    max: Duration = 5.0
+    initial: ReconnectDelay = 0.1
+    max: ReconnectDelay = 5.0
     factor: float = Field(default=2.0, ge=1.0)
     attempts: int | None = Field(default=None, ge=0)  # None: keep trying until the run ends
 
@@ -122,7 +101,11 @@ _URL_SCHEMES = {  # MQTT may also run over WebSockets (aiomqtt transport="websoc
     "http": ("http", "https"),
     "sse": ("http", "https"),
     "mqtt": ("mqtt", "mqtts", "ws", "wss"),
+    "grpc": ("grpc", "grpcs"),
 }
+
+
+HEADER_FIELDS = ("headers", "metadata")  # name -> value maps that may hold ${SECRETS}
 
 
 class Will(_Model):
@@ -134,11 +117,27 @@ class Will(_Model):
     retain: bool = False
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What is wrong with one HTTP header, or None. Values are checked after ``${...}``
+    are resolved too: a CR or LF would start a header (or a request) of its own."""
+    if not _TOKEN.match(name):
+        return f"header name {name!r} is not a valid HTTP field name"
+    if any(c in value for c in "\r\n\0"):
+        return "a header value must not contain CR, LF or NUL"
+    if not value.isascii():
+        return "a header value must be ASCII (percent-encode or base64 other text)"
+    return None
+
+
 class _TargetBase(_Model):
     """What every target has: where it is and how long connecting may take."""
 
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger replies are errors
 
     @property
     def embedded(self) -> bool:
@@ -146,8 +145,9 @@ class _TargetBase(_Model):
 
     def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
         fields: list[tuple[tuple[str, ...], str | None]] = [(("url",), self.url)]
-        headers: dict[str, str] = getattr(self, "headers", {})
-        fields += [(("headers", name), value) for name, value in headers.items()]
+        for key in HEADER_FIELDS:
+            headers: dict[str, str] = getattr(self, key, {})
+            fields += [((key, name), value) for name, value in headers.items()]
         return fields
 
     @model_validator(mode="after")
@@ -156,6 +156,10 @@ class _TargetBase(_Model):
             problem = None if text is None else template_problem(text)
             if problem is not None:
                 raise FieldProblem(loc, problem)
+        for name, value in getattr(self, "headers", {}).items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise FieldProblem(("headers", name), problem)
         return self
 
     @model_validator(mode="after")
@@ -186,9 +190,10 @@ class WebSocketTarget(_TargetBase):
     protocol: Literal["websocket"] = "websocket"
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     reconnect: Reconnect = Field(default_factory=Reconnect)
-    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger frames are errors
     fallback: Literal["http"] | None = None  # a refused upgrade goes on over HTTP
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+    subprotocols: tuple[str, ...] = ()  # offered in the handshake (Sec-WebSocket-Protocol)
+    on_connect: tuple[Step, ...] = ()  # set-up steps on every connect and reconnect
 
 
 class MqttTarget(_TargetBase):
@@ -210,6 +215,9 @@ class MqttTarget(_TargetBase):
     will: Will | None = None
     # auto: the lean built-in codec for mqtt(s)://, aiomqtt for MQTT over ws(s)://
     mqtt_engine: Literal["auto", "wire", "aiomqtt"] = "auto"
+    # MQTT 5: the id travels as the publish's correlation data (and the subscribe
+    # topic as its response topic); replies are matched by theirs
+    correlation_data: bool = False
 
     def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
         return [*super()._secret_fields(), (("username",), self.username),
@@ -223,6 +231,9 @@ class MqttTarget(_TargetBase):
         if self.headers and self.url.lower().startswith(("mqtt://", "mqtts://")):
             raise FieldProblem(("headers",), "headers are sent in the WebSocket handshake: "
                                "they apply to MQTT over ws:// or wss:// only")
+        if self.correlation_data and self.mqtt_version != "5":
+            raise FieldProblem(("correlation_data",), "correlation data is an MQTT 5 "
+                               "property: set mqtt_version: \"5\"")
         return self
 
 
@@ -231,7 +242,7 @@ class HttpTarget(_TargetBase):
 
     protocol: Literal["http"]
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
-    method: str = "POST"
+    method: str = Field(default="POST", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
     # lean (plain http://, keep-alive, httptools' C parser; the fastest), aiohttp
     # (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
     http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
@@ -247,30 +258,132 @@ class SseTarget(_TargetBase):
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
 
 
+def scenario_path(value: str, info: ValidationInfo) -> str:
+    """A file path as written in a scenario, made absolute: relative to the scenario
+    file's directory (``context["base_dir"]``, given by the loader), else to the
+    working directory."""
+    base = (info.context or {}).get("base_dir") if info.context is not None else None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(base or ".").resolve() / path)
+
+
+class GrpcTls(_Model):
+    """TLS for ``grpcs://``: what to trust and, for mutual TLS, who we are (PEM files)."""
+
+    ca: str | None = None  # CA certificate(s) to trust; None: the system's roots
+    cert: str | None = None  # client certificate chain (mutual TLS), with key
+    key: str | None = None  # its private key
+    server_name: str | None = None  # name to verify in the server's certificate
+
+    @field_validator("ca", "cert", "key", mode="after")
+    @classmethod
+    def _relative_to_scenario(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else scenario_path(value, info)
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> GrpcTls:
+        if (self.cert is None) != (self.key is None):
+            missing = "key" if self.key is None else "cert"
+            raise FieldProblem((missing,), "mutual TLS needs both cert and key")
+        return self
+
+
+_METADATA_KEY = re.compile(r"^[a-z0-9_.-]+$")
+
+
+class GrpcTarget(_TargetBase):
+    """A gRPC service: ``method`` of ``service`` in the ``proto`` file (docs/protocols.md).
+
+    The proto is compiled when the scenario is loaded (a wrong file, service or
+    method is a validation error); paths are relative to the scenario file.
+    """
+
+    protocol: Literal["grpc"]
+    proto: str = Field(default=str(BUILTIN_PROTO))  # default: the built-in echo service's
+    proto_paths: tuple[str, ...] = ()  # more directories for the proto's imports
+    service: str | None = None  # full or short name; None: the proto's only service
+    method: str
+    metadata: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
+    tls: GrpcTls | None = None  # for grpcs:// (which alone uses the system's roots)
+    deadline: Duration | None = Field(default=None, gt=0)  # per call; bidi: per stream
+    reconnect: Reconnect = Field(default_factory=Reconnect)
+    max_message_bytes: int = Field(default=4 << 20, ge=1024)  # bigger replies are errors
+    server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+
+    @field_validator("proto", mode="after")
+    @classmethod
+    def _proto_path(cls, value: str, info: ValidationInfo) -> str:
+        return scenario_path(value, info)
+
+    @field_validator("proto_paths", mode="after")
+    @classmethod
+    def _include_paths(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return tuple(scenario_path(v, info) for v in value)
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _METADATA_KEY.match(key) or key.endswith("-bin"):
+                raise FieldProblem((key,), f"metadata key {key!r}: expected lower-case "
+                                   "letters, digits, '-', '_' or '.' (text values only, "
+                                   "no -bin keys)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_grpcs(self) -> GrpcTarget:
+        if self.tls is not None and self.url.lower().startswith("grpc://"):
+            raise FieldProblem(("tls",), "TLS settings need a grpcs:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _method_in_proto(self) -> GrpcTarget:
+        rpc = self.rpc()
+        if rpc.kind == "client_stream":
+            raise FieldProblem(("method",), f"{rpc.name} is a client-streaming method; "
+                               "streambench calls unary, server-streaming and "
+                               "bidirectional-streaming methods")
+        return self
+
+    def rpc(self) -> Method:
+        """The compiled method (cached per proto file); raises FieldProblem when wrong."""
+        from streambench.scenario.proto import ProtoProblem, compile_proto
+
+        try:
+            return compile_proto(self.proto, include=self.proto_paths).method(
+                self.service, self.method)
+        except ProtoProblem as exc:
+            raise FieldProblem((exc.field,), str(exc)) from None
+
+
 def server_knobs(target: _TargetBase) -> ServerFaults:
     """The built-in target's fault knobs a scenario asks for (none for MQTT)."""
     knobs = getattr(target, "server", None)
     return knobs if isinstance(knobs, ServerFaults) else ServerFaults()
 
 
-Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget,
+Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget | GrpcTarget,
                    Field(discriminator="protocol")]
 """One model per protocol: a key that does nothing for a protocol is an error.
 ``protocol`` may be left out: websocket (see :meth:`Scenario._default_protocol`)."""
 
 
+RunDuration = Annotated[Duration, Field(gt=0, le=limits.DURATION_S)]
+Rate = Annotated[float, Field(ge=0, le=limits.RATE)]
+
+
 class Stage(_Model):
     """One stage of a load profile: ``rate`` at its start, ramping linearly to ``to``."""
 
-    duration: Duration = Field(gt=0)
-    rate: float = Field(ge=0)
-    to: float | None = Field(default=None, ge=0)  # None: hold `rate` for the whole stage
+    duration: RunDuration
+    rate: Rate
+    to: Rate | None = None  # None: hold `rate` for the whole stage
 
 
 class Load(_Model):
     connections: int = Field(default=1, ge=1, le=1_000_000)
-    rate: float | None = Field(default=None, gt=0)  # messages/s over all connections
-    duration: Duration | None = Field(default=None, gt=0)
+    rate: float | None = Field(default=None, gt=0, le=limits.RATE)  # messages/s, all connections
+    duration: RunDuration | None = None
     stages: tuple[Stage, ...] | None = None
     arrival: Literal["constant", "poisson"] = "constant"
     timeout: Duration = Field(default=5.0, gt=0)  # a reply later than this is a timeout
@@ -285,7 +398,19 @@ class Load(_Model):
                 raise ValueError("stages must list at least one stage")
         elif self.rate is None or self.duration is None:
             raise ValueError("give rate and duration (or a list of stages)")
+        if self.total_duration > limits.DURATION_S:
+            raise ValueError(f"the stages last {self.total_duration:,.0f}s; at most "
+                             f"{limits.DURATION_S:,.0f}s (30 days)")
+        if self.messages > limits.MESSAGES:
+            raise ValueError(f"rate x duration schedules {self.messages:,.0f} messages; at "
+                             f"most {limits.MESSAGES:,} per run")
         return self
+
+    @property
+    def messages(self) -> float:
+        """How many messages the profile schedules (ramps count their mean rate)."""
+        return sum(s.duration * (s.rate + (s.rate if s.to is None else s.to)) / 2
+                   for s in self.profile())
 
     def profile(self) -> tuple[Stage, ...]:
         """The load as stages, whichever way the scenario said it."""
@@ -300,18 +425,84 @@ class Load(_Model):
         return sum(stage.duration for stage in self.profile())
 
 
+# Replies are searched for `"<cid_field>":"` as text: no quote, backslash or control character.
+FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r'^[^"\\\x00-\x1f]+$')]
+
+
 class Message(_Model):
-    body: dict[str, Any] = Field(default_factory=lambda: {"text": "{{sentence}}"})
-    cid_field: str = "cid"
-    seq_field: str = "seq"
+    """What is sent: ``message:`` (one kind), or each entry of ``messages:`` (a weighted mix).
+
+    ``body`` is a JSON object, or a text sent as a raw text frame. The correlation
+    id is added at ``cid_field`` (a path; null: nothing added) as text
+    (``cid_type: string``, ``"<conn>-<seq>"``) or a number (``integer``); the
+    sequence number at ``seq_field`` (null: not added). ``{{cid}}``, ``{{seq}}``,
+    ``{{conn}}`` and ``{{variables}}`` may also be written anywhere in the body.
+    """
+
+    name: str = Field(default="message", pattern=NAME)  # a Socket.IO event's name
+    weight: float = Field(default=1.0, gt=0)  # share of the mix in messages:
+    body: Annotated[dict[str, Any] | str, SkipValidation] = Field(
+        default_factory=lambda: {"text": "{{sentence}}"})
+    cid_field: FieldName | None = "cid"
+    cid_type: Literal["string", "integer"] = "string"
+    seq_field: FieldName | None = "seq"
+    expect: Literal["reply", "none", "stream"] | None = None  # None: reply (a preset may say)
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _body_type(cls, value: Any) -> Any:
+        if not isinstance(value, dict | str):
+            raise ValueError(f"expected a mapping (a JSON object) or text (a raw text frame), "
+                             f"got {type(value).__name__}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_body(cls, data: Any) -> Any:
+        """A text body has no fields: nothing is added unless the scenario says where."""
+        if isinstance(data, dict) and isinstance(data.get("body"), str):
+            return {"cid_field": None, "seq_field": None, **data}
+        return data
 
     @model_validator(mode="after")
     def _placeholders(self) -> Message:
+        for key in ("cid_field", "seq_field"):
+            path = getattr(self, key)
+            if path is None:
+                continue
+            if isinstance(self.body, str):
+                raise FieldProblem((key,), "a text body has no fields: write {{cid}} / {{seq}} "
+                                   f"where they go, or set {key}: null")
+            problem = path_problem(path) or _insert_problem(self.body, path)
+            if problem is not None:
+                raise FieldProblem((key,), problem)
         # Raises synth.BodyProblem (a ValueError carrying every problem with its
         # position in the body); the loader expands it into one Problem each.
-        check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field)
+        defined = DEFINED_NAMES.get()
+        names = ANY_NAME if defined is None else frozenset({*BUILTIN, *defined})
+        check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field, names=names)
+        problem = pool_problem(self.body, self.pool)
+        if problem is not None:
+            raise FieldProblem(("pool",), problem)
         return self
+
+    @property
+    def carries_id(self) -> bool:
+        """The request carries its correlation id (at cid_field or as {{cid}})."""
+        return self.cid_field is not None or "cid" in {name for _, name in
+                                                       placeholder_names(self.body)}
+
+
+def _insert_problem(body: dict[str, Any], path: str) -> str | None:
+    node: Any = body
+    for part in path.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+        if not isinstance(node, dict):
+            return f"cannot add {path!r}: {part!r} in the body is not an object"
+    return None
 
 
 class Redaction(_Model):
@@ -402,6 +593,75 @@ class Scenario(_Model):
     capture: Capture = Field(default_factory=Capture)
     slo: Slo = Field(default_factory=Slo)
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
+    messages: tuple[Message, ...] = ()  # a weighted mix of kinds instead of one message
+    replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
+    variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
+    preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
+
+    def kinds(self) -> tuple[Message, ...]:
+        """The message kinds: ``messages``, or ``message`` alone."""
+        return self.messages or (self.message,)
+
+    def reply_id(self) -> str | None:
+        """Where answers carry the id: ``replies.id``, else the path the requests use;
+        None when answers are matched in order (or by MQTT 5 correlation data)."""
+        if self.replies.id is not None or self.replies.in_order:
+            return self.replies.id
+        paths = {k.cid_field for k in self.kinds() if k.expect != "none" and k.carries_id}
+        return next(iter(paths)) if len(paths) == 1 else None
+
+    def looked_for(self) -> str:
+        """What an answer had to carry, in words (the summary shows it when none matched)."""
+        if self.preset is not None:
+            return _PRESET_IDS[self.preset]
+        if getattr(self.target, "correlation_data", False):
+            return "the request's id in the reply's MQTT 5 correlation data"
+        path = self.reply_id()
+        if path is None:
+            return "any reply, each answering the oldest message in flight (in order)"
+        shapes = {"a number such as 3000000017" if k.cid_type == "integer" else
+                  'text such as "3-17"' for k in self.kinds() if k.expect != "none"}
+        return f"the request's id at {path!r} ({' or '.join(sorted(shapes))})"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_names(cls, data: Any, handler: ModelWrapValidatorHandler[Scenario]) -> Scenario:
+        """Bodies are validated knowing the scenario's variables and captured names."""
+        token = DEFINED_NAMES.set(defined_names(data))
+        try:
+            return handler(data)
+        finally:
+            DEFINED_NAMES.reset(token)
+
+    @model_validator(mode="after")
+    def _conversation(self) -> Scenario:
+        check_conversation(self)
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_messages(self) -> Scenario:
+        """A gRPC scenario's body and correlation fields fit the method's messages."""
+        if not isinstance(self.target, GrpcTarget):
+            return self
+        from streambench.scenario.proto import ProtoProblem, correlation_fields, encode_body
+        from streambench.scenario.synth import render
+
+        rpc = self.target.rpc()
+        message = self.message
+        # check_conversation (run first) holds gRPC to one object body with both fields
+        assert isinstance(message.body, dict)
+        assert message.cid_field is not None
+        assert message.seq_field is not None
+        for key in ("cid_field", "seq_field"):
+            if "." in getattr(message, key):
+                raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
+                                   "its own: a field name, not a path")
+        try:
+            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
+            encode_body(rpc, render(message.body, seed=self.seed))
+        except ProtoProblem as exc:
+            raise FieldProblem(tuple(exc.field.split(".")), str(exc)) from None
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -411,3 +671,119 @@ class Scenario(_Model):
                 and "protocol" not in data["target"]:
             return {**data, "target": {"protocol": "websocket", **data["target"]}}
         return data
+
+
+_PRESET_IDS = {
+    "jsonrpc": "the request's integer id at 'id' (a JSON-RPC 2.0 response)",
+    "graphql-ws": "the operation's id at 'id' of next/complete/error messages",
+    "socketio": "an ack (43<id>[...]) with the event's ack id",
+}
+_PRESET_PROTOCOLS = {"jsonrpc": ("websocket", "mqtt"), "graphql-ws": ("websocket",),
+                     "socketio": ("websocket",)}
+
+
+def check_conversation(scenario: Scenario) -> None:
+    """How messages, replies, steps and variables fit together (FieldProblem if not)."""
+    if scenario.messages and scenario.message != Message():
+        raise FieldProblem(("messages",), "give message (one kind) or messages (a mix), "
+                           "not both")
+    names = [kind.name for kind in scenario.messages]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise FieldProblem(("messages", index, "name"), f"kind name {name!r} is used twice")
+    if scenario.target.protocol == "grpc":  # a protobuf request: its own fields
+        kind = scenario.message
+        if scenario.messages or scenario.variables or isinstance(kind.body, str) \
+                or kind.cid_field is None or kind.seq_field is None \
+                or scenario.replies != Replies():
+            raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
+                               "of the request message: messages, variables, replies, text "
+                               "bodies and null cid_field/seq_field do not apply")
+    check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
+    _check_placeholders(scenario)
+    _check_preset(scenario)
+    _check_correlation(scenario)
+
+
+def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:
+    return ("messages", index) if scenario.messages else ("message",)
+
+
+def _check_placeholders(scenario: Scenario) -> None:
+    target = scenario.target
+    steps: tuple[Step, ...] = getattr(target, "on_connect", ())
+    known = {*BUILTIN, *GENERATORS, *scenario.variables,
+             *(name for step in steps for name in step.capture)}
+    where: list[tuple[tuple[str | int, ...], Any]] = []  # bodies are checked by Message
+    where += [(("target", "on_connect", i, "send"), step.send) for i, step in enumerate(steps)]
+    where += [(("replies", "rules", i, "respond"), rule.respond)
+              for i, rule in enumerate(scenario.replies.rules)]
+    for loc, value in where:
+        for inner, name in placeholder_names(value):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {{{{{close[0]}}}}}?" if close else \
+                    " (not a placeholder, a variable or a captured value)"
+                raise FieldProblem((*loc, *inner), f"unknown placeholder {{{{{name}}}}}{hint}")
+
+
+def _check_preset(scenario: Scenario) -> None:
+    preset = scenario.preset
+    if preset is None:
+        return
+    protocol = scenario.target.protocol
+    if protocol not in _PRESET_PROTOCOLS[preset]:
+        raise FieldProblem(("preset",), f"preset {preset} speaks over "
+                           f"{' or '.join(_PRESET_PROTOCOLS[preset])}, not {protocol}")
+    for index, kind in enumerate(scenario.kinds()):
+        for key in ("cid_field", "cid_type", "seq_field"):
+            if getattr(kind, key) != Message.model_fields[key].default:
+                raise FieldProblem((*_kind_loc(scenario, index), key),
+                                   f"preset {preset} decides {key}; remove it")
+        if not isinstance(kind.body, dict):
+            raise FieldProblem((*_kind_loc(scenario, index), "body"),
+                               f"preset {preset} sends an object body (its envelope wraps it)")
+    if scenario.replies.id is not None or scenario.replies.in_order:
+        raise FieldProblem(("replies", "id"), f"preset {preset} decides where replies carry "
+                           "the id; remove it")
+
+
+def _check_correlation(scenario: Scenario) -> None:
+    if scenario.preset is not None:
+        return
+    kinds = scenario.kinds()
+    answered = [(i, k) for i, k in enumerate(kinds) if k.expect != "none"]
+    by_property = getattr(scenario.target, "correlation_data", False)
+    replies = scenario.replies
+    if by_property:
+        if replies.id is not None or replies.in_order:
+            raise FieldProblem(("replies", "id"), "with target.correlation_data replies are "
+                               "matched by their correlation data; remove replies.id")
+        return
+    if replies.id is not None:
+        for index, kind in answered:
+            if not kind.carries_id:
+                raise FieldProblem(("replies", "id"), f"{kind.name} carries no id "
+                                   f"({'.'.join(map(str, _kind_loc(scenario, index)))}.cid_field"
+                                   " is null and its body has no {{cid}}), so no reply can carry "
+                                   "it: remove replies.id to match replies in order")
+        return
+    if replies.in_order:
+        streams = [i for i, k in answered if k.expect == "stream"]
+        if streams:
+            raise FieldProblem(("replies", "in_order"), "a stream's replies are told apart by "
+                               "their id: in_order cannot match them")
+        return
+    carrying = {k.cid_field for _, k in answered if k.carries_id}
+    if None in carrying:
+        raise FieldProblem(("replies", "id"), "the requests carry their id as {{cid}} in the "
+                           "body: say where replies carry it (replies.id), or match replies "
+                           "in order (replies.in_order: true)")
+    if len(carrying) > 1:
+        raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
+                           "places: say where replies carry it (replies.id)")
+    if carrying and any(not k.carries_id for _, k in answered):
+        index = next(i for i, k in answered if not k.carries_id)
+        raise FieldProblem((*_kind_loc(scenario, index), "cid_field"), "this kind expects a "
+                           "reply but carries no id while others do: give it a cid_field, or "
+                           "expect: none")

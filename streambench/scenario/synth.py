@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from streambench.errors import ConfigError
+from streambench.limits import BODY_DEPTH, PLACEHOLDER_CHARS, POOL_BODIES, POOL_BYTES
 
 Loc = tuple[str | int, ...]  # a position inside the body: keys and list indexes
 
@@ -52,18 +53,39 @@ class BodyProblem(ValueError):
         super().__init__(f"{where}: {first_msg}{more}")
 
 
-def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
-    """Raise :class:`BodyProblem` listing every unknown or malformed placeholder
-    and any top-level key that collides with the correlation fields."""
+BUILTIN = ("cid", "seq", "conn")
+"""Placeholders filled per message or connection: the correlation id, the message's
+sequence number and the connection index (besides the scenario's own ``variables``)."""
+ANY_NAME = frozenset({"*"})  # check_body: leave names that are no generator to the caller
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"  # private-use characters around a slot's name
+
+
+def check_body(body: dict[str, Any] | str, *, cid_field: str | None, seq_field: str | None,
+               names: frozenset[str] | set[str] = frozenset(BUILTIN)) -> None:
+    """Raise :class:`BodyProblem` listing every unknown or malformed placeholder,
+    any key that collides with the correlation fields, text that is not valid
+    UTF-8, and a body nested deeper than :data:`~streambench.limits.BODY_DEPTH`.
+
+    ``names`` are the placeholders filled later (``{{cid}}``, variables); with
+    :data:`ANY_NAME`, a name that is no generator is left for the caller to judge.
+    """
+    depth = nesting(body)
+    if depth > BODY_DEPTH:
+        raise BodyProblem([((), f"nested {depth} levels deep; at most {BODY_DEPTH} "
+                            "(deeper messages could not be captured)")])
     problems: list[tuple[Loc, str]] = []
     for key in (cid_field, seq_field):
-        if key in body:
-            problems.append(((key,), f"key {key!r} is reserved: streambench adds it to every "
-                             "message (rename the key, or set message.cid_field/seq_field)"))
+        if isinstance(body, dict) and key is not None and _has_path(body, key):
+            problems.append((tuple(key.split(".")), f"key {key!r} is reserved: streambench "
+                             "adds it to every message (rename the key, or set "
+                             "message.cid_field/seq_field)"))
     for loc, value in _leaves(body, (), problems):
         if isinstance(value, str):
+            if (bad := text_problem(value)) is not None:
+                problems.append((loc, bad))
+                continue
             for match in _PLACEHOLDER.finditer(value):
-                message = _placeholder_problem(match.group(1))
+                message = _placeholder_problem(match.group(1), names)
                 if message is not None:
                     problems.append((loc, message))
         else:
@@ -72,6 +94,91 @@ def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
                 problems.append((loc, message))
     if problems:
         raise BodyProblem(problems)
+
+
+def placeholder_names(value: Any) -> Iterator[tuple[Loc, str]]:
+    """Every ``{{name}}`` in a body (or a step's message) with its position."""
+    for loc, leaf in _leaves(value, (), []):
+        if isinstance(leaf, str):
+            for match in _PLACEHOLDER.finditer(leaf):
+                yield loc, _split(match.group(1))[0]
+
+
+def _has_path(body: dict[str, Any], path: str) -> bool:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def pool_problem(body: dict[str, Any] | str, pool: int) -> str | None:
+    """Why ``pool`` bodies like ``body`` are too many to hold in memory, or None.
+
+    Call after :func:`check_body` passed. One body is rendered to estimate the size.
+    """
+    if pool > POOL_BODIES:
+        return f"expected at most {POOL_BODIES:,} bodies, got {pool:,}"
+    late = frozenset(name for _, name in placeholder_names(body) if name not in GENERATORS)
+    size = len(orjson.dumps(_compile(body, late)(random.Random("streambench-size")))) + 40
+    if pool * size > POOL_BYTES:
+        return (f"{pool:,} bodies of about {size:,} bytes need {pool * size / 2**20:,.0f} MiB; "
+                f"at most {POOL_BYTES >> 20} MiB: lower message.pool to "
+                f"{max(1, POOL_BYTES // size):,} or less")
+    return None
+
+
+def public_body(body: Any) -> Any:
+    """``body`` as a manifest keeps it: placeholders as written, literal text as
+    ``<text:N>``, literal numbers as ``<number>`` (true, false and null kept).
+
+    A value written into a scenario's body may be personal data and is sent to
+    the target like any other: it never reaches disk unredacted, in a manifest
+    either. Keys are kept (they are the body's shape). Call on a checked body
+    (at most :data:`~streambench.limits.BODY_DEPTH` deep).
+    """
+    if isinstance(body, dict):
+        return {key: public_body(value) for key, value in body.items()}
+    if isinstance(body, list | tuple):
+        return [public_body(value) for value in body]
+    if isinstance(body, str):
+        pieces, last = [], 0
+        for match in _PLACEHOLDER.finditer(body):
+            pieces += [_literal(body[last:match.start()]), match.group()]
+            last = match.end()
+        return "".join([*pieces, _literal(body[last:])])
+    if isinstance(body, bool) or body is None:
+        return body
+    return "<number>"
+
+
+def _literal(text: str) -> str:
+    return f"<text:{len(text)}>" if text else ""
+
+
+def nesting(value: Any) -> int:
+    """How deeply ``value`` nests lists and mappings (iterative: safe on any input)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, depth + 1)
+            if deepest > BODY_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent (not valid UTF-8: a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds \\u{ord(text[exc.start]):04x} at character {exc.start}, a lone UTF-16 "
+                "surrogate that is not valid UTF-8 text; remove it")
+    return None
 
 
 class BodyPool:
@@ -106,7 +213,8 @@ class BodyPool:
         """Body ``i % size`` as a dict, without the correlation fields (for tests and previews)."""
         prefix = self._prefixes[i % self.size]
         text = prefix[:-1] if prefix.endswith(b",") else prefix
-        return orjson.loads(text + b"}")
+        doc: dict[str, Any] = orjson.loads(text + b"}")
+        return doc
 
     def __len__(self) -> int:
         return self.size
@@ -126,6 +234,9 @@ def compile_body(
         check_body(body, cid_field=cid_field, seq_field=seq_field)
     except BodyProblem as exc:
         raise ConfigError(f"message.{exc}") from exc
+    too_many = pool_problem(body, pool)
+    if too_many is not None:
+        raise ConfigError(f"message.pool: {too_many}")
     template = _compile(body)
     rng = random.Random(f"streambench-body:{seed}")
     prefixes = []
@@ -135,10 +246,23 @@ def compile_body(
     return BodyPool(prefixes, cid_field=cid_field, seq_field=seq_field)
 
 
+def render_pool(body: Any, *, seed: int, pool: int, slots: frozenset[str]) -> list[Any]:
+    """``pool`` renderings of ``body`` (an object or a text) for ``seed``.
+
+    Placeholders named in ``slots`` (``cid``, ``seq``, ``conn``, variables) are
+    not filled: each becomes a marker, ``MARK_OPEN + name + MARK_CLOSE``, that
+    :mod:`streambench.generate.engine.frames` turns into a slot of the frame.
+    """
+    template = _compile(body, slots)
+    rng = random.Random(f"streambench-body:{seed}")
+    return [template(rng) for _ in range(pool)]
+
+
 def render(body: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """One body rendered for ``seed`` (a preview; no validation beyond the placeholders)."""
     check_body(body, cid_field="\0cid", seq_field="\0seq")
-    return _compile(body)(random.Random(f"streambench-body:{seed}"))
+    rendered: dict[str, Any] = _compile(body)(random.Random(f"streambench-body:{seed}"))
+    return rendered
 
 
 # --- the placeholders --------------------------------------------------------------
@@ -214,10 +338,10 @@ def _count(default: int | None) -> Any:
     def parse(name: str, args: list[str]) -> tuple[int]:
         if not args and default is not None:
             return (default,)
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not args[0].isascii() or not args[0].isdigit():
             raise ValueError(f"expected {{{{{name}:N}}}} with N a whole number >= 0")
-        if int(args[0]) > 1 << 24:
-            raise ValueError(f"N must be at most {1 << 24}, got {args[0]}")
+        if len(args[0]) > 9 or int(args[0]) > PLACEHOLDER_CHARS:
+            raise ValueError(f"N must be at most {PLACEHOLDER_CHARS}, got {args[0]}")
         return (int(args[0]),)
     return parse
 
@@ -235,10 +359,12 @@ def _sentence(rng: random.Random) -> str:
 
 def _chars(n: int) -> Render:
     def make(rng: random.Random) -> str:
-        out = ""
-        while len(out) < n:
-            out += rng.choice(_WORDS) + " "
-        return out[:n]
+        words, size = [], 0
+        while size < n:  # linear: joined once at the end
+            word = rng.choice(_WORDS) + " "
+            words.append(word)
+            size += len(word)
+        return "".join(words)[:n]
     return make
 
 
@@ -297,28 +423,28 @@ def parse_args(name: str, args: list[str]) -> tuple[Any, ...]:
 Render = Any  # Callable[[random.Random], Any]; kept loose to stay readable
 
 
-def _compile(value: Any) -> Render:
+def _compile(value: Any, slots: frozenset[str] = frozenset()) -> Render:
     if isinstance(value, dict):
-        parts = [(key, _compile(item)) for key, item in value.items()]
+        parts = [(key, _compile(item, slots)) for key, item in value.items()]
         return lambda rng: {key: part(rng) for key, part in parts}
     if isinstance(value, list | tuple):
-        items = [_compile(item) for item in value]
+        items = [_compile(item, slots) for item in value]
         return lambda rng: [item(rng) for item in items]
     if isinstance(value, str) and "{{" in value:
-        return _compile_string(value)
+        return _compile_string(value, slots)
     return lambda rng: value
 
 
-def _compile_string(text: str) -> Render:
-    whole = _PLACEHOLDER.fullmatch(text)
-    if whole is not None:
-        return _generator(whole.group(1))
+def _compile_string(text: str, slots: frozenset[str] = frozenset()) -> Render:
+    found = list(_PLACEHOLDER.finditer(text))
+    if len(found) == 1 and found[0].span() == (0, len(text)):  # exactly one: a typed value
+        return _generator(found[0].group(1), slots)
     pieces: list[Render] = []
     last = 0
     for match in _PLACEHOLDER.finditer(text):
         literal = text[last : match.start()]
         pieces.append(lambda rng, literal=literal: literal)
-        generate = _generator(match.group(1))
+        generate = _generator(match.group(1), slots)
         pieces.append(lambda rng, generate=generate: _as_text(generate(rng)))
         last = match.end()
     tail = text[last:]
@@ -332,8 +458,11 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _generator(inner: str) -> Render:
+def _generator(inner: str, slots: frozenset[str] = frozenset()) -> Render:
     name, args = _split(inner)
+    if name in slots:
+        marker = f"{MARK_OPEN}{name}{MARK_CLOSE}"
+        return lambda rng: marker
     make = GENERATORS[name]
     return make(*parse_args(name, args))
 
@@ -343,10 +472,15 @@ def _split(inner: str) -> tuple[str, list[str]]:
     return name.strip(), [arg.strip() for arg in args]
 
 
-def _placeholder_problem(inner: str) -> str | None:
+def _placeholder_problem(inner: str, names: frozenset[str] | set[str] = frozenset(BUILTIN)
+                         ) -> str | None:
     name, args = _split(inner)
+    if name in names and name not in GENERATORS:
+        return f"{{{{{name}}}}} takes no arguments" if args else None
     if name not in GENERATORS:
-        close = difflib.get_close_matches(name, list(GENERATORS), n=1, cutoff=0.6)
+        if names is ANY_NAME and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and not args:
+            return None
+        close = difflib.get_close_matches(name, [*GENERATORS, *names], n=1, cutoff=0.6)
         hint = f"; did you mean {{{{{close[0]}}}}}?" if close else " (see docs/scenarios.md)"
         return f"unknown placeholder {{{{{inner.strip()}}}}}{hint}"
     try:
@@ -363,6 +497,8 @@ def _leaves(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Iterator[t
             name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
                 problems.append(((*loc, name), _key_problem(key)))
+            elif (bad := text_problem(key)) is not None:
+                problems.append((loc, f"a key {bad}"))
             yield from _leaves(item, (*loc, name), problems)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

@@ -1,7 +1,9 @@
 """The target for ``url: embedded``: ``streambench serve`` in a child process.
 
 The child has its own process (and so its own core), so the target does not
-steal CPU from the load generator it is measured by. Usage::
+steal CPU from the load generator it is measured by, and its own session, so
+a signal meant for the run's process group (Ctrl-C, a Jupyter kernel
+interrupt) never kills the target of a run that goes on. Usage::
 
     async with EmbeddedTarget(scenario.target.server) as target:
         ...  # drive load at target.ws_url / target.http_url
@@ -37,10 +39,12 @@ STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
 
 
-def serve_argv(faults: ServerFaults, *, faults_out: str) -> list[str]:
+def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False) -> list[str]:
     """The child's command line for these knobs (only knobs that differ from the default)."""
     argv = [sys.executable, "-m", "streambench", "serve", "--port", "0", "--faults-out", faults_out,
             "--exit-with-parent", str(os.getpid())]
+    if grpc:
+        argv += ["--grpc-port", "0"]
     for field, value in faults.model_dump(exclude_defaults=True).items():
         if value is not None:
             argv += [f"--{field.replace('_', '-')}", repr(value) if field != "seed" else str(value)]
@@ -50,8 +54,10 @@ def serve_argv(faults: ServerFaults, *, faults_out: str) -> list[str]:
 class EmbeddedTarget:
     """An async context manager running the built-in target in a child process."""
 
-    def __init__(self, faults: ServerFaults, *, startup_timeout: float = 15.0) -> None:
+    def __init__(self, faults: ServerFaults, *, startup_timeout: float = 15.0,
+                 grpc: bool = False) -> None:
         self._faults_config = faults
+        self._grpc = grpc
         self._startup_timeout = startup_timeout
         self._dir: str | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -59,6 +65,7 @@ class EmbeddedTarget:
         self._ready_ns = 0
         self.ws_url = ""
         self.http_url = ""
+        self.grpc_url = ""  # with grpc=True: the gRPC echo service (grpc_echo.py)
         self.pid = 0
 
     async def __aenter__(self) -> EmbeddedTarget:
@@ -100,7 +107,8 @@ class EmbeddedTarget:
         return Path(self._dir) / "stderr.log"
 
     async def _start(self) -> None:
-        argv = serve_argv(self._faults_config, faults_out=str(self._faults_path))
+        argv = serve_argv(self._faults_config, faults_out=str(self._faults_path),
+                          grpc=self._grpc)
         with self._stderr_path.open("wb") as stderr:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -108,9 +116,14 @@ class EmbeddedTarget:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
                 env=child_env(),
+                # A session of its own: a signal to the group of the process that runs the
+                # load (Ctrl-C in a terminal, Jupyter's Kernel > Interrupt) never reaches the
+                # target; its run stops it (SIGTERM, below), or it exits with its parent.
+                start_new_session=True,
             )
         ready = await self._read_ready_line()
         self.ws_url, self.http_url, self.pid = ready["ws_url"], ready["http_url"], ready["pid"]
+        self.grpc_url = ready.get("grpc_url", "")
         self._ready_ns = time.time_ns()
 
     async def _read_ready_line(self) -> dict[str, Any]:

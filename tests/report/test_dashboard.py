@@ -23,6 +23,8 @@ def test_refresh_follows_a_live_run_and_stop_aborts_it(tmp_path: Path) -> None:
     handle = dash.live.handle
     assert handle is not None
     assert not dash.stop_button.disabled
+    # the run starts in a process of its own (interpreter, target, connections)
+    wait_for(lambda: handle.latest is not None, timeout=60, what="the run's first progress")
     seen_sent: list[int] = []
     seen_svg: set[str] = set()
     for _ in range(MAX_REFRESHES):

@@ -18,7 +18,6 @@ The summary a user sees is computed from the store afterwards by
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 from dataclasses import dataclass
 
@@ -37,11 +36,11 @@ from streambench.generate.engine.lifecycle import (
     target_url,
 )
 from streambench.generate.engine.progress import ProgressTracker
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
-from streambench.scenario.secrets import public_url
+from streambench.scenario.secrets import public_url, register_scenario
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 @dataclass
@@ -59,9 +58,19 @@ def new_run_id(name: str) -> str:
 
 
 def redactor_for(scenario: Scenario) -> Redactor:
-    """The scenario's redactor; raises at once when a hash key is missing."""
-    return Redactor(scenario.capture.redaction, cid_field=scenario.message.cid_field,
-                    seq_field=scenario.message.seq_field)
+    """The scenario's redactor; raises at once when a hash key is missing.
+
+    Every process of a run calls this first (one process, the driver, each
+    shard), so it also registers the scenario's credentials as this process's
+    secrets: they are scrubbed from every row, log line and manifest after.
+    Ids are kept where the conversation carries them (``data.request_id``).
+    """
+    register_scenario(scenario)
+    kinds = scenario.kinds()
+    keep = [path for kind in kinds for path in (kind.cid_field, kind.seq_field) if path]
+    reply_id = "id" if scenario.preset is not None else scenario.reply_id()
+    return Redactor(scenario.capture.redaction, cid_field=None, seq_field=None,
+                    keep=[*keep, *([reply_id] if reply_id else [])])
 
 
 async def run_async(
@@ -75,6 +84,7 @@ async def run_async(
 ) -> RunOutcome:
     """Run a scenario to the end (or until stopped); everything captured is on disk after."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     redactor = redactor_for(scenario)
     manifest = start_manifest(scenario, run_id=run_id, store=store)
@@ -91,8 +101,9 @@ async def run_async(
              extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, writer) as url:
-                await drive(scenario, url=url, recorder=recorder, writer=writer,
+            async with target_url(scenario, writer) as (url, target_pid):
+                await drive(scenario, url=url, target_pid=target_pid, recorder=recorder,
+                            writer=writer,
                             tracker=ProgressTracker(total_s=scenario.load.total_duration),
                             control=control, on_progress=on_progress, injector=injector)
         if control.reason is not None:
@@ -116,14 +127,16 @@ async def run_async(
 
 
 def run(scenario: Scenario, *, store: Store, run_id: str | None = None,
-        on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+        on_progress: OnProgress = None, control: RunControl | None = None,
+        handle_signals: bool = True) -> RunOutcome:
     """Blocking :func:`run_async` on a fresh event loop (uvloop when available).
 
     With ``handle_signals`` Ctrl-C and SIGTERM flush what was captured, mark
     the run aborted, and raise :class:`RunInterrupted`.
     """
     outcome = new_loop_run(run_async(scenario, store=store, run_id=run_id,
-                                     on_progress=on_progress, handle_signals=handle_signals))
+                                     on_progress=on_progress, control=control,
+                                     handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 

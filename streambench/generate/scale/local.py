@@ -36,7 +36,8 @@ from streambench.capture.manifest import Manifest, finish_manifest, start_manife
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store
 from streambench.capture.writer import CaptureWriter, wall_offset_ns
-from streambench.generate.engine.drive import OnProgress, start_headroom_ns
+from streambench.generate.engine.drive import OnProgress, health_writer, start_headroom_ns
+from streambench.generate.engine.health import Watched, sampling
 from streambench.generate.engine.lifecycle import (
     RunControl,
     interrupted,
@@ -62,11 +63,11 @@ from streambench.generate.scale.shards import (
     run_shard,
     split,
 )
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 class Backend(Protocol):
@@ -84,19 +85,21 @@ class Backend(Protocol):
 
 
 def run_workers(scenario: Scenario, *, store: Store, workers: int, run_id: str | None = None,
-                on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+                on_progress: OnProgress = None, control: RunControl | None = None,
+                handle_signals: bool = True) -> RunOutcome:
     """Run over ``workers`` local processes; blocking, like :func:`engine.run.run`."""
     return run_sharded(scenario, store=store, backend=ProcessBackend(), workers=workers,
-                       run_id=run_id, on_progress=on_progress, handle_signals=handle_signals)
+                       run_id=run_id, on_progress=on_progress, control=control,
+                       handle_signals=handle_signals)
 
 
 def run_sharded(scenario: Scenario, *, store: Store, backend: Backend, workers: int,
                 run_id: str | None = None, on_progress: OnProgress = None,
-                handle_signals: bool = True) -> RunOutcome:
+                control: RunControl | None = None, handle_signals: bool = True) -> RunOutcome:
     """:func:`drive` on a fresh loop; a signal ends in :class:`RunInterrupted`."""
     outcome = new_loop_run(drive(
         scenario, store=store, backend=backend, workers=workers, run_id=run_id,
-        on_progress=on_progress, handle_signals=handle_signals))
+        on_progress=on_progress, control=control, handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 
@@ -136,6 +139,7 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
                 control: RunControl | None = None, handle_signals: bool = False) -> RunOutcome:
     """Run ``scenario`` as shards on ``backend``; one run id, one manifest, one summary."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     raise_open_files()  # before the target starts: it inherits the limit
     current_run_id.set(run_id)
@@ -152,13 +156,16 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
              public_url(scenario.target.url), count, extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, truth) as url:
+            async with target_url(scenario, truth) as (url, target_pid):
                 shards = [_Shard(s) for s in plan_shards(
                     scenario, run_id=run_id, store_root=_shared_root(store), url=url,
                     workers=workers)]
-                await _supervise(backend, shards, control, on_progress, scenario,
-                                 announce=lambda: store.write_manifest(
-                                     {**manifest, "workers": _listing(shards)}))
+                # the shards sample themselves; the driver samples the built-in target
+                targets = [Watched("target", None, target_pid)] if target_pid else []
+                with sampling(health_writer(truth), targets):
+                    await _supervise(backend, shards, control, on_progress, scenario,
+                                     announce=lambda: store.write_manifest(
+                                         {**manifest, "workers": _listing(shards)}))
         failure = next((s.result["exception"] for s in shards
                         if s.result and s.result.get("exception") is not None), None)
         if failure is not None:
@@ -336,7 +343,7 @@ def _log_settings() -> tuple[str, str] | None:
     """The driver's ``--log-format``/``--log-level``, for the workers to use too."""
     from streambench.logs import JsonFormatter
 
-    logger = logging.getLogger("streambench")
+    logger = get_logger("streambench")
     if not logger.handlers:
         return None
     fmt = "json" if isinstance(logger.handlers[0].formatter, JsonFormatter) else "text"
@@ -352,7 +359,7 @@ class ProcessBackend:
     def __init__(self) -> None:
         self._mp = multiprocessing.get_context("spawn")
         self.processes: dict[int, Any] = {}
-        self._pipes: dict[int, Any] = {}  # worker -> the driver's end, until it ends
+        self._pipes: dict[int, mp_connection.Connection] = {}  # worker -> the driver's end
 
     def launch(self, specs: list[ShardSpec]) -> None:
         for spec in specs:
@@ -367,9 +374,9 @@ class ProcessBackend:
 
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        by_pipe = {id(p): w for w, p in self._pipes.items()}
-        for pipe in mp_connection.wait(list(self._pipes.values()), timeout):
-            worker = by_pipe[id(pipe)]
+        by_pipe = {id(p): (w, p) for w, p in self._pipes.items()}
+        for ready in mp_connection.wait(list(self._pipes.values()), timeout):
+            worker, pipe = by_pipe[id(ready)]
             try:
                 while pipe.poll():
                     messages.append(pipe.recv())

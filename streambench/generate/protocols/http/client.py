@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,8 +36,9 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, os_reason
-from streambench.generate.protocols.http.lean import LeanSession
+from streambench.generate.protocols.base import EventRecorder, os_reason, target_as
+from streambench.generate.protocols.http.lean import BodyTooBig, LeanSession
+from streambench.scenario.model import HttpTarget
 
 POOL_SIZE = 100  # keep-alive sockets per connection
 _YIELD_EVERY = 64
@@ -62,8 +64,10 @@ class HttpConnection(EventRecorder):
                                                                else 80)
         self.topic = parts.path or "/"
         self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.method = ctx.scenario.target.method.upper()
-        engine = ctx.scenario.target.http_engine
+        target = target_as(ctx, HttpTarget)
+        self.max_body = target.max_message_bytes
+        self.method = target.method.upper()
+        engine = target.http_engine
         if engine == "lean" and parts.scheme != "http":
             raise ConfigError("target.http_engine: lean speaks plain http:// only; use "
                               "aiohttp (or auto) for https://")
@@ -82,7 +86,7 @@ class HttpConnection(EventRecorder):
         self._workers = 0
 
     # -- the pool ----------------------------------------------------------------
-    async def open(self) -> aiohttp.ClientSession:
+    async def open(self) -> aiohttp.ClientSession | LeanSession:
         """Check the target accepts TCP connections, then open the pool."""
         timeout = self.ctx.scenario.target.connect_timeout
         try:
@@ -98,19 +102,21 @@ class HttpConnection(EventRecorder):
         return self._new_session()
 
     def _new_session(self) -> aiohttp.ClientSession | LeanSession:
+        headers = with_content_type(self.ctx.headers)
         if self.lean:
-            headers = {**_CONTENT_TYPE, **self.ctx.headers}
-            return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
-                               method=self.method, headers=headers, size=POOL_SIZE,
-                               timeout=2 * self.ctx.scenario.load.timeout + 1)
+            try:
+                return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
+                                   method=self.method, headers=headers, size=POOL_SIZE,
+                                   timeout=2 * self.ctx.scenario.load.timeout + 1,
+                                   max_body=self.max_body)
+            except ValueError as exc:
+                raise ConfigError(f"target: {exc} (the lean HTTP engine writes them as they "
+                                  "are; percent-encode the URL)") from None
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
         # One timer per request: a bound so that no request outlives the run. The
         # measured timeout is the sweeper's (load.timeout from the intended time).
         timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
-        # Content-Type first so a scenario header can override it; no per-request headers
-        # to merge on the hot path.
-        headers = {**_CONTENT_TYPE, **self.ctx.headers}
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
@@ -134,8 +140,8 @@ class HttpConnection(EventRecorder):
     async def send_all(self) -> None:
         """Start every scheduled request at its intended time (open model)."""
         ctx = self.ctx
-        frame, start = ctx.frame, ctx.start_mono
-        global_conn = ctx.conn_offset + self.conn
+        message = ctx.conversation.framer(ctx.conn_offset + self.conn).message
+        start = ctx.start_mono
         faults = self.faults
         seq = 0
         try:
@@ -147,8 +153,7 @@ class HttpConnection(EventRecorder):
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
+                _, cid, data = message(seq)
                 if faults is not None:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                 else:
@@ -202,14 +207,19 @@ class HttpConnection(EventRecorder):
                 status, reason, body = await session.request(data)
             else:
                 async with session.request(self.method, self.url, data=data) as response:
-                    body = await response.read()
-                    status, reason = response.status, response.reason
+                    body = await read_bounded(response, self.max_body)
+                    status, reason = response.status, response.reason or ""
+        except TimeoutError:  # first: TimeoutError is an OSError, and aiohttp's are both
+            return  # the sweeper has recorded the timeout already
+        except BodyTooBig as exc:  # as for a WebSocket frame: a too_big row, the socket dropped
+            self.record_event(Kind.ERROR, status="too_big", error=str(exc))
+            if not copy:
+                self._resolve(cid, Kind.ERROR, "disconnected", str(exc))
+            return
         except (aiohttp.ClientError, OSError) as exc:
             if not copy:
                 self._resolve(cid, Kind.ERROR, "disconnected", _describe(exc))
             return
-        except TimeoutError:
-            return  # the sweeper has recorded the timeout already
         if copy:
             return
         text = body.decode("utf-8", "replace")
@@ -249,7 +259,7 @@ class HttpConnection(EventRecorder):
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
-    async def _reopen(self, old: aiohttp.ClientSession) -> None:
+    async def _reopen(self, old: aiohttp.ClientSession | LeanSession) -> None:
         await old.close()
         if self.faults is not None:
             await self.faults.hold_down(self.conn)
@@ -257,6 +267,25 @@ class HttpConnection(EventRecorder):
             self.session = self._new_session()
             self.record_event(Kind.CONNECT, status="open")
 
+
+
+def with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
+    """The scenario's headers, with a JSON Content-Type unless they give one (in any case)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return dict(headers)
+    return {**_CONTENT_TYPE, **headers}
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or :class:`BodyTooBig` as soon as it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise BodyTooBig(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _describe(exc: BaseException) -> str:
