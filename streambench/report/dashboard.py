@@ -130,7 +130,8 @@ class Dashboard:
 
         if isinstance(run, str):
             opened = open_store(store)
-            return cls(LiveRun(opened.resolve_run(run), opened), interval_s=interval_s)
+            return cls(LiveRun(opened.resolve_run(run, running=True), opened),
+                       interval_s=interval_s)
         return cls(LiveRun(run.run_id, run.store, handle=run), interval_s=interval_s)
 
     # -- updating --------------------------------------------------------------

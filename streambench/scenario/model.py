@@ -532,6 +532,8 @@ class Capture(_Model):
     payloads: bool = True  # store (redacted) payloads; False keeps only metadata
     flush_every: Duration = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=200_000, ge=1000)
+    # small parts merged every this often during a run (0: only at its end); docs/operations.md
+    compact_every: Duration = Field(default=300.0, ge=0)
 
 
 LATENCY_OBJECTIVES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
@@ -657,7 +659,8 @@ class Scenario(_Model):
                 raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
                                    "its own: a field name, not a path")
         try:
-            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
+            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field,
+                               reply_id=self.replies.id)
             encode_body(rpc, render(message.body, seed=self.seed))
         except ProtoProblem as exc:
             raise FieldProblem(tuple(exc.field.split(".")), str(exc)) from None
@@ -695,10 +698,11 @@ def check_conversation(scenario: Scenario) -> None:
         kind = scenario.message
         if scenario.messages or scenario.variables or isinstance(kind.body, str) \
                 or kind.cid_field is None or kind.seq_field is None \
-                or scenario.replies != Replies():
+                or scenario.replies.model_copy(update={"id": None}) != Replies():
             raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
-                               "of the request message: messages, variables, replies, text "
-                               "bodies and null cid_field/seq_field do not apply")
+                               "of the request message: messages, variables, reply rules, "
+                               "text bodies and null cid_field/seq_field do not apply "
+                               "(replies.id, where a bidi reply carries the id, does)")
     check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
     _check_placeholders(scenario)
     _check_preset(scenario)
@@ -776,9 +780,10 @@ def _check_correlation(scenario: Scenario) -> None:
         return
     carrying = {k.cid_field for _, k in answered if k.carries_id}
     if None in carrying:
-        raise FieldProblem(("replies", "id"), "the requests carry their id as {{cid}} in the "
-                           "body: say where replies carry it (replies.id), or match replies "
-                           "in order (replies.in_order: true)")
+        index = next(i for i, k in answered if k.carries_id and k.cid_field is None)
+        raise FieldProblem((*_kind_loc(scenario, index), "body"), "the request carries its id "
+                           "as {{cid}} in the body: say where replies carry it (replies.id), "
+                           "or match replies in order (replies.in_order: true)")
     if len(carrying) > 1:
         raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
                            "places: say where replies carry it (replies.id)")
