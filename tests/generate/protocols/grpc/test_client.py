@@ -211,3 +211,26 @@ async def test_client_faults_apply_to_a_stream(store: Store, echo: Start):
     assert len(unmatched) >= len(copied) - 1 > 0  # ...unless the cut at 1 s took it
     assert result.summary["received"] >= 150
     assert result.status == "completed"
+
+
+async def test_malformed_and_drifted_requests(store: Store, echo: Start):
+    """malformed: the encoded request cut short (the server cannot decode it); a drift
+    that no longer fits the request type cannot be encoded: a send_failed row."""
+    server = await echo()
+    sc = scenario(target={"protocol": "grpc", "url": server.url, "method": "Unary"},
+                  load={"connections": 1, "rate": 100, "duration": "1s", "timeout": "1s"},
+                  faults=[{"kind": "malformed", "probability": 0.1},
+                          {"kind": "schema_drift", "at": "500ms", "retype": {"text": "int"}}])
+    result = await run_async(sc, store=store)
+    events = store.events(result.run_id).collect()
+    malformed = set(events.filter(pl.col("status") == "malformed")["cid"])
+    drifted = events.filter(pl.col("status") == "send_failed")
+    assert malformed
+    assert drifted.height >= 40  # every message from 0.5 s on
+    assert drifted["error"][0].startswith("cannot encode as EchoRequest: ")
+    answered = set(events.filter(pl.col("kind") == "recv")["cid"])
+    failed = events.filter((pl.col("kind") == "error") & pl.col("cid").is_in(list(malformed))
+                           & (pl.col("status") != "send_failed"))
+    assert not (malformed - set(drifted["cid"])) & answered  # no cut request was answered
+    assert failed.height >= 1
+    assert set(failed["status"]) <= {"INTERNAL", "UNKNOWN", "CANCELLED"}
