@@ -13,7 +13,7 @@ import trustme
 
 from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.errors import TargetUnreachable
+from streambench.errors import TargetError, TargetUnreachable
 from streambench.scenario.model import BUILTIN_PROTO, ServerFaults
 from streambench.scenario.proto import compile_proto
 from streambench.target.grpc_echo import RunningGrpcServer, start_grpc_server
@@ -177,6 +177,26 @@ async def test_tls_with_the_scenarios_ca(store: Store, echo: Start, tmp_path: Pa
     assert server.url.startswith("grpcs://")
     sc = grpc_scenario(server.url, "Chat", tls={"ca": str(tmp_path / "ca.pem")})
     result = await run_async(sc, store=store)
+    assert result.summary["received"] == 100
+
+
+async def test_mutual_tls_with_the_scenarios_client_certificate(store: Store, echo: Start,
+                                                                tmp_path: Path):
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    client_cert = ca.issue_cert("streambench-client@example.com")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client_cert.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client_cert.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    server = await echo(tls=(server_cert.private_key_pem.bytes(),
+                             server_cert.cert_chain_pems[0].bytes()),
+                        client_ca=ca.cert_pem.bytes())
+    tls = {"ca": str(tmp_path / "ca.pem")}
+    with pytest.raises(TargetError, match="no gRPC channel came up"):  # no certificate
+        await run_async(grpc_scenario(server.url, "Unary", tls=tls, connect_timeout="1s"),
+                        store=store)
+    tls |= {"cert": str(tmp_path / "client.pem"), "key": str(tmp_path / "client.key")}
+    result = await run_async(grpc_scenario(server.url, "Unary", tls=tls), store=store)
     assert result.summary["received"] == 100
 
 
