@@ -530,6 +530,8 @@ class Capture(_Model):
     payloads: bool = True  # store (redacted) payloads; False keeps only metadata
     flush_every: Duration = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=200_000, ge=1000)
+    # small parts merged every this often during a run (0: only at its end); docs/operations.md
+    compact_every: Duration = Field(default=300.0, ge=0)
 
 
 LATENCY_OBJECTIVES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
