@@ -128,9 +128,12 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
                          Kind.DISCONNECT])  # fmt: skip
     watched = [client] + ([Watched("target", None, target_pid)] if target_pid else [])
     with sampling(health_writer(writer), watched):
-        await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
-                     control=control, on_progress=on_progress, injector=injector, gate=gate,
-                     stalls=stalls)
+        try:
+            await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
+                         control=control, on_progress=on_progress, injector=injector, gate=gate,
+                         stalls=stalls)
+        except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
+            raise first_error(group) from None
 
 
 def health_writer(writer: CaptureWriter) -> HealthWriter:
