@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,14 +108,30 @@ def raw_rate(url: str, connections: int, seconds: float, window: int) -> float:
     return float(out.stdout.strip())
 
 
-def streambench_at(rate: float, scenario: Path, store: str, seconds: float) -> dict:
+def streambench_at(rate: float, scenario: Path, store: str, seconds: float,
+                   duration: float | None = None) -> dict:
+    extra = ["--duration", f"{duration}s"] if duration is not None else []
     done = subprocess.run([sys.executable, "-m", "streambench", "run", str(scenario), "--rate",
                            f"{rate:.0f}", "--store", store, "--json", "--progress", "never",
+                           *extra,
                            "--workers", "1"],  # one client core, like the raw client
                           capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip())
     return json.loads(done.stdout)
+
+
+def cpu_per_1000(rate: float, scenario: Path, store: str, seconds: float) -> float:
+    """Marginal CPU seconds per 1,000 echoed messages at ``rate`` (start-up excluded)."""
+    spent = []
+    for length in (seconds, 3 * seconds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        summary = streambench_at(rate, scenario, store, length, duration=length)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        spent.append((cpu, summary["received"]))
+    (cpu1, n1), (cpu3, n3) = spent
+    return (cpu3 - cpu1) / max(n3 - n1, 1) * 1000
 
 
 def sustained(summary: dict) -> bool:
@@ -146,10 +164,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="rates tried by each search")
     parser.add_argument("--lag-ms", type=float, default=5.0,
                         help="schedule lag p99 bound of the lag-bounded rate")
+    parser.add_argument("--cpu-rate", type=float, help="also measure CPU per message here")
+    parser.add_argument("--cpu-only", action="store_true", help="skip the rate searches")
+    parser.add_argument("--repeat", type=int, default=3, help="CPU measurements (median)")
     args = parser.parse_args()
     server, port = start_server()
     url = f"ws://127.0.0.1:{port}/echo"
     try:
+        if args.cpu_rate:
+            with tempfile.TemporaryDirectory() as tmp:
+                scenario = Path(tmp) / "ws_echo.yaml"
+                scenario.write_text(SCENARIO.format(url=url, connections=args.connections,
+                                                    seconds=args.seconds))
+                figures = [cpu_per_1000(args.cpu_rate, scenario, f"{tmp}/store", args.seconds)
+                           for _ in range(args.repeat)]
+            print(f"streambench CPU at {args.cpu_rate:,.0f} msg/s: "
+                  f"{statistics.median(figures):.3f} s per 1,000 echoed messages (median of "
+                  f"{', '.join(f'{f:.3f}' for f in figures)})")
+        if args.cpu_only:
+            return
         raw = raw_rate(url, args.connections, args.seconds, args.window)
         print(f"raw websockets (pipelined, window {args.window}, {args.connections} conns, "
               f"one core): {raw:,.0f} round trips/s")

@@ -11,6 +11,7 @@ from typing import Any
 
 from streambench.analyze.summary import summarize
 from streambench.capture.manifest import Manifest
+from streambench.capture.names import check_run_id
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store, store_root
 from streambench.generate.engine import run as engine
@@ -101,6 +102,8 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
     from streambench.generate.scale.limits import raise_open_files
     from streambench.generate.scale.shards import default_workers
 
+    if run_id is not None:
+        check_run_id(run_id, where="run id")
     raise_open_files()
     processes = min(workers or default_workers(), scenario.load.connections)
     if cluster:

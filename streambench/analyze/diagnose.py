@@ -69,7 +69,7 @@ def closes_summary(events: pl.LazyFrame) -> list[dict[str, Any]]:
 
 def mostly_unmatched(replies: dict[str, Any]) -> bool:
     """True when more replies matched nothing than matched a request."""
-    return replies["unmatched"] > replies["matched"]
+    return bool(replies["unmatched"] > replies["matched"])
 
 
 def unmatched_line(replies: dict[str, Any]) -> str:

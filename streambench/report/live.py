@@ -6,7 +6,8 @@ immutable once renamed into place), so a poll costs the same in the first
 minute of a soak as in its tenth hour:
 
 * counters (sent, received, errors, timeouts, connects, disconnects) are
-  cumulative over every part read;
+  cumulative over every part read (each row counted once, even when
+  compaction merges parts already read: :class:`~streambench.capture.follow.Follower`);
 * the per-window metrics and the anomaly rules look at the last ``span_s``
   seconds of events only (a trailing buffer), which bounds memory and time;
 * an anomaly becomes an :class:`Alert` the first time its fingerprint fires,
@@ -34,6 +35,7 @@ from typing import Any
 import polars as pl
 
 from streambench.analyze.summary import planned_duration
+from streambench.capture.follow import Follower
 from streambench.capture.store import Store
 
 COUNTERS = ("sent", "received", "errors", "timeouts", "connects", "disconnects")
@@ -136,7 +138,7 @@ class LiveRun:
     window_s: float = 1.0
     detect: bool = True
     rules: tuple[Any, ...] | None = None
-    _seen: set[str] = field(default_factory=set)
+    _follower: Follower | None = None
     _counts: Counter[str] = field(default_factory=Counter)
     _buffer: pl.DataFrame | None = None
     _alerts: list[Alert] = field(default_factory=list)
@@ -163,7 +165,7 @@ class LiveRun:
             counts=self._current_counts(progress),
             windows=windows,
             alerts=tuple(self._alerts),
-            parts=len(self._seen),
+            parts=self._reader().parts_read,
             host=str(manifest.get("host") or ""),
             pid=manifest.get("pid"),
         )
@@ -209,16 +211,14 @@ class LiveRun:
             return "running" if self.handle.latest is not None else "starting"
         return str(manifest.get("status") or "unknown")
 
+    def _reader(self) -> Follower:
+        if self._follower is None:
+            self._follower = Follower(self.store, self.run_id)
+        return self._follower
+
     def _read_new_parts(self) -> pl.DataFrame | None:
-        paths = [p for p in self.store.parts("events", self.run_id) if p not in self._seen]
-        frames = []
-        for path in paths:
-            with self.store.fs.open(path, "rb") as f:
-                frames.append(pl.read_parquet(f))
-            self._seen.add(path)
-        if not frames:
-            return None
-        return pl.concat(frames, how="diagonal_relaxed").with_columns(run_id=pl.lit(self.run_id))
+        fresh = self._reader().read_new()
+        return None if fresh is None else fresh.with_columns(run_id=pl.lit(self.run_id))
 
     def _absorb(self, fresh: pl.DataFrame) -> None:
         sends = fresh.filter(pl.col("kind") == "send")["ts"].dt.epoch("ns")

@@ -36,7 +36,7 @@ class RunContext:
     conn_offset: int = 0  # first global connection index of this worker
     connections: int = 1  # connections this process drives
     topics: dict[int, str] = field(default_factory=dict)
-    plan: Plan = None  # type: ignore[assignment]  # compiled from the scenario if not given
+    plan: Plan | None = None  # compiled from the scenario if not given
     # local addresses connections are opened from (resolved, checked); () for the default
     source_addresses: tuple[str, ...] = ()
 
@@ -48,6 +48,12 @@ class RunContext:
         """Where connection ``conn`` of this process is opened from (round robin, global)."""
         addresses = self.source_addresses
         return addresses[(self.conn_offset + conn) % len(addresses)] if addresses else None
+
+    @property
+    def conversation(self) -> Plan:
+        """The compiled plan (set by ``__post_init__``)."""
+        assert self.plan is not None
+        return self.plan
 
     @property
     def timeout_ns(self) -> int:

@@ -29,7 +29,7 @@ import orjson
 from streambench.limits import too_deep
 
 Path = tuple[str | int, ...]
-UNSET = (None, False, "", {}, [])  # an error field holding one of these is not set
+UNSET: tuple[Any, ...] = (None, False, "", {}, [])  # an error field holding one of these is not set
 NOT_JSON = object()  # what a reply that does not parse as JSON reads as
 _MISSING = object()
 
@@ -188,9 +188,9 @@ class Classifier:
                     return Verdict(rule.action, self._id(doc, self.id_path), rule=rule, doc=doc)
                 return self._answer(doc, rule.id or self.id_path, rule)
         if doc is NOT_JSON:
-            found = None if self.id_text is None else list(self.id_text.finditer(text))
-            if found:  # the last occurrence, as the messages streambench sends carry it
-                return Verdict("answer", found[-1].group(1) or found[-1].group(2), doc=doc)
+            ids = [] if self.id_text is None else list(self.id_text.finditer(text))
+            if ids:  # the last occurrence, as the messages streambench sends carry it
+                return Verdict("answer", ids[-1].group(1) or ids[-1].group(2), doc=doc)
             return Verdict("garbage", error="reply is not JSON", doc=doc)
         return self._answer(doc, self.id_path, None)
 

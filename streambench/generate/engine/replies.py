@@ -33,6 +33,7 @@ from streambench.capture.schema import Kind
 from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.engine.conversation import Plan
 from streambench.generate.engine.correlate import NOT_JSON, UNSET, Verdict, id_text
+from streambench.limits import too_deep
 
 PAYLOAD_LIMIT = 4096  # characters of an unexpected reply kept for the error row
 Respond = Callable[[str, int], None]  # (rule name, receive time): send the rule's frame
@@ -51,7 +52,7 @@ class ReplyMatcher:
         self.inflight = inflight
         self.conn = conn
         self.topic = topic
-        self.plan = plan = plan or ctx.plan
+        self.plan = plan = plan or ctx.conversation
         self.classifier = plan.classifier
         self.decode = plan.decode
         self.in_order = plan.in_order
@@ -83,6 +84,8 @@ class ReplyMatcher:
                     self.record((Kind.RECV, now, self.conn, seq, found, intended, sent_at,
                                  len(message), self.topic, status, None, message))
                     return found
+            if doc is not NOT_JSON and too_deep(message):
+                doc = NOT_JSON  # what follows walks the document: it must be bounded
             verdict = self.classifier.classify(message, doc)
             return self.handlers[verdict.action](self, verdict, message, now, status)
         doc = self.decode(message)

@@ -80,7 +80,8 @@ class GrpcConnection(EventRecorder):
 
         try:
             self.codec = GrpcCodec(self.rpc, body, pool=message.pool, cid_field=cid_field,
-                                   seq_field=seq_field, payloads=ctx.scenario.capture.payloads)
+                                   seq_field=seq_field, reply_id=ctx.scenario.replies.id,
+                                   payloads=ctx.scenario.capture.payloads)
         except CodecError as exc:
             raise ConfigError(str(exc)) from None
         self.metadata = tuple((key, resolve(value, field=f"target.metadata.{key}"))

@@ -140,7 +140,8 @@ class HttpConnection(EventRecorder):
     async def send_all(self) -> None:
         """Start every scheduled request at its intended time (open model)."""
         ctx = self.ctx
-        message, start = ctx.plan.framer(ctx.conn_offset + self.conn).message, ctx.start_mono
+        message = ctx.conversation.framer(ctx.conn_offset + self.conn).message
+        start = ctx.start_mono
         faults = self.faults
         seq = 0
         try:

@@ -127,7 +127,7 @@ class AiomqttSession:
             from paho.mqtt.packettypes import PacketTypes
             from paho.mqtt.properties import Properties
 
-            properties = Properties(PacketTypes.PUBLISH)
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.CorrelationData = correlation
             properties.ResponseTopic = s.subscribe_topic
         info = self._paho.publish(s.publish_topic, payload, s.qos, s.retain,

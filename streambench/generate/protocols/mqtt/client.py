@@ -58,7 +58,7 @@ class MqttConnection(EventRecorder):
         target = ctx.scenario.target
         if not isinstance(target, MqttTarget):
             raise ConfigError(f"target.protocol: {target.protocol} is not mqtt")
-        self.framer = ctx.plan.framer(ctx.conn_offset + conn)
+        self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         self.settings = mqtt_settings(target, url=ctx.url, conn=ctx.conn_offset + conn,
                                       heartbeat=ctx.scenario.load.heartbeat,
                                       headers=ctx.headers, variables=self.framer.values)

@@ -126,7 +126,7 @@ class Publisher:
             packet_id = 0
         if self._v5 and correlation is None:
             head = head + b"\x00"
-        elif self._v5:
+        elif self._v5 and correlation is not None:
             props = (b"\x08" + _string(response_topic) if response_topic else b"") \
                 + b"\x09" + _string(correlation)
             head = head + varint(len(props)) + props

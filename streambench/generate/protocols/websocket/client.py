@@ -76,13 +76,13 @@ class WebSocketConnection(EventRecorder):
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.url = ctx.plan.url(ctx.url) if ctx.plan.url is not None else ctx.url
+        self.url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
         self.topic = sys.intern(urlsplit(self.url).path or "/")  # one string per process
         self.inflight = Inflight(conn, ctx.record)
-        self.plan = ctx.plan
-        self.framer = ctx.plan.framer(ctx.conn_offset + conn)
+        self.plan = ctx.conversation
+        self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
-                                    respond=self._respond if ctx.plan.responses else None)
+                                    respond=self._respond if ctx.conversation.responses else None)
         self.ws: WebSocketPump | None = None
         self._opening: WebSocketPump | None = None  # connected, set-up steps running
         self._waiter: StepWaiter | None = None  # the answer a set-up step awaits

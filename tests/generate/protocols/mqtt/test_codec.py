@@ -109,3 +109,18 @@ def test_short_connack_and_suback_are_protocol_violations():
         codec.connack_fields(b"\x00")
     with pytest.raises(codec.ProtocolViolation, match="SUBACK"):
         codec.suback_codes(b"\x00", version=4)
+
+
+def test_mqtt5_correlation_data_round_trips_through_a_publish() -> None:
+    from streambench.generate.protocols.mqtt import codec
+
+    publisher = codec.Publisher("devices/1/cmd", qos=1, retain=False, version=5)
+    packet, _ = publisher.packet(b'{"cmd":"read"}', correlation=b"1-7",
+                                 response_topic="devices/1/reply")
+    ((first, body),) = codec.PacketReader().feed(packet)
+    topic, packet_id, payload = codec.publish_fields(first, body, version=5)
+    assert (topic, packet_id, payload) == (b"devices/1/cmd", 1, b'{"cmd":"read"}')
+    assert codec.publish_correlation(first, body) == b"1-7"
+    plain, _ = publisher.packet(b"x")
+    ((first, body),) = codec.PacketReader().feed(plain)
+    assert codec.publish_correlation(first, body) is None

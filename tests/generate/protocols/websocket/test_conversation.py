@@ -83,7 +83,7 @@ SCENARIO: dict[str, Any] = {
         ],
     },
     "variables": {"room": ["lobby", "news"]},
-    "load": {"connections": 2, "rate": 100, "duration": "1.5s", "timeout": "1s"},
+    "load": {"connections": 2, "rate": 100, "duration": "1.5s", "timeout": "10s"},
     "messages": [
         {"name": "say", "weight": 6, "cid_field": "id", "seq_field": None,
          "body": {"type": "say", "room": "{{room}}", "session": "{{session}}",
