@@ -57,6 +57,15 @@ def connections_per_process() -> int:
     return max(1, hard - FILES_HEADROOM)
 
 
+def processes_for(connections: int, *, fill: float = 1.0) -> int:
+    """How many processes hold ``connections`` with this machine's open-file limit.
+
+    ``fill`` < 1 leaves headroom where the split is uneven (the kernel spreads a
+    multi-process target's connections by hash: use 0.85 there).
+    """
+    return max(1, math.ceil(connections / max(1, int(connections_per_process() * fill))))
+
+
 def check_open_files(connections: int) -> None:
     """Raise the soft limit; ResourceLimit if this process still cannot hold ``connections``."""
     soft, hard = raise_open_files()
