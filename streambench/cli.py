@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "streambench.generate.commands",  # run
     "streambench.scenario.commands",  # validate
     "streambench.target.commands",  # serve
+    "streambench.generate.faults.network.commands",  # proxy
     "streambench.capture.commands",  # runs
     "streambench.capture.retention",  # prune, forget
     "streambench.capture.key_commands",  # keys

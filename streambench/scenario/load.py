@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from streambench.errors import ConfigError, Problem, ScenarioError
 from streambench.scenario.model import FieldProblem, Scenario, parse_duration
+from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import REDACTED
 from streambench.scenario.synth import BodyProblem
 
@@ -35,9 +36,13 @@ EXTENSION_PREFIX = "x-"
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate the scenario at ``path``; raise ScenarioError listing every problem."""
     file = os.fspath(path)
+    return parse_scenario(_read(file), file=file)
+
+
+def _read(file: str) -> str:
     try:
         with open(file, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise ScenarioError(file, [Problem("", "file not found")]) from None
     except IsADirectoryError:
@@ -49,7 +54,6 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         raise ScenarioError(file, [Problem("", message)]) from None
     except OSError as exc:
         raise ScenarioError(file, [Problem("", f"cannot be read: {exc.strerror}")]) from None
-    return parse_scenario(text, file=file)
 
 
 def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
@@ -75,6 +79,38 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ScenarioError(file, problems)
     return scenario
+
+
+def load_network_faults(path: str | os.PathLike[str]) -> tuple[tuple[NetworkFault, ...], int]:
+    """The ``network_faults`` and ``seed`` of a faults file for ``streambench proxy``.
+
+    The file is a list of network faults, a mapping with ``network_faults:``
+    (and maybe ``seed:``), or a whole scenario. Problems are reported as for
+    scenarios (:class:`ScenarioError`, with field paths and lines).
+    """
+    file = os.fspath(path)
+    node = _compose(_read(file), file)
+    if isinstance(node, yaml.SequenceNode):  # a bare list: the network_faults themselves
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "network_faults",
+                              start_mark=node.start_mark, end_mark=node.start_mark)
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)])
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioError(file, [Problem("", "expected a list of network faults, or a mapping "
+                                           "with network_faults:")])
+    if "network_faults" not in {key.value for key, _ in node.value}:
+        raise ScenarioError(file, [Problem("", "no network_faults: list in this file")])
+    lines: dict[Loc, int] = {}
+    problems = list(_index(node, (), lines))
+    data = _construct(node, file)
+    if not isinstance(data, dict) or not {"name", "load"} & data.keys():
+        data = {"name": "proxy", "load": {"rate": 1, "duration": 1}, **data}  # faults only
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems += _convert(exc, lines)
+    if problems:
+        raise ScenarioError(file, sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
+    return scenario.network_faults, scenario.seed
 
 
 def with_overrides(

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from streambench.scenario.faults import Fault
+from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import check_body
 
@@ -139,6 +140,8 @@ class _TargetBase(_Model):
 
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
+    # proxy: through streambench's TCP fault proxy; unset: the proxy iff network_faults
+    via: Literal["direct", "proxy"] | None = None
 
     @property
     def embedded(self) -> bool:
@@ -402,6 +405,19 @@ class Scenario(_Model):
     capture: Capture = Field(default_factory=Capture)
     slo: Slo = Field(default_factory=Slo)
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
+    network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
+
+    @property
+    def proxied(self) -> bool:
+        """True when the run goes through the fault proxy (``via: proxy`` or network faults)."""
+        return self.target.via == "proxy" or bool(self.network_faults)
+
+    @model_validator(mode="after")
+    def _network_needs_proxy(self) -> Scenario:
+        if self.network_faults and self.target.via == "direct":
+            raise FieldProblem(("target", "via"), "network_faults go through the fault proxy: "
+                               "remove via: direct (or the network_faults)")
+        return self
 
     @model_validator(mode="before")
     @classmethod

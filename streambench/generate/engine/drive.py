@@ -72,7 +72,8 @@ def injector_for(scenario: Scenario, recorder: Recorder) -> FaultInjector | None
 
 
 def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: RunControl,
-                injector: FaultInjector | None, gate: StartGate | None) -> RunContext:
+                injector: FaultInjector | None, gate: StartGate | None,
+                dial: tuple[str, int] | None = None) -> RunContext:
     """What every client of this process is handed (secrets resolved here, never logged)."""
     load = scenario.load
     offset = 0 if gate is None else gate.conn_offset
@@ -93,22 +94,25 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
-        connections=load.connections if gate is None else gate.connections,
+        connections=load.connections if gate is None else gate.connections, dial=dial,
     )
 
 
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
-                injector: FaultInjector | None = None, gate: StartGate | None = None) -> None:
+                injector: FaultInjector | None = None, gate: StartGate | None = None,
+                dial: tuple[str, int] | None = None,
+                on_start: Callable[[int], None] | None = None) -> None:
     """Open the connections, fix the schedule's zero, send and receive until done.
 
     ``gate`` makes this process drive global connections ``[conn_offset,
     conn_offset + connections)`` of the scenario's ``load.connections`` and
     take the schedule's zero from the driver; without it this process drives
-    them all.
+    them all. ``dial`` is where clients connect when the run goes through the
+    fault proxy; ``on_start`` is told the schedule's zero (monotonic ns).
     """
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
-                      injector=injector, gate=gate)
+                      injector=injector, gate=gate, dial=dial)
     conns, first = await open_clients(ctx, open_all=open_all, writer=writer)
     for c in conns:
         c.faults = injector
@@ -117,6 +121,8 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     else:  # the zero common to every shard of the run
         ctx.start_mono = await gate.start_mono()
     tracker.start(ctx.start_mono)
+    if on_start is not None:
+        on_start(ctx.start_mono)
     if injector is not None:
         injector.start_mono = ctx.start_mono
         injector.record_bursts(conns)

@@ -37,6 +37,7 @@ from streambench.generate.engine.lifecycle import (
     target_url,
 )
 from streambench.generate.engine.progress import ProgressTracker
+from streambench.generate.faults.network.child import proxied
 from streambench.logs import current_run_id
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url
@@ -91,10 +92,12 @@ async def run_async(
              extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, writer) as url:
+            async with target_url(scenario, writer) as url, \
+                    proxied(scenario, url, writer) as via:
                 await drive(scenario, url=url, recorder=recorder, writer=writer,
                             tracker=ProgressTracker(total_s=scenario.load.total_duration),
-                            control=control, on_progress=on_progress, injector=injector)
+                            control=control, on_progress=on_progress, injector=injector,
+                            dial=via.dial, on_start=via.start)
         if control.reason is not None:
             status = "aborted"
     except BaseException as exc:

@@ -51,6 +51,7 @@ from streambench.generate.engine.run import (
     raise_if_signalled,
     redactor_for,
 )
+from streambench.generate.faults.network.child import proxied
 from streambench.generate.scale.shards import (
     ShardSpec,
     merge_counts,
@@ -152,13 +153,15 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
              public_url(scenario.target.url), count, extra={"run_id": run_id})
     try:
         with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, truth) as url:
+            async with target_url(scenario, truth) as url, \
+                    proxied(scenario, url, truth) as via:
                 shards = [_Shard(s) for s in plan_shards(
                     scenario, run_id=run_id, store_root=_shared_root(store), url=url,
-                    workers=workers)]
+                    workers=workers, dial=via.dial)]
                 await _supervise(backend, shards, control, on_progress, scenario,
                                  announce=lambda: store.write_manifest(
-                                     {**manifest, "workers": _listing(shards)}))
+                                     {**manifest, "workers": _listing(shards)}),
+                                 on_start=via.start)
         failure = next((s.result["exception"] for s in shards
                         if s.result and s.result.get("exception") is not None), None)
         if failure is not None:
@@ -180,10 +183,12 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
 
 async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl,
                      on_progress: OnProgress, scenario: Scenario, *,
-                     announce: Callable[[], None]) -> None:
+                     announce: Callable[[], None],
+                     on_start: Callable[[int], None] = lambda zero_mono_ns: None) -> None:
     """Launch, start together, relay progress, forward a stop; until all are done or lost.
 
-    ``announce`` is called once every shard is ready (or finished), before the start.
+    ``announce`` is called once every shard is ready (or finished), before the start;
+    ``on_start`` gets the start as monotonic ns of this host (the fault proxy's zero).
     """
     backend.launch([s.spec for s in shards])
     every = scenario.capture.flush_every
@@ -202,8 +207,10 @@ async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl
             announce()
             if not stopping:
                 largest = max(s.spec.connections for s in shards)
-                backend.start(time.time_ns() + int(backend.start_margin_s * 1e9)
-                              + start_headroom_ns(largest))
+                zero_ns = (time.time_ns() + int(backend.start_margin_s * 1e9)
+                           + start_headroom_ns(largest))
+                backend.start(zero_ns)
+                on_start(zero_ns - time.time_ns() + time.monotonic_ns())  # the fault proxy
         if on_progress is not None and started and time.monotonic() >= next_line:
             next_line = time.monotonic() + every
             on_progress(_line(shards, total_s))

@@ -35,7 +35,7 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, os_reason
+from streambench.generate.protocols.base import EventRecorder, dial_address, dialled, os_reason
 from streambench.generate.protocols.http.lean import LeanSession
 
 POOL_SIZE = 100  # keep-alive sockets per connection
@@ -72,7 +72,8 @@ class HttpConnection(EventRecorder):
                               "aiohttp (or auto)")
         self.lean = engine == "lean" or (engine == "auto" and parts.scheme == "http"
                                          and self.method != "HEAD")
-        self.url = URL(ctx.url)  # parsed once, not per request
+        self.dialled = dialled(ctx.url, ctx.dial)  # through the fault proxy, if any
+        self.url = URL(self.dialled.url)  # parsed once, not per request
         self.inflight = Inflight(conn, ctx.record)
         self.session: aiohttp.ClientSession | LeanSession | None = None
         self.sending_done = asyncio.Event()
@@ -87,7 +88,8 @@ class HttpConnection(EventRecorder):
         timeout = self.ctx.scenario.target.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                _, writer = await asyncio.open_connection(self.host, self.port)
+                _, writer = await asyncio.open_connection(
+                    *dial_address(self.ctx, self.host, self.port))
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {timeout:g}s") from exc
         except OSError as exc:
@@ -102,7 +104,8 @@ class HttpConnection(EventRecorder):
             headers = {**_CONTENT_TYPE, **self.ctx.headers}
             return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
                                method=self.method, headers=headers, size=POOL_SIZE,
-                               timeout=2 * self.ctx.scenario.load.timeout + 1)
+                               timeout=2 * self.ctx.scenario.load.timeout + 1,
+                               dial=self.ctx.dial)
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
         # One timer per request: a bound so that no request outlives the run. The
@@ -110,7 +113,7 @@ class HttpConnection(EventRecorder):
         timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
         # Content-Type first so a scenario header can override it; no per-request headers
         # to merge on the hot path.
-        headers = {**_CONTENT_TYPE, **self.ctx.headers}
+        headers = {**_CONTENT_TYPE, **self.dialled.headers, **self.ctx.headers}
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
@@ -201,7 +204,9 @@ class HttpConnection(EventRecorder):
             if isinstance(session, LeanSession):
                 status, reason, body = await session.request(data)
             else:
-                async with session.request(self.method, self.url, data=data) as response:
+                async with session.request(self.method, self.url, data=data,
+                                           server_hostname=self.dialled.server_hostname
+                                           ) as response:
                     body = await response.read()
                     status, reason = response.status, response.reason
         except (aiohttp.ClientError, OSError) as exc:

@@ -86,8 +86,10 @@ class LeanSession:
     """``size`` keep-alive sockets to one endpoint; :meth:`request` sends one body."""
 
     def __init__(self, *, host: str, port: int, path: str, method: str,
-                 headers: Mapping[str, str], size: int, timeout: float) -> None:
+                 headers: Mapping[str, str], size: int, timeout: float,
+                 dial: tuple[str, int] | None = None) -> None:
         self.host, self.port, self.size, self.timeout = host, port, size, timeout
+        self.address = dial or (host, port)  # where sockets connect (the fault proxy, if any)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}",
                  *(f"{name}: {value}" for name, value in headers.items())]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
@@ -125,7 +127,7 @@ class LeanSession:
                 self._busy += 1
                 try:
                     _, sock = await asyncio.get_running_loop().create_connection(
-                        _Socket, self.host, self.port)
+                        _Socket, *self.address)
                 except BaseException:
                     self._release(None)
                     raise

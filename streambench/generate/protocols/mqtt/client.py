@@ -60,7 +60,7 @@ class MqttConnection(EventRecorder):
             raise ConfigError(f"target.protocol: {target.protocol} is not mqtt")
         self.settings = mqtt_settings(target, url=ctx.url, conn=ctx.conn_offset + conn,
                                       heartbeat=ctx.scenario.load.heartbeat,
-                                      headers=ctx.headers)
+                                      headers=ctx.headers, dial=ctx.dial)
         self.name = f"mqtt[{conn}]"
         self.topic = self.settings.publish_topic
         self.inflight = Inflight(conn, ctx.record)

@@ -46,6 +46,7 @@ class MqttSettings:
     connect_timeout: float
     headers: dict[str, str] = field(default_factory=dict)  # MQTT over WebSockets; resolved
     session_expiry: int = SESSION_EXPIRY_S
+    dial: tuple[str, int] | None = None  # the fault proxy's address, when the run has one
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context() if self.tls else None
@@ -55,7 +56,8 @@ class MqttSettings:
 
 
 def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float | None,
-                  headers: dict[str, str] | None = None) -> MqttSettings:
+                  headers: dict[str, str] | None = None,
+                  dial: tuple[str, int] | None = None) -> MqttSettings:
     """Settings for global connection ``conn``; ``url`` and ``headers`` are resolved."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -86,7 +88,7 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         password=password,
         tls=target.tls or scheme in ("mqtts", "wss"), publish_topic=publish,
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
-        connect_timeout=target.connect_timeout, headers=dict(headers or {}),
+        connect_timeout=target.connect_timeout, headers=dict(headers or {}), dial=dial,
     )
 
 

@@ -55,7 +55,8 @@ class WireSession(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(s.connect_timeout):
-                await loop.create_connection(lambda: self, s.host, s.port, ssl=s.ssl_context(),
+                host, port = s.dial or (s.host, s.port)  # the fault proxy, if any
+                await loop.create_connection(lambda: self, host, port, ssl=s.ssl_context(),
                                              server_hostname=s.host if s.tls else None)
                 await self._handshake()
         except TimeoutError as exc:

@@ -64,7 +64,8 @@ class WebSocketConnection(EventRecorder):
             async with asyncio.timeout(target.connect_timeout):
                 return await open_pump(self.ctx.url, self.on_reply,
                                        headers=self.ctx.headers or None,
-                                       max_size=target.max_message_bytes)
+                                       max_size=target.max_message_bytes,
+                                       dial=self.ctx.dial)
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
