@@ -85,7 +85,7 @@ class Side(asyncio.Protocol):
             out.shaped(data)
 
     def eof_received(self) -> bool:
-        self.out.end("eof")
+        self.link.ended(self)
         return True  # half-closed: the other direction may go on
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -339,10 +339,21 @@ class Link:
                 transport.close()  # the source is gone for good, not just half-closed
             else:
                 transport.write_eof()
+        self.maybe_done()
+
+    def maybe_done(self) -> None:
+        """Both directions ended (each side closed, and what was queued is out, or was
+        swallowed by a dark direction): nothing more can flow, so close both sockets."""
         if self.up.ended and self.down.ended and not self.up.queue and not self.down.queue:
-            for side in (self.client, self.upstream):
-                if side.transport is not None:
-                    side.transport.close()
+            self.close()
+
+    def ended(self, side: Side) -> None:
+        """``side`` sent EOF: pass it on. A client closing a dark connection is done: the
+        target would never hear of it, so the proxy lets both sockets go."""
+        side.out.end("eof")
+        if side is self.client and self.up.shaper.dark is not None:
+            self.close()
+        self.maybe_done()
 
     def lost(self, side: Side, exc: Exception | None) -> None:
         """``side``'s socket is gone: stop writing to it, pass its close on."""
@@ -354,6 +365,8 @@ class Link:
                                                  and not self.connecting)
         if self.client.closed and upstream_gone:
             self.finish()
+        else:
+            self.maybe_done()
 
     def finish(self) -> None:
         """Both sockets are closed (or the proxy stops): report every effect, once."""

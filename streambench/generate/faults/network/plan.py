@@ -33,6 +33,7 @@ from streambench.scenario.network import (
 )
 
 _STREAMS = 4  # draw streams per fault: pick, jitter, slice size
+_BASE = 0x4E45_5400  # apart from the client plan's streams: no correlated picks
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -85,7 +86,7 @@ class NetworkPlan:
     def _changes(self, index: int) -> Iterator[Change]:
         for number, (start, end) in enumerate(windows(self.faults[index])):
             yield Change(start, True, index, number)
-            if end is not None:
+            if end is not None and end > start:  # an instant (reset) has no closing
                 yield Change(end, False, index, number)
 
     def picks(self, index: int, conn: int) -> bool:
@@ -93,13 +94,13 @@ class NetworkPlan:
         fault = self.faults[index]
         if isinstance(fault, RefuseFault) or fault.share >= 1.0:
             return True
-        return uniform(self.seed, _STREAMS * index, conn, 0) < fault.share
+        return uniform(self.seed, _BASE + _STREAMS * index, conn, 0) < fault.share
 
     def delay_ns(self, index: int, conn: int, chunk: int) -> int:
         """The latency of chunk number ``chunk`` of ``conn``: delay plus its jitter draw."""
         fault = self.faults[index]
         assert isinstance(fault, LatencyNetFault)
-        extra = uniform(self.seed, _STREAMS * index + 1, conn, chunk) * fault.jitter
+        extra = uniform(self.seed, _BASE + _STREAMS * index + 1, conn, chunk) * fault.jitter
         return round((fault.delay + extra) * 1e9)
 
     def slice_sizes(self, index: int, conn: int, chunk: int, length: int) -> list[int]:
@@ -111,7 +112,8 @@ class NetworkPlan:
         for number in itertools.count():
             if left <= 0:
                 return sizes
-            draw = uniform(self.seed, _STREAMS * index + 2, conn, chunk * 1_000_003 + number)
+            draw = uniform(self.seed, _BASE + _STREAMS * index + 2, conn,
+                           chunk * 1_000_003 + number)
             size = fault.size + round((2 * draw - 1) * fault.variation)
             size = min(left, max(1, size))
             sizes.append(size)

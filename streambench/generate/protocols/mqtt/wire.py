@@ -47,6 +47,7 @@ class WireSession(asyncio.Protocol):
         self._waiting: dict[int, asyncio.Future[bytes]] = {}  # packet type -> its reply
         self._qos2_in: set[int] = set()  # incoming QoS 2 ids between PUBREC and PUBREL
         self._pinger: asyncio.Task[None] | None = None
+        self._pongs = 0  # PINGRESP packets received
 
     # -- connecting -------------------------------------------------------------
     async def connect(self) -> None:
@@ -105,8 +106,15 @@ class WireSession(asyncio.Protocol):
                           f"handshake: {self.closed.result()}")
 
     async def _ping(self, keepalive: int) -> None:
+        """PINGREQ every half keep-alive; no PINGRESP by the next one: the connection is
+        dead (half-open) and is ended, so the client reconnects."""
+        answered: int | None = None
         while not self.closed.done():
             await asyncio.sleep(keepalive / 2)
+            if answered is not None and self._pongs == answered and not self.closed.done():
+                self._end(f"keepalive timeout: no PINGRESP within {keepalive / 2:g}s")
+                return
+            answered = self._pongs
             self._write(codec.PINGREQ_PACKET)
 
     # -- sending ----------------------------------------------------------------
@@ -188,6 +196,8 @@ class WireSession(asyncio.Protocol):
             packet_id = (body[0] << 8) | body[1]
             self._qos2_in.discard(packet_id)
             acks.append(codec.ack_packet(codec.PUBCOMP, packet_id))
+        elif kind == codec.PINGRESP:
+            self._pongs += 1
         elif kind == codec.DISCONNECT:
             reason = f"broker sent DISCONNECT (reason {body[0]:#x})" if body else \
                 "broker sent DISCONNECT"

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.exceptions import (
@@ -32,7 +31,7 @@ from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
+from streambench.generate.protocols.base import EventRecorder, os_reason, serve_reconnecting
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
 
 log = logging.getLogger("streambench.websocket")
@@ -79,7 +78,7 @@ class WebSocketConnection(EventRecorder):
             raise TargetError(f"target {self.ctx.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
-            raise TargetUnreachable(self.ctx.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.ctx.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
         """Serve an open connection, reconnecting with backoff when it is lost."""
@@ -92,7 +91,7 @@ class WebSocketConnection(EventRecorder):
         helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
         heartbeat = self.ctx.scenario.load.heartbeat
         if heartbeat:
-            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat, conn=self.conn),
+            helpers.append(asyncio.create_task(self._ping_every(ws, heartbeat),
                                                name=f"{self.name}.heartbeat"))
         try:
             await asyncio.shield(ws.closed)
@@ -215,16 +214,22 @@ class WebSocketConnection(EventRecorder):
         if ws is not None:
             ws.abort()
 
+    async def _ping_every(self, ws: WebSocketPump, interval: float) -> None:
+        """Heartbeats keep idle connections alive through proxies and NAT, and find
+        dead ones: a ping still unanswered when the next is due means the connection
+        is gone (half-open: a blackhole, a dead peer). It is recorded as a
+        ``heartbeat_timeout`` error and aborted; the client reconnects.
 
-
-async def _ping_every(ws: WebSocketPump, interval: float, *, conn: int) -> Any:
-    """Heartbeats keep idle connections alive through proxies and NAT.
-
-    Each connection pings at its own phase of the interval (a golden-ratio
-    spread), so 10,000 connections opened together do not all ping in the
-    same instant and stall the event loop every interval.
-    """
-    await asyncio.sleep(interval * ((conn * 0.6180339887) % 1.0))
-    while ws.open:
-        ws.ping()
-        await asyncio.sleep(interval)
+        Each connection pings at its own phase of the interval (a golden-ratio
+        spread), so 10,000 connections opened together do not all ping in the
+        same instant and stall the event loop every interval.
+        """
+        await asyncio.sleep(interval * ((self.conn * 0.6180339887) % 1.0))
+        while ws.open:
+            pongs = ws.pongs
+            ws.ping()
+            await asyncio.sleep(interval)
+            if ws.open and ws.pongs == pongs:
+                self.record_event(Kind.ERROR, status="heartbeat_timeout",
+                                  error=f"heartbeat timeout: no pong within {interval:g}s")
+                ws.abort()

@@ -46,6 +46,7 @@ class WebSocketPump(asyncio.Protocol):
         self._writable.set()
         self._fragments: list[bytes] = []
         self._fragment_text = False
+        self.pongs = 0  # pong frames received (the heartbeat's evidence of life)
 
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,6 +75,8 @@ class WebSocketPump(asyncio.Protocol):
             else:
                 self._fragments = [bytes(frame.data)]
                 self._fragment_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.PONG:
+            self.pongs += 1
         elif opcode is Opcode.CONT:
             self._fragments.append(bytes(frame.data))
             if frame.fin:
