@@ -7,8 +7,13 @@ function in its ``commands`` module; the list below is the whole registry.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from streambench import __version__
 from streambench.errors import StreambenchError
@@ -55,18 +60,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from streambench.logs import configure
+    from streambench.scrub import scrub
 
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(fmt=args.log_format, level=args.log_level)
+    with _signals_interrupt():
+        try:
+            return int(args.handler(args) or 0)
+        except StreambenchError as exc:
+            print(f"streambench: error: {scrub(str(exc))}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            _ignore_signals()  # a second Ctrl-C while saying so must not print a traceback
+            print("streambench: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # `streambench runs --json | head`: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in any phase of any command, even in
+    a blocking system call (reading a FIFO); a run installs its own handlers on top.
+    A signal the parent process ignores stays ignored (a background job's Ctrl-C)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    for sig, handler in saved.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, _interrupt)
     try:
-        return int(args.handler(args) or 0)
-    except StreambenchError as exc:
-        print(f"streambench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("streambench: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `streambench runs --json | head`: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)

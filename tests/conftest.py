@@ -1,18 +1,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
 
 from streambench.capture.store import Store
+from streambench.scrub import KNOWN
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store")
+
+
+@pytest.fixture(autouse=True)
+def known_secrets() -> Iterator[None]:
+    """Secrets registered by one test (resolved ``${...}``) are not scrubbed in the next."""
+    yield
+    KNOWN.clear()
 
 
 @pytest.fixture(autouse=True)

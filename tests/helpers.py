@@ -87,3 +87,28 @@ def kill_worker_1(proc: subprocess.Popen[str], store: Store, *, start_timeout: f
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     return workers, out, err
+
+
+def store_text(root: Path) -> str:
+    """Every byte under a store as text: Parquet parts decoded (every column, every
+    row), every other file (manifests, temporaries, anything) as it is on disk."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    chunks = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        chunks.append(str(path.relative_to(root)))
+        raw = path.read_bytes()
+        chunks.append(raw.decode("utf-8", "replace"))
+        if raw[:4] == b"PAR1":
+            table = pq.read_table(path)
+            chunks += [str(value) for column in table.columns
+                       if pa.types.is_string(column.type) for value in column.to_pylist()]
+    return "\n".join(chunks)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for running ``python -m streambench`` from this checkout."""
+    import sys
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **extra}

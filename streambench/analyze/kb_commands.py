@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from streambench.cli_common import add_json, add_store, print_json, store_root
+from streambench.errors import ConfigError
 
 
 def register_kb(subparsers: Any) -> None:
@@ -43,6 +44,9 @@ def _kb(args: argparse.Namespace) -> int:
     if args.kb_action == "show":
         _show(kb, args.fingerprint, as_json=args.json)
         return 0
+    if kb.show(args.fingerprint)["summary"] is None:  # a typo must not be recorded
+        raise ConfigError(f"kb {args.kb_action}: no fingerprint {args.fingerprint!r} in the "
+                          "knowledge base (see `streambench kb list`)")
     if args.kb_action == "resolve":
         kb.resolve(args.fingerprint, fix=args.fix, note=args.note)
     else:

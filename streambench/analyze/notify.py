@@ -16,15 +16,15 @@ each anomaly as printed by ``streambench anomalies --json``), ``slack``
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import aiohttp
 
 from streambench.analyze.types import Anomaly, iso
+from streambench.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 Style = Literal["json", "slack", "teams"]
 _COLOURS = {"info": "2EB886", "warning": "DAA038", "error": "D70000", "critical": "8B0000"}
 

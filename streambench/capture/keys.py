@@ -35,6 +35,7 @@ Neither key nor secret is ever written to the store, a manifest or a log.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import hmac
 import json
@@ -119,9 +120,30 @@ def create_key_file(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def check_period(period: str) -> str:
+    """``period`` if it is a period id (table above); else ConfigError saying the forms."""
+    try:
+        if period == "all":
+            return period
+        if re.fullmatch(r"[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])", period):
+            return period
+        if re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
+            return period
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", period):
+            dt.date.fromisoformat(period)
+            return period
+    except ValueError:
+        pass
+    raise ConfigError(f"period {period!r} is not a period id: expected YYYY-MM (monthly, "
+                      "e.g. 2026-11), YYYY-Www (weekly, 2026-W45), YYYY-MM-DD (daily, "
+                      "2026-11-03) or all")
+
+
 def destroy_period(path: str | os.PathLike[str], period: str) -> bool:
     """Delete ``period``'s key for good; True if a key was held. Data hashed in that
-    period can no longer be linked to a raw id (nor found by ``forget``)."""
+    period can no longer be linked to a raw id (nor found by ``forget``). ConfigError
+    if ``period`` is not a period id (:func:`check_period`)."""
+    check_period(period)
     target = Path(path).expanduser()
     with _file_lock(target):
         doc = read_key_file(target)

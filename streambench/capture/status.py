@@ -23,6 +23,7 @@ status               meaning                                     resolves a
 ===================  ==========================================  ===========
 ``error_reply``      the server answered with an error            yes
 ``4xx``/``5xx``      an HTTP response that is not a success       yes
+``UNAVAILABLE`` etc  a gRPC status other than OK (its name)       yes
 ``disconnected``     the connection dropped before the reply      yes
 ``not_connected``    due to be sent while disconnected (no send)  no (never sent)
 ``send_failed``      the transport refused the message            no (never sent)
@@ -40,7 +41,12 @@ from typing import Literal
 RunStatus = Literal["running", "completed", "aborted", "failed", "partial"]
 FINISHED: tuple[RunStatus, ...] = ("completed", "aborted", "failed", "partial")
 
-MESSAGE_ERRORS = ("error_reply", "disconnected")
+# A gRPC call or stream that ended with a status other than OK: the status's name.
+GRPC_STATUS_ERRORS = ("CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                      "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
+MESSAGE_ERRORS = ("error_reply", "disconnected", *GRPC_STATUS_ERRORS)
 HTTP_STATUS_ERROR = r"^\d{3}$"  # an HTTP response that is not 2xx: its status code
 SEND_ERRORS = ("not_connected", "send_failed")
 PROTOCOL_ERRORS = ("garbage", "unmatched", "late", "too_big")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -29,6 +30,7 @@ import pyarrow as pa
 
 from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import RunNotFound, StoreError
+from streambench.scrub import scrub_obj
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
 
@@ -73,11 +75,12 @@ class Store:
         return self.join("runs", f"{run_id}.json")
 
     # -- manifests -----------------------------------------------------------
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Write a run manifest atomically (temporary name, then rename)."""
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Write a run manifest atomically (temporary name, then rename); every string
+        in it passes :func:`streambench.scrub.scrub_obj` (secrets never reach disk)."""
         path = self.manifest_path(manifest["run_id"])
         self.fs.makedirs(self.join("runs"), exist_ok=True)
-        data = json.dumps(manifest, indent=2, default=str).encode()
+        data = json.dumps(scrub_obj(manifest), indent=2, default=str).encode()
         write_atomic(self.fs, path, data)
 
     def manifest(self, run_id: str) -> dict[str, Any]:

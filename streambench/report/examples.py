@@ -9,7 +9,9 @@ machine, in CI and in ``pytest --nbval-lax notebooks/``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from typing import Any
@@ -54,11 +56,14 @@ def example_scenario(
 
 
 def example_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
-    """``store`` opened; None means a fresh temporary directory (never ``./data``)."""
+    """``store`` opened; None means a fresh temporary directory (never ``./data``),
+    removed when this Python process (a notebook's kernel) exits."""
     from streambench.api import open_store
 
     if store is None:
-        return Store(tempfile.mkdtemp(prefix="streambench-example-"))
+        root = tempfile.mkdtemp(prefix="streambench-example-")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        return Store(root)
     return open_store(store)
 
 

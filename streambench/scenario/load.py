@@ -20,11 +20,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic.fields import FieldInfo
 
+from streambench import limits
 from streambench.errors import ConfigError, Problem, ScenarioError
 from streambench.scenario.model import FieldProblem, Scenario, parse_duration
 from streambench.scenario.network import NetworkFault
-from streambench.scenario.secrets import REDACTED
-from streambench.scenario.synth import BodyProblem
+from streambench.scenario.secrets import REDACTED, register_scenario
+from streambench.scenario.synth import BodyProblem, text_problem
+from streambench.scrub import register_url
 
 Loc = tuple[str | int, ...]
 
@@ -42,7 +44,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 def _read(file: str) -> str:
     try:
         with open(file, encoding="utf-8") as handle:
-            return handle.read()
+            text = handle.read(limits.SCENARIO_BYTES + 1)  # bounded: /dev/zero is a file too
     except FileNotFoundError:
         raise ScenarioError(file, [Problem("", "file not found")]) from None
     except IsADirectoryError:
@@ -54,6 +56,10 @@ def _read(file: str) -> str:
         raise ScenarioError(file, [Problem("", message)]) from None
     except OSError as exc:
         raise ScenarioError(file, [Problem("", f"cannot be read: {exc.strerror}")]) from None
+    if len(text) > limits.SCENARIO_BYTES:
+        message = f"larger than {limits.SCENARIO_BYTES >> 20} MiB; a scenario file is a few KB"
+        raise ScenarioError(file, [Problem("", message)])
+    return text
 
 
 def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
@@ -66,18 +72,32 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         got = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
         message = f"expected a mapping of keys (name, target, load, ...) at top level, got {got}"
         raise ScenarioError(file, [Problem("", message, node.start_mark.line + 1)])
+    return _validated(node, file)
+
+
+def _validated(node: yaml.MappingNode, file: str, *,
+               fill: dict[str, Any] | None = None) -> Scenario:
+    """The scenario in ``node`` (``fill``: keys it may leave out), or every problem."""
     # Index before constructing: construction flattens `<<:` merges in the nodes.
+    # Indexing also bounds the size and depth of the file with its aliases
+    # expanded, before anything else walks it.
     lines: dict[Loc, int] = {}
-    problems = list(_index(node, (), lines))
+    problems = _index(node, lines)
+    if any(p.path == "" for p in problems):
+        raise ScenarioError(file, problems)
     data = {key: value for key, value in _construct(node, file).items()
             if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
+    data = {**(fill or {}), **data}
+    # Paths in a scenario (a gRPC proto, TLS files) are relative to its file.
+    base_dir = os.path.dirname(os.path.abspath(file)) if file != "<string>" else None
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems += _convert(exc, lines)
     if problems:
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
         raise ScenarioError(file, problems)
+    register_scenario(scenario)  # its credentials are scrubbed from all this process writes
     return scenario
 
 
@@ -97,19 +117,12 @@ def load_network_faults(path: str | os.PathLike[str]) -> tuple[tuple[NetworkFaul
     if not isinstance(node, yaml.MappingNode):
         raise ScenarioError(file, [Problem("", "expected a list of network faults, or a mapping "
                                            "with network_faults:")])
-    if "network_faults" not in {key.value for key, _ in node.value}:
+    keys = {key.value for key, _ in node.value}
+    if "network_faults" not in keys:
         raise ScenarioError(file, [Problem("", "no network_faults: list in this file")])
-    lines: dict[Loc, int] = {}
-    problems = list(_index(node, (), lines))
-    data = _construct(node, file)
-    if not isinstance(data, dict) or not {"name", "load"} & data.keys():
-        data = {"name": "proxy", "load": {"rate": 1, "duration": 1}, **data}  # faults only
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems += _convert(exc, lines)
-    if problems:
-        raise ScenarioError(file, sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
+    fill = None if {"name", "load"} & keys else {  # faults only: the rest is a stand-in
+        "name": "proxy", "load": {"rate": 1, "duration": 1}}
+    scenario = _validated(node, file, fill=fill)
     return scenario.network_faults, scenario.seed
 
 
@@ -154,12 +167,16 @@ def with_overrides(
         data["target"]["url"] = target
     if seed is not None:
         data["seed"] = seed
+    if target is not None:
+        register_url(target)  # scrubbed from errors even if the URL is refused below
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems = _convert(exc, {})
         detail = "; ".join(f"{p.path}: {p.message}" for p in problems)
         raise ConfigError(f"scenario {scenario.name} with overrides is invalid: {detail}") from None
+    register_scenario(scenario)
+    return scenario
 
 
 def _positive(option: str, value: float) -> None:
@@ -186,6 +203,8 @@ def _compose(text: str, file: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise ScenarioError(file, [_yaml_problem(exc)]) from None
+    except RecursionError:  # PyYAML composes recursively
+        raise ScenarioError(file, [Problem("", _TOO_DEEP)]) from None
 
 
 def _construct(node: yaml.Node, file: str) -> Any:
@@ -208,24 +227,54 @@ def _yaml_problem(exc: yaml.YAMLError, *, what: str = "YAML syntax error") -> Pr
     return Problem("", message, None if mark is None else mark.line + 1)
 
 
-def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Iterator[Problem]:
-    """Record the line of every field into ``lines``; yield a Problem per duplicate key."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            if key in seen and key != "<<":
-                yield Problem(_format_loc((*loc, key)),
-                              f"key {key!r} appears twice (first on line {seen[key]}); "
-                              "remove one", line)
-            seen[key] = line
-            lines[(*loc, key)] = line
-            yield from _index(value_node, (*loc, key), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*loc, index)] = item.start_mark.line + 1
-            yield from _index(item, (*loc, index), lines)
+_TOO_DEEP = f"nested more than {limits.YAML_DEPTH} levels deep"
+_BODY = ("message", "body")  # its text is checked by the body's own validator
+
+
+def _index(root: yaml.Node, lines: dict[Loc, int]) -> list[Problem]:
+    """Record the line of every field into ``lines``; a Problem per duplicate key and
+    per text that is not UTF-8. Past :data:`~streambench.limits.YAML_VALUES` values
+    (aliases expanded) or :data:`~streambench.limits.YAML_DEPTH` levels, one Problem
+    for the whole file (path ``""``) and nothing more is walked."""
+    problems: list[Problem] = []
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    visited = 0
+    while stack:
+        node, loc = stack.pop()
+        visited += 1
+        if visited > limits.YAML_VALUES:
+            return [Problem("", f"more than {limits.YAML_VALUES:,} values once YAML aliases "
+                            "are expanded (an alias bomb?)", node.start_mark.line + 1)]
+        if len(loc) > limits.YAML_DEPTH:
+            return [Problem("", _TOO_DEEP, node.start_mark.line + 1)]
+        if isinstance(node, yaml.MappingNode):
+            problems += _mapping(node, loc, lines, stack)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*loc, index)] = item.start_mark.line + 1
+                stack.append((item, (*loc, index)))
+        elif isinstance(node.value, str) and loc[:2] != _BODY:
+            bad = text_problem(node.value)
+            if bad is not None:
+                problems.append(Problem(_format_loc(loc), bad, node.start_mark.line + 1))
+    return problems
+
+
+def _mapping(node: yaml.MappingNode, loc: Loc, lines: dict[Loc, int],
+             stack: list[tuple[yaml.Node, Loc]]) -> list[Problem]:
+    problems, seen = [], {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        line = key_node.start_mark.line + 1
+        if key in seen and key != "<<":
+            problems.append(Problem(_format_loc((*loc, key)), f"key {key!r} appears twice "
+                                    f"(first on line {seen[key]}); remove one", line))
+        if isinstance(key, str) and loc[:2] != _BODY and (bad := text_problem(key)) is not None:
+            problems.append(Problem(_format_loc(loc), f"a key {bad}", line))
+        seen[key] = line
+        lines[(*loc, key)] = line
+        stack.append((value_node, (*loc, key)))
+    return problems
 
 
 def _line(loc: Loc, lines: dict[Loc, int]) -> int | None:
@@ -253,9 +302,15 @@ _NOUNS = {  # error type prefix -> what was expected
     "tuple": "a list", "list": "a list", "finite": "a finite number (not .inf or .nan)",
 }
 _PROTOCOL_ALIASES = {"ws": "websocket", "wss": "websocket", "https": "http", "mqtts": "mqtt"}
-_MISSING_HINTS = {
+_MISSING_HINTS: dict[tuple[str, ...], str] = {
     ("load",): " (give load.rate and load.duration, or load.stages)",
     ("name",): " (a short name such as smoke, used in run ids and reports)",
+}
+_FIELD_NAME = "expected a JSON field name without quotes, backslashes or control characters"
+_PATTERN_HINTS = {  # what a string field's pattern means, in words
+    ("name",): "expected letters, digits, '.', '_' or '-' (no spaces)",
+    ("cid_field",): _FIELD_NAME,
+    ("seq_field",): _FIELD_NAME,
 }
 _BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
@@ -293,7 +348,8 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
     elif kind == "extra_forbidden":
         yield loc, _unknown_key(raw)
     elif kind == "missing":
-        yield loc, f"required key {loc[-1]!r} is missing{_MISSING_HINTS.get(loc, '')}"
+        hint = _MISSING_HINTS.get(tuple(str(part) for part in loc), "")
+        yield loc, f"required key {loc[-1]!r} is missing{hint}"
     elif cause is not None:
         yield loc, str(cause)
     else:
@@ -302,18 +358,19 @@ def _describe(error: Any) -> Iterator[tuple[Loc, str]]:
 
 def _expected(error: Any, raw: Loc, loc: Loc, kind: str) -> str:
     # Never echo what was written in a credential field: error output lands in CI logs.
-    secret = loc[:2] in (("target", "password"), ("target", "headers"))
+    secret = loc[:2] in (("target", "password"), ("target", "headers"), ("target", "metadata"))
     got = REDACTED if secret else _show(error.get("input"))
     info = _field(raw)
     if kind == "literal_error":
-        options = error["ctx"]["expected"]
+        options = str(error["ctx"]["expected"])
         return f"expected {options}, got {got}{_suggest(error.get('input'), options)}"
-    if kind == "string_pattern_mismatch" and loc == ("name",):
-        return f"expected letters, digits, '.', '_' or '-' (no spaces), got {got}"
+    if kind == "string_pattern_mismatch" and loc[-1:] in _PATTERN_HINTS:
+        return f"{_PATTERN_HINTS[loc[-1:]]}, got {got}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind in ("too_short", "too_long"):
-        return error["msg"].replace("Tuple should", "expected a list with").lower() + f", got {got}"
+        message = str(error["msg"]).replace("Tuple should", "expected a list with").lower()
+        return f"{message}, got {got}"
     noun = next((n for prefix, n in _NOUNS.items() if kind.startswith(prefix)), None)
     if noun is None and kind not in _BOUNDS:
         return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {got}"
@@ -472,6 +529,8 @@ def _num(value: float) -> str:
 
 def _format_loc(loc: Loc) -> str:
     out = ""
-    for part in loc:
+    for raw in loc:
+        # a lone surrogate in a key must not break printing
+        part = raw.encode("utf-8", "backslashreplace").decode() if isinstance(raw, str) else raw
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out

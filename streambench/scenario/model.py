@@ -14,22 +14,31 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
+from streambench import limits
 from streambench.scenario.faults import Fault
 from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
-from streambench.scenario.synth import check_body
+from streambench.scenario.synth import check_body, pool_problem
 
+if TYPE_CHECKING:
+    from streambench.scenario.proto import Method
+
+# The built-in gRPC echo service's proto (streambench/target/grpc_echo.py serves it).
+BUILTIN_PROTO = Path(__file__).resolve().parent.parent / "target" / "grpc_echo.proto"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 # "1h30m", "2m30s", "1s500ms": whole-number parts, largest unit first
@@ -111,9 +120,13 @@ class ServerFaults(_Model):
     seed: int = 0
 
 
+# A delay of 0 turns a refused reconnect into a busy loop writing error rows.
+ReconnectDelay = Annotated[Duration, Field(ge=limits.RECONNECT_DELAY_S)]
+
+
 class Reconnect(_Model):
-    initial: Duration = 0.1
-    max: Duration = 5.0
+    initial: ReconnectDelay = 0.1
+    max: ReconnectDelay = 5.0
     factor: float = Field(default=2.0, ge=1.0)
     attempts: int | None = Field(default=None, ge=0)  # None: keep trying until the run ends
 
@@ -123,7 +136,11 @@ _URL_SCHEMES = {  # MQTT may also run over WebSockets (aiomqtt transport="websoc
     "http": ("http", "https"),
     "sse": ("http", "https"),
     "mqtt": ("mqtt", "mqtts", "ws", "wss"),
+    "grpc": ("grpc", "grpcs"),
 }
+
+
+HEADER_FIELDS = ("headers", "metadata")  # name -> value maps that may hold ${SECRETS}
 
 
 class Will(_Model):
@@ -149,8 +166,9 @@ class _TargetBase(_Model):
 
     def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
         fields: list[tuple[tuple[str, ...], str | None]] = [(("url",), self.url)]
-        headers: dict[str, str] = getattr(self, "headers", {})
-        fields += [(("headers", name), value) for name, value in headers.items()]
+        for key in HEADER_FIELDS:
+            headers: dict[str, str] = getattr(self, key, {})
+            fields += [((key, name), value) for name, value in headers.items()]
         return fields
 
     @model_validator(mode="after")
@@ -250,30 +268,132 @@ class SseTarget(_TargetBase):
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
 
 
+def scenario_path(value: str, info: ValidationInfo) -> str:
+    """A file path as written in a scenario, made absolute: relative to the scenario
+    file's directory (``context["base_dir"]``, given by the loader), else to the
+    working directory."""
+    base = (info.context or {}).get("base_dir") if info.context is not None else None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(base or ".").resolve() / path)
+
+
+class GrpcTls(_Model):
+    """TLS for ``grpcs://``: what to trust and, for mutual TLS, who we are (PEM files)."""
+
+    ca: str | None = None  # CA certificate(s) to trust; None: the system's roots
+    cert: str | None = None  # client certificate chain (mutual TLS), with key
+    key: str | None = None  # its private key
+    server_name: str | None = None  # name to verify in the server's certificate
+
+    @field_validator("ca", "cert", "key", mode="after")
+    @classmethod
+    def _relative_to_scenario(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else scenario_path(value, info)
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> GrpcTls:
+        if (self.cert is None) != (self.key is None):
+            missing = "key" if self.key is None else "cert"
+            raise FieldProblem((missing,), "mutual TLS needs both cert and key")
+        return self
+
+
+_METADATA_KEY = re.compile(r"^[a-z0-9_.-]+$")
+
+
+class GrpcTarget(_TargetBase):
+    """A gRPC service: ``method`` of ``service`` in the ``proto`` file (docs/protocols.md).
+
+    The proto is compiled when the scenario is loaded (a wrong file, service or
+    method is a validation error); paths are relative to the scenario file.
+    """
+
+    protocol: Literal["grpc"]
+    proto: str = Field(default=str(BUILTIN_PROTO))  # default: the built-in echo service's
+    proto_paths: tuple[str, ...] = ()  # more directories for the proto's imports
+    service: str | None = None  # full or short name; None: the proto's only service
+    method: str
+    metadata: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
+    tls: GrpcTls | None = None  # for grpcs:// (which alone uses the system's roots)
+    deadline: Duration | None = Field(default=None, gt=0)  # per call; bidi: per stream
+    reconnect: Reconnect = Field(default_factory=Reconnect)
+    max_message_bytes: int = Field(default=4 << 20, ge=1024)  # bigger replies are errors
+    server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+
+    @field_validator("proto", mode="after")
+    @classmethod
+    def _proto_path(cls, value: str, info: ValidationInfo) -> str:
+        return scenario_path(value, info)
+
+    @field_validator("proto_paths", mode="after")
+    @classmethod
+    def _include_paths(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return tuple(scenario_path(v, info) for v in value)
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _METADATA_KEY.match(key) or key.endswith("-bin"):
+                raise FieldProblem((key,), f"metadata key {key!r}: expected lower-case "
+                                   "letters, digits, '-', '_' or '.' (text values only, "
+                                   "no -bin keys)")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_grpcs(self) -> GrpcTarget:
+        if self.tls is not None and self.url.lower().startswith("grpc://"):
+            raise FieldProblem(("tls",), "TLS settings need a grpcs:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _method_in_proto(self) -> GrpcTarget:
+        rpc = self.rpc()
+        if rpc.kind == "client_stream":
+            raise FieldProblem(("method",), f"{rpc.name} is a client-streaming method; "
+                               "streambench calls unary, server-streaming and "
+                               "bidirectional-streaming methods")
+        return self
+
+    def rpc(self) -> Method:
+        """The compiled method (cached per proto file); raises FieldProblem when wrong."""
+        from streambench.scenario.proto import ProtoProblem, compile_proto
+
+        try:
+            return compile_proto(self.proto, include=self.proto_paths).method(
+                self.service, self.method)
+        except ProtoProblem as exc:
+            raise FieldProblem((exc.field,), str(exc)) from None
+
+
 def server_knobs(target: _TargetBase) -> ServerFaults:
     """The built-in target's fault knobs a scenario asks for (none for MQTT)."""
     knobs = getattr(target, "server", None)
     return knobs if isinstance(knobs, ServerFaults) else ServerFaults()
 
 
-Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget,
+Target = Annotated[WebSocketTarget | MqttTarget | HttpTarget | SseTarget | GrpcTarget,
                    Field(discriminator="protocol")]
 """One model per protocol: a key that does nothing for a protocol is an error.
 ``protocol`` may be left out: websocket (see :meth:`Scenario._default_protocol`)."""
 
 
+RunDuration = Annotated[Duration, Field(gt=0, le=limits.DURATION_S)]
+Rate = Annotated[float, Field(ge=0, le=limits.RATE)]
+
+
 class Stage(_Model):
     """One stage of a load profile: ``rate`` at its start, ramping linearly to ``to``."""
 
-    duration: Duration = Field(gt=0)
-    rate: float = Field(ge=0)
-    to: float | None = Field(default=None, ge=0)  # None: hold `rate` for the whole stage
+    duration: RunDuration
+    rate: Rate
+    to: Rate | None = None  # None: hold `rate` for the whole stage
 
 
 class Load(_Model):
     connections: int = Field(default=1, ge=1, le=1_000_000)
-    rate: float | None = Field(default=None, gt=0)  # messages/s over all connections
-    duration: Duration | None = Field(default=None, gt=0)
+    rate: float | None = Field(default=None, gt=0, le=limits.RATE)  # messages/s, all connections
+    duration: RunDuration | None = None
     stages: tuple[Stage, ...] | None = None
     arrival: Literal["constant", "poisson"] = "constant"
     timeout: Duration = Field(default=5.0, gt=0)  # a reply later than this is a timeout
@@ -288,7 +408,19 @@ class Load(_Model):
                 raise ValueError("stages must list at least one stage")
         elif self.rate is None or self.duration is None:
             raise ValueError("give rate and duration (or a list of stages)")
+        if self.total_duration > limits.DURATION_S:
+            raise ValueError(f"the stages last {self.total_duration:,.0f}s; at most "
+                             f"{limits.DURATION_S:,.0f}s (30 days)")
+        if self.messages > limits.MESSAGES:
+            raise ValueError(f"rate x duration schedules {self.messages:,.0f} messages; at "
+                             f"most {limits.MESSAGES:,} per run")
         return self
+
+    @property
+    def messages(self) -> float:
+        """How many messages the profile schedules (ramps count their mean rate)."""
+        return sum(s.duration * (s.rate + (s.rate if s.to is None else s.to)) / 2
+                   for s in self.profile())
 
     def profile(self) -> tuple[Stage, ...]:
         """The load as stages, whichever way the scenario said it."""
@@ -303,10 +435,14 @@ class Load(_Model):
         return sum(stage.duration for stage in self.profile())
 
 
+# Replies are searched for `"<cid_field>":"` as text: no quote, backslash or control character.
+FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r'^[^"\\\x00-\x1f]+$')]
+
+
 class Message(_Model):
     body: dict[str, Any] = Field(default_factory=lambda: {"text": "{{sentence}}"})
-    cid_field: str = "cid"
-    seq_field: str = "seq"
+    cid_field: FieldName = "cid"
+    seq_field: FieldName = "seq"
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
 
     @model_validator(mode="after")
@@ -314,6 +450,9 @@ class Message(_Model):
         # Raises synth.BodyProblem (a ValueError carrying every problem with its
         # position in the body); the loader expands it into one Problem each.
         check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field)
+        problem = pool_problem(self.body, self.pool)
+        if problem is not None:
+            raise FieldProblem(("pool",), problem)
         return self
 
 
@@ -417,6 +556,23 @@ class Scenario(_Model):
         if self.network_faults and self.target.via == "direct":
             raise FieldProblem(("target", "via"), "network_faults go through the fault proxy: "
                                "remove via: direct (or the network_faults)")
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_messages(self) -> Scenario:
+        """A gRPC scenario's body and correlation fields fit the method's messages."""
+        if not isinstance(self.target, GrpcTarget):
+            return self
+        from streambench.scenario.proto import ProtoProblem, correlation_fields, encode_body
+        from streambench.scenario.synth import render
+
+        rpc = self.target.rpc()
+        message = self.message
+        try:
+            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
+            encode_body(rpc, render(message.body, seed=self.seed))
+        except ProtoProblem as exc:
+            raise FieldProblem(tuple(exc.field.split(".")), str(exc)) from None
         return self
 
     @model_validator(mode="before")

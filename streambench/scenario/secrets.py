@@ -25,18 +25,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from streambench.errors import ConfigError
+from streambench.scrub import SENSITIVE_NAME, register, register_credentials, register_url
 
 if TYPE_CHECKING:
     from streambench.scenario.model import Scenario, Target
 
 REDACTED = "<redacted>"
-SECRET_FIELDS = ("target.url", "target.headers.*", "target.username", "target.password")
+SECRET_FIELDS = ("target.url", "target.headers.*", "target.metadata.*", "target.username",
+                 "target.password")
+_HEADER_FIELDS = ("headers", "metadata")  # name -> value maps (gRPC calls them metadata)
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SENSITIVE_NAME = re.compile(
-    r"auth|token|secret|key|passw|pwd|cookie|session|signature|sig$|credential", re.IGNORECASE
-)
 _SCHEME_VALUE = re.compile(r"^(bearer|basic|digest|token|apikey)\s+\S", re.IGNORECASE)
 _TOKEN_LIKE = re.compile(r"^[A-Za-z0-9_\-+/=.~]{24,}$")
 
@@ -61,6 +61,8 @@ def resolve(text: str, *, field: str, env: Mapping[str, str] | None = None) -> s
 
     Raises ConfigError naming ``field`` and the variable when one is not set
     or a reference is malformed. The error never contains a resolved value.
+    Every value substituted is registered as a secret of this process
+    (:mod:`streambench.scrub`), so it is scrubbed from whatever is written.
     """
     environ = os.environ if env is None else env
     problem = template_problem(text)
@@ -71,6 +73,7 @@ def resolve(text: str, *, field: str, env: Mapping[str, str] | None = None) -> s
         name = match.group(1)
         if name not in environ:
             raise ConfigError(f"{field}: environment variable {name} is not set")
+        register(environ[name])
         return environ[name]
 
     return _REFERENCE.sub(substitute, text)
@@ -82,10 +85,11 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
     The result holds secrets: keep it in memory only, never dump or log it.
     """
     update: dict[str, Any] = {"url": resolve(target.url, field="target.url", env=env)}
-    headers: dict[str, str] | None = getattr(target, "headers", None)
-    if headers is not None:
-        update["headers"] = {name: resolve(value, field=f"target.headers.{name}", env=env)
-                             for name, value in headers.items()}
+    for key in _HEADER_FIELDS:
+        headers: dict[str, str] | None = getattr(target, key, None)
+        if headers is not None:
+            update[key] = {name: resolve(value, field=f"target.{key}.{name}", env=env)
+                           for name, value in headers.items()}
     for name in ("username", "password"):
         value = getattr(target, name, None)
         if value is not None:
@@ -99,6 +103,33 @@ def resolve_target(target: Target, *, env: Mapping[str, str] | None = None) -> T
         # The message names the field only: the resolved value may be a secret.
         hint = f" (it must fit protocol {target.protocol})" if where == "target.url" else ""
         raise ConfigError(f"{where}: invalid after resolving ${{...}} references{hint}") from None
+
+
+def register_scenario(scenario: Scenario, *, env: Mapping[str, str] | None = None) -> None:
+    """Register every credential of ``scenario`` as a secret of this process.
+
+    Call where a scenario enters a process (loading it, applying overrides,
+    starting a run): the values its ``${NAME}`` references have in ``env``
+    (default ``os.environ``; unset ones are skipped), the password in the URL's
+    user info and the ``Basic`` header made from it, credential-like query
+    values, a literal ``password`` and header values that look like
+    credentials. :func:`streambench.scrub.scrub` then removes them from
+    everything written. Nothing is resolved into the model.
+    """
+    environ = os.environ if env is None else env
+    for path, text in _secret_strings(scenario.target):
+        if template_problem(text) is not None:
+            continue
+        value = _REFERENCE.sub(lambda m: environ.get(m.group(1), m.group(0)), text)
+        for name in references(text):
+            register(environ.get(name))
+        if path == "target.url":
+            register_url(value)
+        elif path == "target.password":
+            register_credentials(getattr(scenario.target, "username", None), value)
+        elif path.startswith("target.headers.") and _looks_secret(path[15:], value):
+            register(value)
+            register(value.split(None, 1)[-1])  # the token of "Bearer <token>"
 
 
 def secret_fields(scenario: Scenario) -> list[tuple[str, str]]:
@@ -120,16 +151,16 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     that look like credentials are replaced by ``"<redacted>"``: the password,
     header values under credential-like names (Authorization, Cookie, *token*,
     *key*, *secret*, ...) or shaped like ``Bearer ...`` or a long token, a
-    password inside the URL and URL query values under credential-like names.
+    password inside the URL and URL query values under credential-like names. gRPC
+    ``metadata`` is treated as headers.
     """
     dump = scenario.model_dump(mode="json")
     target = dump["target"]
     target["url"] = public_url(target["url"])
-    if "headers" in target:
-        target["headers"] = {
-            name: REDACTED if _looks_secret(name, value) else value
-            for name, value in target["headers"].items()
-        }
+    for key in _HEADER_FIELDS:
+        if key in target:
+            target[key] = {name: REDACTED if _looks_secret(name, value) else value
+                           for name, value in target[key].items()}
     if target.get("password") is not None and "${" not in target["password"]:
         target["password"] = REDACTED
     return dump
@@ -174,7 +205,7 @@ def _scrub_arg(arg: str) -> str:
 def _looks_secret(name: str, value: str) -> bool:
     if "${" in value or not value:
         return False
-    if _SENSITIVE_NAME.search(name) or _SCHEME_VALUE.match(value):
+    if SENSITIVE_NAME.search(name) or _SCHEME_VALUE.match(value):
         return True
     letters_and_digits = any(c.isalpha() for c in value) and any(c.isdigit() for c in value)
     return bool(_TOKEN_LIKE.match(value)) and letters_and_digits
@@ -182,8 +213,9 @@ def _looks_secret(name: str, value: str) -> bool:
 
 def _secret_strings(target: Target) -> Iterator[tuple[str, str]]:
     yield "target.url", target.url
-    for name, value in getattr(target, "headers", {}).items():
-        yield f"target.headers.{name}", value
+    for key in _HEADER_FIELDS:
+        for name, value in getattr(target, key, {}).items():
+            yield f"target.{key}.{name}", value
     for name in ("username", "password"):
         value = getattr(target, name, None)
         if value is not None:

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from streambench.errors import ConfigError
+from streambench.limits import BODY_DEPTH, PLACEHOLDER_CHARS, POOL_BODIES, POOL_BYTES
 
 Loc = tuple[str | int, ...]  # a position inside the body: keys and list indexes
 
@@ -53,8 +54,13 @@ class BodyProblem(ValueError):
 
 
 def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
-    """Raise :class:`BodyProblem` listing every unknown or malformed placeholder
-    and any top-level key that collides with the correlation fields."""
+    """Raise :class:`BodyProblem` listing every unknown or malformed placeholder,
+    any top-level key that collides with the correlation fields, text that is
+    not valid UTF-8, and a body nested deeper than :data:`~streambench.limits.BODY_DEPTH`."""
+    depth = nesting(body)
+    if depth > BODY_DEPTH:
+        raise BodyProblem([((), f"nested {depth} levels deep; at most {BODY_DEPTH} "
+                            "(deeper messages could not be captured)")])
     problems: list[tuple[Loc, str]] = []
     for key in (cid_field, seq_field):
         if key in body:
@@ -62,6 +68,9 @@ def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
                              "message (rename the key, or set message.cid_field/seq_field)"))
     for loc, value in _leaves(body, (), problems):
         if isinstance(value, str):
+            if (bad := text_problem(value)) is not None:
+                problems.append((loc, bad))
+                continue
             for match in _PLACEHOLDER.finditer(value):
                 message = _placeholder_problem(match.group(1))
                 if message is not None:
@@ -72,6 +81,45 @@ def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
                 problems.append((loc, message))
     if problems:
         raise BodyProblem(problems)
+
+
+def pool_problem(body: dict[str, Any], pool: int) -> str | None:
+    """Why ``pool`` bodies like ``body`` are too many to hold in memory, or None.
+
+    Call after :func:`check_body` passed. One body is rendered to estimate the size.
+    """
+    if pool > POOL_BODIES:
+        return f"expected at most {POOL_BODIES:,} bodies, got {pool:,}"
+    size = len(orjson.dumps(_compile(body)(random.Random("streambench-size")))) + 40
+    if pool * size > POOL_BYTES:
+        return (f"{pool:,} bodies of about {size:,} bytes need {pool * size / 2**20:,.0f} MiB; "
+                f"at most {POOL_BYTES >> 20} MiB: lower message.pool to "
+                f"{max(1, POOL_BYTES // size):,} or less")
+    return None
+
+
+def nesting(value: Any) -> int:
+    """How deeply ``value`` nests lists and mappings (iterative: safe on any input)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, depth + 1)
+            if deepest > BODY_DEPTH:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent (not valid UTF-8: a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"holds \\u{ord(text[exc.start]):04x} at character {exc.start}, a lone UTF-16 "
+                "surrogate that is not valid UTF-8 text; remove it")
+    return None
 
 
 class BodyPool:
@@ -106,7 +154,8 @@ class BodyPool:
         """Body ``i % size`` as a dict, without the correlation fields (for tests and previews)."""
         prefix = self._prefixes[i % self.size]
         text = prefix[:-1] if prefix.endswith(b",") else prefix
-        return orjson.loads(text + b"}")
+        doc: dict[str, Any] = orjson.loads(text + b"}")
+        return doc
 
     def __len__(self) -> int:
         return self.size
@@ -126,6 +175,9 @@ def compile_body(
         check_body(body, cid_field=cid_field, seq_field=seq_field)
     except BodyProblem as exc:
         raise ConfigError(f"message.{exc}") from exc
+    too_many = pool_problem(body, pool)
+    if too_many is not None:
+        raise ConfigError(f"message.pool: {too_many}")
     template = _compile(body)
     rng = random.Random(f"streambench-body:{seed}")
     prefixes = []
@@ -138,7 +190,8 @@ def compile_body(
 def render(body: dict[str, Any], *, seed: int) -> dict[str, Any]:
     """One body rendered for ``seed`` (a preview; no validation beyond the placeholders)."""
     check_body(body, cid_field="\0cid", seq_field="\0seq")
-    return _compile(body)(random.Random(f"streambench-body:{seed}"))
+    rendered: dict[str, Any] = _compile(body)(random.Random(f"streambench-body:{seed}"))
+    return rendered
 
 
 # --- the placeholders --------------------------------------------------------------
@@ -214,10 +267,10 @@ def _count(default: int | None) -> Any:
     def parse(name: str, args: list[str]) -> tuple[int]:
         if not args and default is not None:
             return (default,)
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not args[0].isascii() or not args[0].isdigit():
             raise ValueError(f"expected {{{{{name}:N}}}} with N a whole number >= 0")
-        if int(args[0]) > 1 << 24:
-            raise ValueError(f"N must be at most {1 << 24}, got {args[0]}")
+        if len(args[0]) > 9 or int(args[0]) > PLACEHOLDER_CHARS:
+            raise ValueError(f"N must be at most {PLACEHOLDER_CHARS}, got {args[0]}")
         return (int(args[0]),)
     return parse
 
@@ -235,10 +288,12 @@ def _sentence(rng: random.Random) -> str:
 
 def _chars(n: int) -> Render:
     def make(rng: random.Random) -> str:
-        out = ""
-        while len(out) < n:
-            out += rng.choice(_WORDS) + " "
-        return out[:n]
+        words, size = [], 0
+        while size < n:  # linear: joined once at the end
+            word = rng.choice(_WORDS) + " "
+            words.append(word)
+            size += len(word)
+        return "".join(words)[:n]
     return make
 
 
@@ -310,9 +365,9 @@ def _compile(value: Any) -> Render:
 
 
 def _compile_string(text: str) -> Render:
-    whole = _PLACEHOLDER.fullmatch(text)
-    if whole is not None:
-        return _generator(whole.group(1))
+    found = list(_PLACEHOLDER.finditer(text))
+    if len(found) == 1 and found[0].span() == (0, len(text)):  # exactly one: a typed value
+        return _generator(found[0].group(1))
     pieces: list[Render] = []
     last = 0
     for match in _PLACEHOLDER.finditer(text):
@@ -363,6 +418,8 @@ def _leaves(value: Any, loc: Loc, problems: list[tuple[Loc, str]]) -> Iterator[t
             name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
                 problems.append(((*loc, name), _key_problem(key)))
+            elif (bad := text_problem(key)) is not None:
+                problems.append((loc, f"a key {bad}"))
             yield from _leaves(item, (*loc, name), problems)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

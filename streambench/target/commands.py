@@ -1,7 +1,8 @@
 """``streambench serve``: run the built-in target until SIGINT/SIGTERM.
 
 Stdout carries exactly one line, the ready line, flushed as soon as the port
-listens: ``{"ws_url": ..., "http_url": ..., "pid": ...}``. Everything for humans
+listens: ``{"ws_url": ..., "http_url": ..., "pid": ...}`` (and ``grpc_url`` with
+``--grpc-port``). Everything for humans
 goes to stderr. ``--faults-out FILE`` writes the ground truth as JSON lines,
 flushed per line so a crash loses nothing already injected.
 """
@@ -21,6 +22,7 @@ import pydantic
 
 from streambench.cli_common import exit_with_parent
 from streambench.errors import ConfigError, TargetError
+from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
@@ -38,6 +40,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    parser.add_argument("--grpc-port", type=int, metavar="PORT",
+                        help="also serve the gRPC echo service (streambench.echo.Echo) on this "
+                        "port (0: any free); its URL is grpc_url in the ready line")
     knobs = parser.add_argument_group("fault knobs (override --scenario's target.server)")
     for dest in _DURATION_FLAGS:
         knobs.add_argument(
@@ -128,7 +133,8 @@ def serve(args: argparse.Namespace) -> int:
     faults = faults_from_args(args)
     sink = JsonLinesSink(args.faults_out) if args.faults_out else None
     try:
-        _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink))
+        _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
+                    grpc_port=args.grpc_port))
     finally:
         if sink is not None:
             sink.close()
@@ -137,7 +143,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def _log_to_stderr() -> None:
     """Human log lines of the target go to stderr (stdout is for the ready line only)."""
-    logger = logging.getLogger("streambench.target")
+    logger = get_logger("streambench.target")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
@@ -155,7 +161,8 @@ def _run(coro: Any) -> None:
         uvloop.run(coro)
 
 
-async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None) -> None:
+async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None,
+                 grpc_port: int | None = None) -> None:
     from streambench.target.server import start_server
 
     # Handlers first: whoever reads the ready line may signal us right away.
@@ -168,9 +175,20 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
     except OSError as exc:
         raise TargetError(f"serve: cannot listen on {host}:{port}: {exc.strerror}") from None
     ready = {"ws_url": server.ws_url, "http_url": server.http_url, "pid": os.getpid()}
+    grpc_server = None
+    if grpc_port is not None:
+        from streambench.target.grpc_echo import start_grpc_server
+
+        try:
+            grpc_server = await start_grpc_server(host=host, port=grpc_port, faults=faults,
+                                                  fault_sink=sink)
+        except OSError as exc:
+            await server.close()
+            raise TargetError(f"serve: cannot listen on {host}:{grpc_port}: {exc}") from None
+        ready["grpc_url"] = grpc_server.url
     sys.stdout.write(orjson.dumps(ready).decode() + "\n")
     sys.stdout.flush()
-    logging.getLogger("streambench.target").info(
+    get_logger("streambench.target").info(
         "serving %s and %s (faults: %s)",
         server.ws_url,
         server.http_url,
@@ -179,5 +197,7 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
     try:
         await stop.wait()
     finally:
+        if grpc_server is not None:
+            await grpc_server.close()
         await server.close()
-        logging.getLogger("streambench.target").info("stopped: %s", server.stats)
+        get_logger("streambench.target").info("stopped: %s", server.stats)

@@ -37,10 +37,12 @@ STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
 
 
-def serve_argv(faults: ServerFaults, *, faults_out: str) -> list[str]:
+def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False) -> list[str]:
     """The child's command line for these knobs (only knobs that differ from the default)."""
     argv = [sys.executable, "-m", "streambench", "serve", "--port", "0", "--faults-out", faults_out,
             "--exit-with-parent", str(os.getpid())]
+    if grpc:
+        argv += ["--grpc-port", "0"]
     for field, value in faults.model_dump(exclude_defaults=True).items():
         if value is not None:
             argv += [f"--{field.replace('_', '-')}", repr(value) if field != "seed" else str(value)]
@@ -50,8 +52,10 @@ def serve_argv(faults: ServerFaults, *, faults_out: str) -> list[str]:
 class EmbeddedTarget:
     """An async context manager running the built-in target in a child process."""
 
-    def __init__(self, faults: ServerFaults, *, startup_timeout: float = 15.0) -> None:
+    def __init__(self, faults: ServerFaults, *, startup_timeout: float = 15.0,
+                 grpc: bool = False) -> None:
         self._faults_config = faults
+        self._grpc = grpc
         self._startup_timeout = startup_timeout
         self._dir: str | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -59,6 +63,7 @@ class EmbeddedTarget:
         self._ready_ns = 0
         self.ws_url = ""
         self.http_url = ""
+        self.grpc_url = ""  # with grpc=True: the gRPC echo service (grpc_echo.py)
         self.pid = 0
 
     async def __aenter__(self) -> EmbeddedTarget:
@@ -100,7 +105,8 @@ class EmbeddedTarget:
         return Path(self._dir) / "stderr.log"
 
     async def _start(self) -> None:
-        argv = serve_argv(self._faults_config, faults_out=str(self._faults_path))
+        argv = serve_argv(self._faults_config, faults_out=str(self._faults_path),
+                          grpc=self._grpc)
         with self._stderr_path.open("wb") as stderr:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -111,6 +117,7 @@ class EmbeddedTarget:
             )
         ready = await self._read_ready_line()
         self.ws_url, self.http_url, self.pid = ready["ws_url"], ready["http_url"], ready["pid"]
+        self.grpc_url = ready.get("grpc_url", "")
         self._ready_ns = time.time_ns()
 
     async def _read_ready_line(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class RunningServer:
         await _close_sockets(state)
         await self._runner.cleanup()
         end = state.now()
-        _record_open_stall(state, end)
+        record_open_stall(state, end)
         if state.plan.has_delay:
             state.record("delay", start=0.0, end=end, detail=describe_delay(state.plan.faults))
 
@@ -87,7 +87,7 @@ async def start_server(
         raise
     bound_port = _bound_port(runner, port)
     server = RunningServer(runner=runner, state=state, host=host, port=bound_port)
-    server._clocks.extend(_start_clocks(state))
+    server._clocks.extend(start_clocks(state))
     return server
 
 
@@ -112,7 +112,7 @@ def _bound_port(runner: web.AppRunner, asked: int) -> int:
     return asked
 
 
-def _start_clocks(state: TargetState) -> list[asyncio.Task[None]]:
+def start_clocks(state: TargetState) -> list[asyncio.Task[None]]:
     tasks = []
     if state.plan.has_stalls:
         tasks.append(asyncio.create_task(_stall_clock(state), name="streambench.target.stalls"))
@@ -143,7 +143,7 @@ async def _stall_clock(state: TargetState) -> None:
         t = window[1]
 
 
-def _record_open_stall(state: TargetState, end: float) -> None:
+def record_open_stall(state: TargetState, end: float) -> None:
     """At close, a stall window already under way is recorded up to ``end``."""
     window = state.plan.stall_window(end)
     if window is not None:
@@ -153,11 +153,10 @@ def _record_open_stall(state: TargetState, end: float) -> None:
 async def _disconnect_clock(state: TargetState) -> None:
     """At each ``disconnect_every`` tick, close every faulted connection once."""
     closing: set[asyncio.Task[None]] = set()
-    tick: float | None = state.now()
+    tick = state.now()
     try:
-        while True:
-            tick = state.plan.disconnect_tick(tick)
-            assert tick is not None
+        while (upcoming := state.plan.disconnect_tick(tick)) is not None:  # None: none at all
+            tick = upcoming
             await asyncio.sleep(max(0.0, tick - state.now()))
             for conn in list(state.live_connections):
                 task = asyncio.create_task(conn.close_periodic(), name="streambench.target.close")

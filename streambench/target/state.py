@@ -14,19 +14,19 @@ and passes it to the ``fault_sink`` given to :func:`~streambench.target.server.s
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from streambench.logs import get_logger
 from streambench.target.knobs import ServerFaultPlan, conn_of
 
 FaultSink = Callable[[dict[str, Any]], None]
 FAULT_KINDS = ("delay", "stall", "drop", "error", "disconnect")
 
-log = logging.getLogger("streambench.target")
+log = get_logger("streambench.target")
 
 
 def cid_of(data: bytes | str) -> str | None:

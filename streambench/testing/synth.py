@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -139,7 +140,7 @@ def simulate(run: SyntheticRun) -> Outcome:
     return out
 
 
-def synth_run(run: SyntheticRun) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def synth_run(run: SyntheticRun) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Events (EVENT_SCHEMA columns), faults (FAULT_SCHEMA columns) and the manifest."""
     outcome = simulate(run)
     events = build_events(run, outcome)
@@ -147,7 +148,7 @@ def synth_run(run: SyntheticRun) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     return events, faults, manifest_for(run, events)
 
 
-def manifest_for(run: SyntheticRun, events: pl.DataFrame) -> dict:
+def manifest_for(run: SyntheticRun, events: pl.DataFrame) -> dict[str, Any]:
     """The run manifest as the capture store writes it (the keys analysis reads)."""
     ended = run.start_ns + int((run.duration + run.timeout) * 1e9)
     return {
@@ -169,7 +170,8 @@ def manifest_for(run: SyntheticRun, events: pl.DataFrame) -> dict:
     }
 
 
-def write_run(root: str | Path, run: SyntheticRun, *, part_rows: int = 1_000_000) -> dict:
+def write_run(root: str | Path, run: SyntheticRun, *, part_rows: int = 1_000_000
+              ) -> dict[str, Any]:
     """Write ``run`` into a store at ``root`` in the capture layout; return its manifest.
 
     ``<root>/events/date=YYYY-MM-DD/run_id=<id>/part-NNNNN.parquet`` (EVENT_SCHEMA),
@@ -182,7 +184,7 @@ def write_run(root: str | Path, run: SyntheticRun, *, part_rows: int = 1_000_000
 
 def write_tables(
     root: str | Path,
-    manifest: dict,
+    manifest: dict[str, Any],
     *,
     events: pl.DataFrame,
     faults: pl.DataFrame,

@@ -6,7 +6,7 @@ Private to :mod:`streambench.testing.synth`; kept apart so each module stays sma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 OK, LOST, ERROR_REPLY, CONN_ERROR, MALFORMED, NOT_SENT = range(6)
 MS = 1_000_000
+Mask = np.ndarray  # a boolean array over the run's messages
 
 
 @dataclass
@@ -36,7 +37,8 @@ class Outcome:
     churn: list[tuple[int, int, str, str]]  # (ts, conn, kind, status) beyond open/close
 
     @classmethod
-    def start(cls, run: SyntheticRun, intended: np.ndarray, sent: np.ndarray, rng) -> Outcome:
+    def start(cls, run: SyntheticRun, intended: np.ndarray, sent: np.ndarray,
+              rng: np.random.Generator) -> Outcome:
         n = len(intended)
         index = np.arange(n, dtype=np.int64)
         return cls(
@@ -46,14 +48,15 @@ class Outcome:
             duplicate=np.zeros(n, bool), drifted=np.zeros(n, bool), churn=[],
         )  # fmt: skip
 
-    def _pick(self, mask: np.ndarray, fraction: float) -> np.ndarray:
-        return mask & (self.status == OK) & (self.rng.random(len(mask)) < fraction)
+    def _pick(self, mask: Mask, fraction: float) -> Mask:
+        picked: Mask = mask & (self.status == OK) & (self.rng.random(len(mask)) < fraction)
+        return picked
 
     def apply(self, fault: InjectedFault, by_intended: np.ndarray, by_recv: np.ndarray) -> None:
         """Change the outcomes of the messages ``fault`` touches."""
         getattr(self, f"_apply_{fault.kind}", lambda *_: None)(fault, by_intended, by_recv)
 
-    def _apply_stall(self, fault, by_intended, by_recv) -> None:
+    def _apply_stall(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         held = np.flatnonzero(by_recv & (self.status == OK))
         release = self.run.start_ns + int((fault.at + fault.duration) * 1e9)
         self.recv[held] = release + np.arange(len(held), dtype=np.int64) * 10_000
@@ -65,22 +68,22 @@ class Outcome:
             replies = self.recv[conn :: self.run.connections]
             np.maximum.accumulate(replies, out=replies)
 
-    def _apply_drop(self, fault, by_intended, by_recv) -> None:
+    def _apply_drop(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         self.status[self._pick(by_intended, fault.intensity)] = LOST
 
-    def _apply_error(self, fault, by_intended, by_recv) -> None:
+    def _apply_error(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         self.status[self._pick(by_intended, fault.intensity)] = ERROR_REPLY
 
-    def _apply_malformed(self, fault, by_intended, by_recv) -> None:
+    def _apply_malformed(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         self.status[self._pick(by_intended, fault.intensity)] = MALFORMED
 
-    def _apply_duplicate(self, fault, by_intended, by_recv) -> None:
+    def _apply_duplicate(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         self.duplicate |= self._pick(by_intended, fault.intensity)
 
-    def _apply_schema_drift(self, fault, by_intended, by_recv) -> None:
+    def _apply_schema_drift(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         self.drifted |= self._pick(by_intended, fault.intensity)
 
-    def _apply_reorder(self, fault, by_intended, by_recv) -> None:
+    def _apply_reorder(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         step = self.run.connections
         first = np.flatnonzero(self._pick(by_intended, fault.intensity))
         first = first[first + step < len(self.recv)]
@@ -89,7 +92,7 @@ class Outcome:
         first, second = first[swap], second[swap]
         self.recv[first], self.recv[second] = self.recv[second], self.recv[first].copy()
 
-    def _apply_disconnect(self, fault, by_intended, by_recv) -> None:
+    def _apply_disconnect(self, fault: InjectedFault, by_intended: Mask, by_recv: Mask) -> None:
         count = max(1, int(fault.intensity))
         down = self.run.start_ns + int(fault.at * 1e9)
         up = down + int(fault.duration * 1e9)
@@ -108,7 +111,7 @@ class Outcome:
         self.status[late] = LOST
 
 
-def _frame(run: SyntheticRun, kind: str, **columns) -> pl.DataFrame:
+def _frame(run: SyntheticRun, kind: str, **columns: Any) -> pl.DataFrame:
     n = len(columns["ts"])
     base = {
         "run_id": [run.run_id] * n if n else [],
@@ -139,7 +142,7 @@ def build_events(run: SyntheticRun, out: Outcome) -> pl.DataFrame:
     return _finish_columns(run, events.sort("ts", maintain_order=True))
 
 
-def _sends(run, out: Outcome, m) -> pl.DataFrame:
+def _sends(run: SyntheticRun, out: Outcome, m: Mask) -> pl.DataFrame:
     df = _frame(run, "send", ts=out.sent[m], conn=out.conn[m], seq=out.seq[m],
                 intended_ns=out.intended[m], sent_ns=out.sent[m])  # fmt: skip
     return _cid(df).with_columns(
@@ -148,7 +151,7 @@ def _sends(run, out: Outcome, m) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def _replies(run, out: Outcome, m, *, duplicate: bool) -> pl.DataFrame:
+def _replies(run: SyntheticRun, out: Outcome, m: Mask, *, duplicate: bool) -> pl.DataFrame:
     recv = out.recv[m] + (50_000 if duplicate else 0)
     df = _cid(
         _frame(
@@ -172,14 +175,14 @@ def _replies(run, out: Outcome, m, *, duplicate: bool) -> pl.DataFrame:
     ).drop("drift")  # fmt: skip
 
 
-def _timeouts(run, out: Outcome, m) -> pl.DataFrame:
+def _timeouts(run: SyntheticRun, out: Outcome, m: Mask) -> pl.DataFrame:
     ts = out.intended[m] + int(run.timeout * 1e9)
     df = _frame(run, "timeout", ts=ts, conn=out.conn[m], seq=out.seq[m],
                 intended_ns=out.intended[m], sent_ns=out.sent[m])  # fmt: skip
     return _cid(df).with_columns(error=pl.lit("timeout"))
 
 
-def _errors(run, out: Outcome, m, *, ts, text: str) -> pl.DataFrame:
+def _errors(run: SyntheticRun, out: Outcome, m: Mask, *, ts: np.ndarray, text: str) -> pl.DataFrame:
     df = _frame(run, "error", ts=ts[m], conn=out.conn[m], seq=out.seq[m],
                 intended_ns=out.intended[m])  # fmt: skip
     df = _cid(df).with_columns(error=pl.lit(text))
@@ -188,12 +191,12 @@ def _errors(run, out: Outcome, m, *, ts, text: str) -> pl.DataFrame:
     return df
 
 
-def _malformed(run, out: Outcome, m) -> pl.DataFrame:
+def _malformed(run: SyntheticRun, out: Outcome, m: Mask) -> pl.DataFrame:
     df = _frame(run, "error", ts=out.recv[m], conn=out.conn[m])
     return df.with_columns(error=pl.lit("malformed reply: not JSON"), payload=pl.lit("<redacted>"))
 
 
-def _churn(run, out: Outcome) -> pl.DataFrame:
+def _churn(run: SyntheticRun, out: Outcome) -> pl.DataFrame:
     first = run.start_ns - 10 * MS
     last = run.start_ns + int((run.duration + run.timeout) * 1e9)
     rows = [(first, c, "connect", "101") for c in range(run.connections)]

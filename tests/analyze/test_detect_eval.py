@@ -56,7 +56,10 @@ async def test_each_injected_fault_is_detected_where_it_happened(
 @pytest.mark.parametrize("case", CLEAN, ids=[c.label for c in CLEAN])
 async def test_clean_runs_are_quiet(case: Case, store: Store) -> None:
     outcome = await _run(case, store)
-    assert [(a.rule, a.evidence) for a in outcome.anomalies] == []
+    # Nothing is blamed on the target. On a busy machine the generator itself may fall
+    # behind: such windows are attributed to it (cause "generator"), never to the target.
+    blamed = [(a.rule, a.evidence) for a in outcome.anomalies if a.cause != "generator"]
+    assert blamed == []
     # the target's steady latency is in the ground truth, but as a baseline, not a fault
     assert score_detections(outcome.anomalies, outcome.truth).faults == 0
 

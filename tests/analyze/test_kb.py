@@ -78,3 +78,17 @@ def test_kb_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     shown = capsys.readouterr().out
     assert '"worked": false' in shown
     assert '"occurrences": 1' in shown
+
+
+@pytest.mark.parametrize("action", [["resolve", "--fix", "check-gc-pauses"],
+                                    ["feedback", "--fix", "check-gc-pauses", "--worked"]])
+def test_kb_refuses_an_unknown_fingerprint(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           action: list[str]) -> None:
+    KnowledgeBase(tmp_path).record([anomaly("r1", 0)])
+    argv = ["kb", action[0], "stall:chta", *action[1:], "--store", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (f"streambench: error: kb {action[0]}: no fingerprint 'stall:chta' in the "
+                   "knowledge base (see `streambench kb list`)\n")
+    assert KnowledgeBase(tmp_path).show("stall:chta")["summary"] is None
+    assert KnowledgeBase(tmp_path).summary()["resolutions"].to_list() == [0]

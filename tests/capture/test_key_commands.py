@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streambench.capture.keys import KeyFile, load_key_provider
+from streambench.capture.keys import KeyFile, load_key_provider, read_key_file
 from streambench.cli import main
 
 
@@ -61,3 +61,23 @@ def test_a_broken_key_file_is_one_clear_error(config_home: Path, capsys):
     path.write_text("not json")
     assert main(["keys", "init"]) == 2
     assert "is unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("period", ["2026-13", "", "../../x", "2026-02-30", "2026-W54", "al"])
+def test_destroying_something_that_is_not_a_period_is_one_line(config_home: Path, capsys,
+                                                                period: str):
+    main(["keys", "init"])
+    capsys.readouterr()
+    assert main(["keys", "destroy", period]) == 2
+    out = capsys.readouterr()
+    assert "done" not in out.out
+    assert "destroyed" not in out.out
+    assert out.err.count("\n") == 1
+    assert f"period {period!r} is not a period id: expected YYYY-MM" in out.err
+    assert read_key_file(config_home / "streambench" / "hash-keys.json")["destroyed"] == []
+
+
+@pytest.mark.parametrize("period", ["2026-11", "2026-W45", "2026-11-03", "all"])
+def test_every_kind_of_period_can_be_destroyed(config_home: Path, capsys, period: str):
+    main(["keys", "init"])
+    assert main(["keys", "destroy", period]) == 0

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streambench.capture.keys import MasterKey
-from streambench.capture.redact import Redactor
+from streambench.capture.pii import Scanner
+from streambench.capture.redact import Redactor, own_cids
 from streambench.capture.schema import EVENT_SCHEMA
 from streambench.scenario.model import Redaction
 from tests.capture.pii_corpus import CONTEXTS, POSITIVES
@@ -122,3 +125,66 @@ def test_no_corpus_value_survives_a_round_trip_to_disk(
     stored = "\n".join(str(v) for column in back.columns for v in column.to_pylist())
     for _, value in POSITIVES:
         assert value not in stored
+
+
+def canonical(text: str | None) -> str | None:
+    """Key order aside, the exact JSON (``1`` and ``1.0`` differ); text as it is."""
+    try:
+        return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS).decode()  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, TypeError):
+        return text
+
+
+documents = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), json_values, max_size=6)
+batches = st.tuples(st.lists(documents, min_size=1, max_size=5),
+                    st.lists(st.integers(0, 4), min_size=1, max_size=80))
+
+
+@pytest.fixture(scope="module")
+def both_paths() -> tuple[Redactor, Redactor]:
+    key = MasterKey(b"property-test-master-key")
+    return Redactor(POLICY, key_provider=key), Redactor(POLICY, key_provider=key, fast_path=False)
+
+
+def redacted(redactor: Redactor, rows: list[str | None]) -> tuple[list[Any], dict[str, int]]:
+    before = redactor.counts
+    table = redactor.redact_table(events(rows, error=rows))
+    counts = {k: v - before.get(k, 0) for k, v in redactor.counts.items()}
+    columns = [[canonical(v) for v in table.column(name).to_pylist()]
+               for name in ("payload", "error")]
+    return columns, counts
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.lists(pii_text | st.none(), min_size=1, max_size=3))
+def test_fast_and_slow_paths_give_the_same_rows(both_paths: tuple[Redactor, Redactor],
+                                                batch: tuple[list[dict[str, Any]], list[int]],
+                                                extra: list[str | None]):
+    """Mostly-alike documents (the fast path's case) with any types, nesting and
+    text in any field; the Python walk is the reference."""
+    shapes, picks = batch
+    rows = [dumps(shapes[i % len(shapes)]) for i in picks] + extra
+    fast, fast_counts = redacted(both_paths[0], rows)
+    slow, slow_counts = redacted(both_paths[1], rows)
+    assert fast == slow
+    assert fast_counts.pop("slow_path", 0) <= slow_counts.pop("slow_path", 0)
+    assert {k: v for k, v in fast_counts.items() if v} == \
+        {k: v for k, v in slow_counts.items() if v}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**12 - 1), st.integers(0, 10**12 - 1)),
+                min_size=1, max_size=50))
+def test_no_scanner_can_match_a_cid_streambench_makes(pairs: list[tuple[int, int]]):
+    """Why our own cids may skip the scanners (OWN_CID): the result is the same."""
+    cids = pl.Series([f"{conn}-{seq}" for conn, seq in pairs])
+    own = own_cids(cids)
+    masked, found = Scanner().mask(cids.filter(own))
+    assert masked.to_list() == cids.filter(own).to_list()
+    assert not found
+    assert own.to_list() == [len(c) <= 13 for c in cids.to_list()]
+
+
+def test_cids_that_look_like_ours_but_hold_pii_are_scanned():
+    cids = pl.Series(["4111-111111111111", "0123-4567890", "415-555-0123", "12-34"])
+    assert own_cids(cids).to_list() == [False, False, False, True]

@@ -23,9 +23,9 @@ CASES = [
     ("bad-duration", GOOD_HEAD + "load:\n  rate: 10\n  duration: 10 sec\n",
      "load.duration", 5, "got '10 sec'; did you mean 10s?"),
     ("negative-rate", GOOD_HEAD + "load:\n  rate: -5\n  duration: 1s\n",
-     "load.rate", 4, "expected a number > 0, got -5"),
+     "load.rate", 4, "expected a number > 0 and <= 10000000, got -5"),
     ("rate-not-a-number", GOOD_HEAD + "load:\n  rate: fast\n  duration: 1s\n",
-     "load.rate", 4, "expected a number > 0, got 'fast'"),
+     "load.rate", 4, "expected a number > 0 and <= 10000000, got 'fast'"),
     ("rate-and-stages", GOOD_HEAD + "load:\n  rate: 5\n  duration: 1s\n"
      "  stages: [{duration: 1s, rate: 1}]\n",
      "load", 3, "give either rate and duration, or stages, not both"),
@@ -39,12 +39,12 @@ CASES = [
      "load", 3, "stages must list at least one stage"),
     ("bad-stage-rate", GOOD_HEAD + "load:\n  stages:\n    - {duration: 1s, rate: 1}\n"
      "    - {duration: 1s, rate: -1}\n",
-     "load.stages[1].rate", 6, "expected a number >= 0, got -1"),
+     "load.stages[1].rate", 6, "expected a number between 0 and 10000000, got -1"),
     ("zero-stage-duration", GOOD_HEAD + "load:\n  stages:\n    - duration: 0s\n      rate: 1\n",
      "load.stages[0].duration", 5, "expected a duration > 0"),
     ("unknown-protocol", "name: t\ntarget:\n  protocol: wss\nload: {rate: 1, duration: 1}\n",
      "target.protocol", 3, "unknown protocol 'wss'; expected one of 'websocket', 'mqtt', "
-     "'http', 'sse'; did you mean 'websocket'?"),
+     "'http', 'sse', 'grpc'; did you mean 'websocket'?"),
     ("probability-over-1", "name: t\ntarget:\n  server: {drop_rate: 1.5}\n"
      "load: {rate: 1, duration: 1}\n",
      "target.server.drop_rate", 3, "expected a number between 0 and 1, got 1.5"),
@@ -179,7 +179,8 @@ def test_every_problem_is_listed_in_line_order() -> None:
     rendered = str(caught.value).splitlines()
     assert rendered[0] == "multi.yaml: 7 problems"
     assert rendered[2] == ("  multi.yaml:3: target.protocol: unknown protocol 'wss'; expected one "
-                           "of 'websocket', 'mqtt', 'http', 'sse'; did you mean 'websocket'?")
+                           "of 'websocket', 'mqtt', 'http', 'sse', 'grpc'; did you mean "
+                           "'websocket'?")
 
 
 def test_credential_values_are_not_echoed() -> None:

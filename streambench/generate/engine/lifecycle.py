@@ -90,10 +90,12 @@ async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator
     from streambench.generate.protocols.base import embedded_url
     from streambench.target.embedded import EmbeddedTarget
 
-    target = EmbeddedTarget(server_knobs(scenario.target))
+    target = EmbeddedTarget(server_knobs(scenario.target),
+                            grpc=scenario.target.protocol == "grpc")
     try:
         async with target:
-            yield embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url)
+            yield embedded_url(scenario, ws_url=target.ws_url, http_url=target.http_url,
+                               grpc_url=target.grpc_url)
     finally:
         with contextlib.suppress(Exception):
             writer.submit_faults(target.faults())

@@ -18,7 +18,6 @@ The summary a user sees is computed from the store afterwards by
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import secrets
 from dataclasses import dataclass
 
@@ -38,11 +37,11 @@ from streambench.generate.engine.lifecycle import (
 )
 from streambench.generate.engine.progress import ProgressTracker
 from streambench.generate.faults.network.child import proxied
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
-from streambench.scenario.secrets import public_url
+from streambench.scenario.secrets import public_url, register_scenario
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 @dataclass
@@ -60,7 +59,13 @@ def new_run_id(name: str) -> str:
 
 
 def redactor_for(scenario: Scenario) -> Redactor:
-    """The scenario's redactor; raises at once when a hash key is missing."""
+    """The scenario's redactor; raises at once when a hash key is missing.
+
+    Every process of a run calls this first (one process, the driver, each
+    shard), so it also registers the scenario's credentials as this process's
+    secrets: they are scrubbed from every row, log line and manifest after.
+    """
+    register_scenario(scenario)
     return Redactor(scenario.capture.redaction, cid_field=scenario.message.cid_field,
                     seq_field=scenario.message.seq_field)
 

@@ -12,6 +12,7 @@ websocket  :class:`~streambench.generate.protocols.websocket.client.WebSocketCon
 mqtt       :class:`~streambench.generate.protocols.mqtt.client.MqttConnection`            mqtt://, mqtts://
 http       :class:`~streambench.generate.protocols.http.client.HttpConnection`            http://, https://
 sse        :class:`~streambench.generate.protocols.sse.SseConnection`              http://, https://
+grpc       :class:`~streambench.generate.protocols.grpc.client.GrpcConnection`       grpc://, grpcs://
 ========== ================================================ =====================
 
 ``fallback: http`` on a WebSocket target: when the upgrade is refused
@@ -22,7 +23,6 @@ goes on over plain HTTP against the URL's ``http(s)://`` twin.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -33,14 +33,22 @@ from urllib.parse import urlsplit, urlunsplit
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff
-from streambench.scenario.model import HttpTarget, WebSocketTarget
+from streambench.logs import get_logger
+from streambench.scenario.model import (
+    HttpTarget,
+    MqttTarget,
+    Reconnect,
+    SseTarget,
+    WebSocketTarget,
+)
 
 if TYPE_CHECKING:
     from streambench.generate.faults.inject import FaultInjector
     from streambench.scenario.model import Scenario
 
-log = logging.getLogger("streambench.connection")
+log = get_logger("streambench.connection")
 Handle = TypeVar("Handle")
+AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 
 
 class Connection(Protocol):
@@ -108,7 +116,19 @@ class EventRecorder:
                          self.topic, status, error, None))
 
 
-def client_for(protocol: str) -> type[Connection]:
+def target_as(ctx: RunContext, kind: type[AnyTarget]) -> AnyTarget:
+    """The run's target as the model a client expects (``WebSocketTarget`` for WebSocket)."""
+    target = ctx.scenario.target
+    if not isinstance(target, kind):
+        raise ConfigError(f"target.protocol: a {target.protocol} target given to the "
+                          f"{kind.__name__} client")
+    return target
+
+
+ClientFactory = Callable[[RunContext, int], Connection]
+
+
+def client_for(protocol: str) -> ClientFactory:
     """The client class for a scenario's ``target.protocol``."""
     if protocol == "websocket":
         from streambench.generate.protocols.websocket.client import WebSocketConnection
@@ -126,6 +146,10 @@ def client_for(protocol: str) -> type[Connection]:
         from streambench.generate.protocols.sse import SseConnection
 
         return SseConnection
+    if protocol == "grpc":
+        from streambench.generate.protocols.grpc.client import GrpcConnection
+
+        return GrpcConnection
     raise ConfigError(f"target.protocol: no client for {protocol!r}")
 
 
@@ -136,16 +160,18 @@ def http_twin(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
+def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: str = "") -> str:
     """The URL a scenario with ``url: embedded`` drives, from the started target's URLs.
 
     WebSocket: ``ws://.../echo``; HTTP: ``http://.../echo``; SSE: the target's
-    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream.
-    MQTT has no embedded broker.
+    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
+    gRPC: the gRPC echo service (``grpc://...``). MQTT has no embedded broker.
     """
     protocol = scenario.target.protocol
     if protocol == "websocket":
         return ws_url
+    if protocol == "grpc":
+        return grpc_url
     if protocol == "http":
         return http_url + "echo"
     if protocol == "sse":
@@ -153,7 +179,7 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str) -> str:
         peak = max(max(s.rate, s.to or 0.0) for s in load.profile())
         interval_ms = 1000.0 * load.connections / peak if peak > 0 else 1000.0
         return f"{http_url}sse?count=100000&interval={interval_ms:.3f}ms"
-    raise ConfigError(f"target.url: embedded is a WebSocket/HTTP target; a {protocol} "
+    raise ConfigError(f"target.url: embedded is a WebSocket/HTTP/gRPC target; a {protocol} "
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
 
 
@@ -238,7 +264,9 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
     the first connection is opened by the engine, where failing is an answer.
     """
     ctx = client.ctx
-    reconnect = ctx.scenario.target.reconnect
+    reconnect = getattr(ctx.scenario.target, "reconnect", None)
+    if not isinstance(reconnect, Reconnect):  # the protocol does not reconnect: once
+        reconnect = Reconnect(attempts=0)
 
     def finished() -> bool:
         return ctx.stop.is_set() or (client.sending_done.is_set()

@@ -35,7 +35,8 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff, wait_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, dialled, os_reason
+from streambench.generate.protocols.base import EventRecorder, dialled, os_reason, target_as
+from streambench.scenario.model import SseTarget
 
 _HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 
@@ -98,7 +99,7 @@ class SseConnection(EventRecorder):
 
     async def run(self, response: aiohttp.ClientResponse) -> None:
         """Read streams until the schedule's end, reopening a stream the server ends."""
-        reconnect = self.ctx.scenario.target.reconnect
+        reconnect = target_as(self.ctx, SseTarget).reconnect
         try:
             while True:
                 await self.serve(response)

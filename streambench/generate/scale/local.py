@@ -63,11 +63,11 @@ from streambench.generate.scale.shards import (
     run_shard,
     split,
 )
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 class Backend(Protocol):
@@ -343,7 +343,7 @@ def _log_settings() -> tuple[str, str] | None:
     """The driver's ``--log-format``/``--log-level``, for the workers to use too."""
     from streambench.logs import JsonFormatter
 
-    logger = logging.getLogger("streambench")
+    logger = get_logger("streambench")
     if not logger.handlers:
         return None
     fmt = "json" if isinstance(logger.handlers[0].formatter, JsonFormatter) else "text"
@@ -359,7 +359,7 @@ class ProcessBackend:
     def __init__(self) -> None:
         self._mp = multiprocessing.get_context("spawn")
         self.processes: dict[int, Any] = {}
-        self._pipes: dict[int, Any] = {}  # worker -> the driver's end, until it ends
+        self._pipes: dict[int, mp_connection.Connection] = {}  # worker -> the driver's end
 
     def launch(self, specs: list[ShardSpec]) -> None:
         for spec in specs:
@@ -374,9 +374,9 @@ class ProcessBackend:
 
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        by_pipe = {id(p): w for w, p in self._pipes.items()}
-        for pipe in mp_connection.wait(list(self._pipes.values()), timeout):
-            worker = by_pipe[id(pipe)]
+        by_pipe = {id(p): (w, p) for w, p in self._pipes.items()}
+        for ready in mp_connection.wait(list(self._pipes.values()), timeout):
+            worker, pipe = by_pipe[id(ready)]
             try:
                 while pipe.poll():
                     messages.append(pipe.recv())

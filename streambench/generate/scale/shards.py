@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import pickle
 import resource
@@ -37,7 +36,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,10 +55,10 @@ from streambench.generate.engine.lifecycle import RunControl, interrupted, new_l
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.run import redactor_for
 from streambench.generate.faults.inject import FaultInjector
-from streambench.logs import current_run_id
+from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 
-log = logging.getLogger("streambench.run")
+log = get_logger("streambench.run")
 
 
 @dataclass(frozen=True)
@@ -299,7 +298,7 @@ def merge_progress(snapshots: Mapping[int, Mapping[str, Any]], *, total_s: float
     )
 
 
-def merge_counts(results: list[Mapping[str, Any]]) -> tuple[CaptureCounts, dict[str, int]]:
+def merge_counts(results: Sequence[Mapping[str, Any]]) -> tuple[CaptureCounts, dict[str, int]]:
     """The manifest's ``counts`` and ``redaction`` summed over shard results."""
     def total(key: str) -> int:
         return sum(int(r.get(key) or 0) for r in results)

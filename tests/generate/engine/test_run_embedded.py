@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
-import pytest
 
 from streambench.api import run_async
 from streambench.capture.store import Store
-from tests.helpers import scenario
+from tests.helpers import TIME_SCALE, scenario
 
 
 async def test_a_clean_run_reconciles_every_message(store: Store):
@@ -18,7 +17,8 @@ async def test_a_clean_run_reconciles_every_message(store: Store):
     assert s["sent"] == 600
     assert s["sent"] == s["received"] + s["errors"] + s["timeouts"]
     assert s["received"] == 600
-    assert s["achieved_ratio"] == pytest.approx(1.0, abs=0.03)
+    # every message went out; late ones (a busy machine) only lower the achieved rate
+    assert 0.8 / TIME_SCALE <= s["achieved_ratio"] <= 1.03
     events = store.events(result.run_id).collect()
     kinds = dict(events.group_by("kind").len().iter_rows())
     assert kinds == {"connect": 4, "send": 600, "recv": 600, "disconnect": 4}
@@ -33,7 +33,8 @@ async def test_added_server_latency_shows_in_p50(store: Store):
     sc = scenario(target={"url": "embedded", "server": {"latency": "20ms"}},
                   load={"connections": 2, "rate": 100, "duration": "2s"})
     result = await run_async(sc, store=store)
-    assert result.summary["latency_ms"]["p50"] == pytest.approx(20.0, abs=2.0)
+    # never less than the added latency; a loopback round trip and timers on top
+    assert 20.0 <= result.summary["latency_ms"]["p50"] <= 20.0 + 5.0 * TIME_SCALE
     assert result.summary["received"] == 200
 
 
@@ -44,7 +45,8 @@ async def test_a_stalling_server_shows_in_p99_and_max_not_in_a_slower_sender(sto
     result = await run_async(sc, store=store)
     s = result.summary
     assert s["sent"] == 800  # the senders were not slowed down by the stall:
-    assert s["schedule_lag_ms"]["max"] < 250  # a closed-model sender would lag by ~1000 ms
+    # a closed-model sender would lag by ~1000 ms (the stall) at every stall
+    assert s["schedule_lag_ms"]["max"] < 500 * TIME_SCALE
     assert s["latency_ms"]["max"] > 900
     assert s["latency_ms"]["p99"] > 800
     assert s["latency_ms"]["p50"] < 800  # most messages were outside the stalls

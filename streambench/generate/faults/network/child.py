@@ -37,7 +37,8 @@ from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import resolve
 
 STOP_TIMEOUT_S = 5.0
-_DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443, "mqtt": 1883, "mqtts": 8883}
+_DEFAULT_PORTS = {"ws": 80, "http": 80, "grpc": 80, "wss": 443, "https": 443, "grpcs": 443,
+                  "mqtt": 1883, "mqtts": 8883}
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ import orjson
 
 from streambench.cli_common import exit_with_parent
 from streambench.errors import ConfigError
+from streambench.logs import get_logger
 from streambench.scenario.network import NetworkFault
 
-log = logging.getLogger("streambench.proxy")
+log = get_logger("streambench.proxy")
 
 
 def register(subparsers: Any) -> None:
@@ -162,7 +163,7 @@ async def _clock_from_stdin(server: Any, stop: asyncio.Event) -> None:
 
 
 def _log_to_stderr() -> None:
-    logger = logging.getLogger("streambench.proxy")
+    logger = get_logger("streambench.proxy")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("streambench proxy: %(message)s"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import time
 from collections.abc import Callable
@@ -37,7 +36,6 @@ from streambench.generate.faults.network.plan import Change, NetworkPlan
 from streambench.generate.faults.network.truth import NetworkTruth
 from streambench.scenario.network import RefuseFault
 
-log = logging.getLogger("streambench.proxy")
 BACKLOG = 4096
 
 

@@ -35,8 +35,15 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, dial_address, dialled, os_reason
+from streambench.generate.protocols.base import (
+    EventRecorder,
+    dial_address,
+    dialled,
+    os_reason,
+    target_as,
+)
 from streambench.generate.protocols.http.lean import LeanSession
+from streambench.scenario.model import HttpTarget
 
 POOL_SIZE = 100  # keep-alive sockets per connection
 _YIELD_EVERY = 64
@@ -62,8 +69,9 @@ class HttpConnection(EventRecorder):
                                                                else 80)
         self.topic = parts.path or "/"
         self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.method = ctx.scenario.target.method.upper()
-        engine = ctx.scenario.target.http_engine
+        target = target_as(ctx, HttpTarget)
+        self.method = target.method.upper()
+        engine = target.http_engine
         if engine == "lean" and parts.scheme != "http":
             raise ConfigError("target.http_engine: lean speaks plain http:// only; use "
                               "aiohttp (or auto) for https://")
@@ -83,7 +91,7 @@ class HttpConnection(EventRecorder):
         self._workers = 0
 
     # -- the pool ----------------------------------------------------------------
-    async def open(self) -> aiohttp.ClientSession:
+    async def open(self) -> aiohttp.ClientSession | LeanSession:
         """Check the target accepts TCP connections, then open the pool."""
         timeout = self.ctx.scenario.target.connect_timeout
         try:
@@ -208,7 +216,7 @@ class HttpConnection(EventRecorder):
                                            server_hostname=self.dialled.server_hostname
                                            ) as response:
                     body = await response.read()
-                    status, reason = response.status, response.reason
+                    status, reason = response.status, response.reason or ""
         except (aiohttp.ClientError, OSError) as exc:
             if not copy:
                 self._resolve(cid, Kind.ERROR, "disconnected", _describe(exc))
@@ -254,7 +262,7 @@ class HttpConnection(EventRecorder):
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
-    async def _reopen(self, old: aiohttp.ClientSession) -> None:
+    async def _reopen(self, old: aiohttp.ClientSession | LeanSession) -> None:
         await old.close()
         if self.faults is not None:
             await self.faults.hold_down(self.conn)

@@ -110,7 +110,7 @@ class AiomqttSession:
         reason = "connection closed"
         try:
             async for message in client.messages:  # only if a message slipped past paho
-                self.on_message(bytes(message.payload), time.monotonic_ns())  # type: ignore[arg-type]
+                self.on_message(bytes(message.payload), time.monotonic_ns())
         except MqttError as exc:
             reason = f"connection lost: {_reason(exc)}"
         finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from urllib.parse import urlsplit
 
@@ -31,10 +30,17 @@ from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, os_reason, serve_reconnecting
+from streambench.generate.protocols.base import (
+    EventRecorder,
+    os_reason,
+    serve_reconnecting,
+    target_as,
+)
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
+from streambench.logs import get_logger
+from streambench.scenario.model import WebSocketTarget
 
-log = logging.getLogger("streambench.websocket")
+log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
 Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
@@ -58,7 +64,7 @@ class WebSocketConnection(EventRecorder):
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
-        target = self.ctx.scenario.target
+        target = target_as(self.ctx, WebSocketTarget)
         try:
             async with asyncio.timeout(target.connect_timeout):
                 return await open_pump(self.ctx.url, self.on_reply,
@@ -104,7 +110,7 @@ class WebSocketConnection(EventRecorder):
             self.connected.clear()
             code = ws.close_code
             if ws.closed_by_size:
-                limit = self.ctx.scenario.target.max_message_bytes
+                limit = target_as(self.ctx, WebSocketTarget).max_message_bytes
                 self.record_event(Kind.ERROR, status="too_big",
                              error=f"frame larger than {limit} bytes")
             self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),

@@ -1,0 +1,1 @@
+"""gRPC client (grpcio): unary, server-streaming and bidirectional-streaming calls."""

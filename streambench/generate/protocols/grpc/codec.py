@@ -1,0 +1,153 @@
+"""gRPC messages without I/O: requests from the body pool, replies to (cid, payload).
+
+Requests are built the way :class:`~streambench.scenario.synth.BodyPool` builds
+JSON: the scenario's ``pool`` bodies are encoded once, at the start of a run,
+and each message only appends its correlation id and sequence number as
+protobuf fields. Protobuf allows that: a field appended to an encoded message
+is that field set, so a request costs two concatenations and two varints, no
+message object. Replies are decoded with the method's reply class (upb, C) and
+read for their cid; their payload for the store is their JSON form.
+
+``send`` rows keep the request's JSON form (the pool's frame: what redaction
+reads and the fault injector edits); ``bytes`` is the size on the wire.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from streambench.scenario.proto import (
+    FieldInfo,
+    Method,
+    ProtoProblem,
+    correlation_fields,
+    encode_body,
+    is_repeated,
+)
+from streambench.scenario.synth import BodyPool
+
+_ZIGZAG = (FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
+_FIXED64 = (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64)
+_FIXED32 = (FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32)
+
+
+class CodecError(ValueError):
+    """A message that cannot be encoded (a faulted body) or a reply that does not decode."""
+
+
+def varint(value: int) -> bytes:
+    """``value`` (>= 0) as a protobuf base-128 varint."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _tag(number: int, wire_type: int) -> bytes:
+    return varint(number << 3 | wire_type)
+
+
+def _seq_encoder(field: FieldInfo | None) -> Callable[[int], bytes]:
+    """``seq`` -> its encoded field (tag included); an empty encoding without a field."""
+    if field is None:
+        return lambda seq: b""
+    if field.type in _FIXED64:
+        tag = _tag(field.number, 1)
+        return lambda seq: tag + struct.pack("<q", seq)
+    if field.type in _FIXED32:
+        tag = _tag(field.number, 5)
+        return lambda seq: tag + struct.pack("<i", seq)
+    tag = _tag(field.number, 0)
+    if field.type in _ZIGZAG:
+        return lambda seq: tag + varint(seq << 1)  # zigzag of a positive number
+    return lambda seq: tag + varint(seq)
+
+
+def reply_dict(reply: Message, *, flat: bool) -> dict[str, Any]:
+    """A reply as JSON-able data, field names as in the proto (what the store keeps).
+
+    A ``flat`` type (plain scalars only, see :func:`is_flat`: the common case) is
+    read field by field; anything else (nested messages, enums, bytes, maps,
+    lists) goes through protobuf's JSON mapping.
+    """
+    if flat:
+        return {field.name: value for field, value in reply.ListFields()}
+    return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+
+def is_flat(cls: type[Message]) -> bool:
+    """True when every field of ``cls`` is a single plain scalar (no message, enum, bytes)."""
+    return all(f.message_type is None and f.enum_type is None
+               and f.type != FieldDescriptor.TYPE_BYTES and not is_repeated(f)
+               for f in cls.DESCRIPTOR.fields)
+
+
+class GrpcCodec:
+    """Requests and replies of one method for one run. Build once; pure after that."""
+
+    def __init__(self, method: Method, pool: BodyPool, *, cid_field: str, seq_field: str,
+                 payloads: bool = True) -> None:
+        try:
+            cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field)
+            self._prefixes = tuple(encode_body(method, pool.body(i)) for i in range(pool.size))
+        except ProtoProblem as exc:
+            raise CodecError(f"{exc.field}: {exc}") from None
+        self.method = method
+        self._cid_tag = None if cid is None else _tag(cid.number, 2)
+        self._seq = _seq_encoder(seq)
+        self._size = pool.size
+        self._request_cls = method.request
+        self._decode = method.response.FromString
+        reply_fields = method.response.DESCRIPTOR.fields_by_name
+        self.reply_cid_field = cid_field if cid_field in reply_fields else None
+        self.payloads = payloads
+        self._flat = is_flat(method.response)
+
+    def request(self, i: int, cid: str, seq: int) -> bytes:
+        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes."""
+        data = self._prefixes[i % self._size]
+        if self._cid_tag is not None:
+            raw = cid.encode()
+            data += self._cid_tag + varint(len(raw)) + raw
+        return data + self._seq(seq)
+
+    def from_json(self, frame: bytes, *, original: bytes) -> bytes:
+        """A JSON frame as a fault left it, as wire bytes.
+
+        Names the request type does not know are left out (as a protobuf peer
+        would drop them); a frame that is not JSON any more (``malformed``) is
+        sent as ``original`` cut by one byte, which no peer can decode.
+        CodecError when a value does not fit its field (a ``schema_drift`` retype).
+        """
+        try:
+            doc = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return original[:-1]
+        try:
+            message = json_format.ParseDict(doc, self._request_cls(), ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CodecError(first) from None
+        return bytes(message.SerializeToString())
+
+    def reply(self, data: bytes) -> tuple[str | None, bytes | None]:
+        """``(cid or None, JSON payload or None)`` of a reply; CodecError if it does not
+        decode as the method's reply type."""
+        try:
+            reply = self._decode(data)
+        except DecodeError as exc:
+            raise CodecError(f"not a {self.method.response.DESCRIPTOR.name}: {exc}") from None
+        cid = getattr(reply, self.reply_cid_field) if self.reply_cid_field else None
+        if isinstance(cid, bytes):
+            cid = cid.decode("utf-8", "replace")
+        payload = orjson.dumps(reply_dict(reply, flat=self._flat)) if self.payloads else None
+        return cid or None, payload
