@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from streambench.analyze.summary import summarize
 from streambench.capture.manifest import Manifest
+from streambench.capture.names import check_run_id
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store, store_root
 from streambench.generate.engine import run as engine
@@ -32,7 +33,8 @@ class RunResult:
 
 def summarized(outcome: engine.RunOutcome, store: Store) -> RunResult:
     """The engine's outcome with the summary a user sees (analysis runs here, not in it)."""
-    summary = summarize(store.events(outcome.run_id), dict(outcome.manifest))
+    summary = summarize(store.events(outcome.run_id), dict(outcome.manifest),
+                        health=store.health(outcome.run_id))
     return RunResult(run_id=outcome.run_id, status=outcome.status, manifest=outcome.manifest,
                      summary=summary)
 
@@ -49,43 +51,75 @@ async def run_async(scenario: Scenario, *, store: Store, run_id: str | None = No
 
 
 def open_store(store: Store | str | os.PathLike[str] | None = None) -> Store:
-    """``store`` as a Store; None means ``$STREAMBENCH_STORE`` or ``./data`` like the CLI."""
+    """``store`` as a Store; None means ``$STREAMBENCH_STORE`` or ``./data`` like the CLI.
+
+    A relative local path is found like :func:`locate` finds it, so ``./data``
+    from a notebook in ``notebooks/`` is the repository's ``data/``.
+    """
     if isinstance(store, Store):
         return store
-    return Store(store_root(None if store is None else os.fspath(store)))
+    root = store_root(None if store is None else os.fspath(store))
+    return Store(root if "://" in root else locate(root))
 
 
 def as_scenario(scenario: Scenario | str | os.PathLike[str]) -> Scenario:
-    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    """A Scenario, or one loaded from a YAML path (relative paths: see :func:`locate`)."""
+    return scenario if isinstance(scenario, Scenario) else load_scenario(locate(scenario))
+
+
+def locate(path: str | os.PathLike[str]) -> Path:
+    """A relative ``path`` as meant from a notebook: from the working directory, else
+    from its parents up to the repository root (the nearest folder above with a
+    ``pyproject.toml`` or ``.git``). Returned unchanged when found nowhere, or when
+    the working directory is in no repository."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    here = Path.cwd()
+    root = next((d for d in here.parents
+                 if (d / "pyproject.toml").exists() or (d / ".git").exists()), None)
+    if root is None:
+        return given
+    for folder in here.parents:
+        if (folder / given).exists():
+            return folder / given
+        if folder == root:
+            break
+    return given
 
 
 def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
             cluster: str | None = None, run_id: str | None = None,
             on_progress: Callable[[Progress], None] | None = None,
-            handle_signals: bool = True) -> RunResult:
+            control: RunControl | None = None, handle_signals: bool = True) -> RunResult:
     """Run a resolved scenario in this process, in local worker processes, or on Dask.
 
     ``workers``: processes sharing the connections (None: every core; 1: this
     process). ``cluster``: ``tcp://scheduler:8786`` or ``local:N`` (see
-    docs/scale.md); it takes precedence over ``workers``. Blocking.
+    docs/scale.md); it takes precedence over ``workers``. ``control`` stops
+    it from another thread (``control.stop_threadsafe``). Blocking.
     """
     from streambench.generate.scale.shards import default_workers, raise_open_files
 
+    if run_id is not None:
+        check_run_id(run_id, where="run id")
     raise_open_files()
     processes = min(workers or default_workers(), scenario.load.connections)
     if cluster:
         from streambench.generate.scale.cluster import run_cluster
 
         outcome = run_cluster(scenario, store=store, cluster=cluster, run_id=run_id,
-                              on_progress=on_progress, handle_signals=handle_signals)
+                              on_progress=on_progress, control=control,
+                              handle_signals=handle_signals)
     elif processes > 1:
         from streambench.generate.scale.local import run_workers
 
         outcome = run_workers(scenario, store=store, workers=processes, run_id=run_id,
-                              on_progress=on_progress, handle_signals=handle_signals)
+                              on_progress=on_progress, control=control,
+                              handle_signals=handle_signals)
     else:
         outcome = engine.run(scenario, store=store, run_id=run_id, on_progress=on_progress,
-                             handle_signals=handle_signals)
+                             control=control, handle_signals=handle_signals)
     return summarized(outcome, store)
 
 
@@ -107,21 +141,24 @@ def run(
 ) -> RunResult:
     """Run a scenario (a Scenario or a YAML path) to the end; return its summary.
 
-    Blocking. Inside a running event loop (a Jupyter cell) the run is driven
-    from a worker thread, so the same call works in a notebook. ``workers``
-    defaults to 1 here (the CLI's default is every core).
+    Blocking. Inside a running event loop (a Jupyter cell) the run goes to a
+    process of its own (:mod:`streambench.background`) and this one only
+    reads its progress, so nothing here can stall the load generator; an
+    interrupt (Kernel > Interrupt) stops the run, which keeps what it
+    captured, and raises :class:`~streambench.errors.RunInterrupted`.
+    ``workers`` defaults to 1 here (the CLI's default is every core).
     """
     resolved = with_overrides(as_scenario(scenario), rate=rate, connections=connections,
                               duration=duration, target=target, seed=seed)
+    if _loop_running():
+        from streambench.background import BackgroundRun
 
-    def go() -> RunResult:
-        return execute(resolved, store=open_store(store), workers=workers, cluster=cluster,
-                       run_id=run_id, on_progress=on_progress, handle_signals=False)
-
-    if not _loop_running():
-        return go()
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streambench-run") as pool:
-        return pool.submit(go).result()
+        handle = BackgroundRun(resolved, store=open_store(store), run_id=run_id,
+                               workers=workers, cluster=cluster)
+        handle.on_progress = on_progress
+        return handle.start().wait_interruptible()
+    return execute(resolved, store=open_store(store), workers=workers, cluster=cluster,
+                   run_id=run_id, on_progress=on_progress, handle_signals=False)
 
 
 def _loop_running() -> bool:
@@ -132,4 +169,5 @@ def _loop_running() -> bool:
     return True
 
 
-__all__ = ["RunResult", "as_scenario", "execute", "open_store", "run", "run_async", "summarized"]
+__all__ = ["RunResult", "as_scenario", "execute", "locate", "open_store", "run", "run_async",
+           "summarized"]

@@ -25,7 +25,8 @@ _COMMAND_MODULES = (
     "streambench.target.commands",  # serve
     "streambench.generate.faults.network.commands",  # proxy
     "streambench.capture.commands",  # runs
-    "streambench.capture.retention",  # prune, forget
+    "streambench.capture.retention_commands",  # prune, forget
+    "streambench.capture.store_commands",  # compact, audit, permissions
     "streambench.capture.key_commands",  # keys
     "streambench.analyze.commands",  # metrics, slo, anomalies, compare, kb
     "streambench.report.commands",  # report, nightly

@@ -56,15 +56,38 @@ def check_store(root: str) -> Check:
 
     try:
         store = Store(root)
-        store.fs.makedirs(store.path, exist_ok=True)
+        store.files.makedirs(store.path)
         probe = store.join(f".doctor-{uuid.uuid4().hex}")
-        with store.fs.open(probe, "wb") as f:
-            f.write(b"ok")
+        store.files.write_atomic(probe, b"ok")
         store.fs.rm(probe)
     except Exception as exc:  # any failure here is the answer, not a crash
         return Check("store writable", False, f"{root}: {exc}",
                      "pass --store DIR or set STREAMBENCH_STORE to a writable place")
     return Check("store writable", True, root)
+
+
+def check_store_private(root: str) -> Check:
+    """Warn about a local store that others (or, unless shared, the group) can read."""
+    from streambench.capture.permissions import exposure
+    from streambench.capture.store import Store
+
+    try:
+        store = Store(root)
+    except Exception as exc:  # reported by check_store
+        return Check("store private", False, f"{root}: {exc}", required=False)
+    if not store.local or not os.path.isdir(store.path):
+        return Check("store private", True, "not a local folder (access is the storage's "
+                     "policy)" if not store.local else "no store yet", required=False)
+    found = exposure(store.path)
+    who = "others" if found.shared else "the group or others"
+    if found.ok:
+        return Check("store private", True,
+                     f"{found.scanned} paths, shared with the group" if found.shared
+                     else f"{found.scanned} paths, owner only", required=False)
+    return Check("store private", False,
+                 f"{found.count} paths readable by {who}, e.g. {found.examples[0]}",
+                 f"streambench permissions --private --store {root} (or --share-group GROUP)",
+                 required=False)
 
 
 def check_open_files() -> Check:
@@ -97,7 +120,8 @@ def check_port(port: int) -> Check:
 
 
 def run_checks(store: str) -> list[Check]:
-    return [check_python(), *check_packages(), check_store(store), check_open_files(),
+    return [check_python(), *check_packages(), check_store(store), check_store_private(store),
+            check_open_files(),
             check_mosquitto(), check_port(8765), check_port(1883)]
 
 

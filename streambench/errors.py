@@ -8,7 +8,9 @@ The tree::
     ├── TargetError                  the system under test could not be used
     │   └── TargetUnreachable        refused / DNS / connect timeout at start
     ├── StoreError                   the store cannot be read or written
-    │   └── RunNotFound              no run with that id in the store
+    │   ├── RunNotFound              no run with that id in the store
+    │   ├── RunIdTaken               a new run asked for a run id already used in the store
+    │   └── RunInProgress            a gate or a mutation met a run still being written
     ├── ReportError                  a report could not be rendered (notebook, cell)
     └── RunInterrupted               a run was stopped by SIGINT/SIGTERM (captured data kept)
 
@@ -18,8 +20,9 @@ Third-party exceptions are translated at the boundary that calls the library
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class StreambenchError(Exception):
@@ -87,6 +90,35 @@ class RunNotFound(StoreError):
 
     def __str__(self) -> str:
         return f"no run {self.run_id!r} in store {self.store} (see `streambench runs`)"
+
+
+class RunIdTaken(StoreError):
+    """Two runs never share an id: the second is refused before it writes anything."""
+
+    def __init__(self, store: str, run_id: str) -> None:
+        super().__init__(store, run_id)
+        self.store = store
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return (f"run id {self.run_id!r} is already used in store {self.store} "
+                "(pick another --run-id, or leave it out for a fresh one)")
+
+
+class RunInProgress(StoreError):
+    """A run is still being written: its numbers are not final, its files still change."""
+
+    def __init__(self, store: str, manifest: Mapping[str, Any], *, doing: str = "") -> None:
+        super().__init__(store, manifest.get("run_id"))
+        self.store = store
+        self.run_id = str(manifest.get("run_id"))
+        self.where = f"pid {manifest.get('pid')} on {manifest.get('host')}"
+        self.doing = doing
+
+    def __str__(self) -> str:
+        doing = f"cannot {self.doing}: " if self.doing else ""
+        return (f"{doing}run {self.run_id} in store {self.store} is still being written "
+                f"({self.where}); wait until it ends")
 
 
 class ReportError(StreambenchError):

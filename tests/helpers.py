@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from streambench.capture.merge import leaves
 from streambench.capture.store import Store
 from streambench.capture.writer import PART_STRIDE
 from streambench.scenario.model import Scenario
@@ -65,9 +66,11 @@ def running_workers(store: Store) -> list[dict[str, Any]] | None:
 
 
 def parts_of(store: Store, worker: int) -> list[str]:
-    """The event parts one worker of a sharded run wrote (parts are numbered per worker)."""
-    return [p for p in store.parts("events")
-            if int(Path(p).stem.removeprefix("part-")) // PART_STRIDE == worker]
+    """The event parts one worker of a sharded run wrote (parts are numbered per worker;
+    compaction may have merged them since, so the files' lineage says whose they were)."""
+    return [leaf.name for run in store.runs() for leaf in leaves(store, "events", run["run_id"])
+            if int(leaf.name.removeprefix("part-").removesuffix(".parquet")) // PART_STRIDE
+            == worker]
 
 
 def kill_worker_1(proc: subprocess.Popen[str], store: Store, *, start_timeout: float

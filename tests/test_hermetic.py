@@ -36,8 +36,9 @@ def test_the_key_tests_pass_with_a_user_key_file_present(tmp_path: Path) -> None
     env = {**os.environ, "HOME": str(user_home)}
     for name in ("XDG_CONFIG_HOME", "STREAMBENCH_HASH_KEY", "STREAMBENCH_STORE"):
         env.pop(name)
+    # in the user's own working folder: `keys init` records itself in ./data's audit log
     keys = subprocess.run([sys.executable, "-m", "streambench", "keys", "init"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert keys.returncode == 0, keys.stderr
     key_file = user_home / ".config/streambench/hash-keys.json"
     assert json.loads(key_file.read_text())  # the user really has a key file now

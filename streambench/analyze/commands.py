@@ -2,16 +2,20 @@
 
 Every command takes ``--store`` and a run id (or ``latest``); ``--json`` prints one
 document for machines. Exit codes: 0 fine, 1 a gate failed (SLO breach,
-anomaly at/above ``--fail-on``, regression with ``--gate``), 2 bad input.
+anomaly at/above ``--fail-on``, regression with ``--gate``), 2 bad input. The
+gates (``slo``, ``anomalies``, ``compare``) refuse, with exit 2, a run that is
+still being written or captured nothing: no verdict is better than a wrong one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from streambench.cli_common import add_json, add_store, print_json, store_root
+from streambench.errors import ConfigError
 from streambench.scenario.model import parse_duration
 
 
@@ -27,9 +31,12 @@ def register(subparsers: Any) -> None:
 
 def _duration(text: str) -> float:
     try:
-        return parse_duration(text)
+        value = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a window must be longer than 0s")
+    return value
 
 
 def _run_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -40,14 +47,20 @@ def _run_parser(subparsers: Any, name: str, help_text: str) -> argparse.Argument
     return parser
 
 
-def load_run(args: argparse.Namespace, run: str, *, window: float = 1.0) -> tuple[Any, Any, dict]:
-    """(store, metrics, manifest) of ``run`` in the store named by ``args``."""
+def load_run(args: argparse.Namespace, run: str, *, window: float = 1.0,
+             gate: str = "") -> tuple[Any, Any, dict]:
+    """(store, metrics, manifest) of ``run`` in the store named by ``args``.
+
+    A ``gate`` (its name) judges only a run that is finished and captured
+    something: a run still being written, or an empty one, is a one-line
+    error (exit 2), never a verdict.
+    """
     from streambench.analyze.measure import metrics
     from streambench.capture.store import Store
 
     store = Store(store_root(args.store))
     run_id = store.resolve_run(run)
-    manifest = store.manifest(run_id)
+    manifest = store.judged_manifest(run_id, doing=gate) if gate else store.manifest(run_id)
     measured = metrics(store.events(run_id), window=window, manifest=manifest,
                        health=store.health(run_id))
     return store, measured, manifest
@@ -98,11 +111,15 @@ def _slo(args: argparse.Namespace) -> int:
     from streambench.analyze.render import table
     from streambench.analyze.slo import check_slo, load_slo, write_junit
 
-    _, measured, manifest = load_run(args, args.run)
+    junit = _output_file(args.junit, "--junit") if args.junit else None
+    _, measured, manifest = load_run(args, args.run, gate="judge SLOs")
     slo = load_slo(args.slo) if args.slo else None
     report = check_slo(measured, slo=slo, manifest=manifest)
-    if args.junit:
-        write_junit(report, args.junit)
+    if junit:
+        try:
+            write_junit(report, junit)
+        except OSError as exc:
+            raise ConfigError(f"--junit {junit}: cannot write ({exc.strerror})") from exc
     if args.json:
         print_json(report.to_dict())
     elif not report.objectives:
@@ -113,6 +130,19 @@ def _slo(args: argparse.Namespace) -> int:
                            ("measured", "measured"), ("verdict", "verdict")]))  # fmt: skip
         print(f"\n{'PASS' if report.passed else 'FAIL'}: run {report.run_id}")
     return 0 if report.passed else 1
+
+
+def _output_file(path: str, option: str) -> str:
+    """``path`` with its folder created; a one-line ConfigError if that is impossible."""
+    folder = os.path.dirname(path)
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create {folder} ({exc.strerror})") from exc
+    if os.path.isdir(path):
+        raise ConfigError(f"{option} {path}: is a folder, expected a file name")
+    return path
 
 
 # -- anomalies -----------------------------------------------------------------
@@ -138,8 +168,11 @@ def _anomalies_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="do not record occurrences in the knowledge base"
     )
-    parser.add_argument("--webhook", metavar="URL", help="also post the anomalies to a webhook")
-    parser.add_argument("--webhook-style", choices=("json", "slack", "teams"), default="json")
+    parser.add_argument("--webhook", metavar="URL", help="also post the anomalies to a webhook, "
+                        "or mail them: smtp:// or smtps://host?from=...&to=... (credentials "
+                        "from STREAMBENCH_SMTP_USER/_PASSWORD)")
+    parser.add_argument("--webhook-style", choices=("json", "slack", "teams", "email"),
+                        default="json")
     parser.set_defaults(handler=_anomalies)  # fmt: skip
 
 
@@ -153,7 +186,7 @@ def _anomalies(args: argparse.Namespace) -> int:
     from streambench.analyze.types import severity_rank
 
     rules, fixes = load_rules(args.rules), load_fixes(args.fixes)
-    store, measured, manifest = load_run(args, args.run)
+    store, measured, manifest = load_run(args, args.run, gate="find anomalies")
     history = [metrics(store.events(m["run_id"]), manifest=m)
                for m in earlier_runs(store, manifest, last=args.history)]  # fmt: skip
     kb = KnowledgeBase(store.root)
@@ -219,9 +252,8 @@ def _compare(args: argparse.Namespace) -> int:
     from streambench.analyze.measure import metrics
     from streambench.analyze.render import table
     from streambench.analyze.source import earlier_runs
-    from streambench.errors import ConfigError
 
-    store, candidate, manifest = load_run(args, args.candidate)
+    store, candidate, manifest = load_run(args, args.candidate, gate="compare")
     if args.last:
         scenario = manifest.get("scenario") if args.baseline == "auto" else {"name": args.baseline}
         pivot = {**manifest, "scenario": scenario}
@@ -230,7 +262,7 @@ def _compare(args: argparse.Namespace) -> int:
             raise ConfigError(f"compare: no earlier completed runs of scenario {args.baseline!r}")
         baseline = [metrics(store.events(m["run_id"]), manifest=m) for m in baselines]
     else:
-        baseline = [load_run(args, args.baseline)[1]]
+        baseline = [load_run(args, args.baseline, gate="compare")[1]]
     result = compare_runs(baseline, candidate, force=args.force)
     if args.json:
         print_json(result.to_dict())

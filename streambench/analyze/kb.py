@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from streambench.analyze.types import Anomaly, parse_time_ns
-from streambench.capture.store import Store, write_atomic
+from streambench.capture.store import Store
 
 _TS = pl.Datetime("ns", "UTC")
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -55,7 +55,9 @@ class KnowledgeBase:
     def table(self, name: str) -> pl.DataFrame:
         """All rows of one table (``occurrences``, ``resolutions`` or ``feedback``)."""
         if name not in self._cache:
-            parts = sorted(self.store.fs.glob(self.store.join("kb", name, "*.parquet")))
+            parts = [self.store.join("kb", name, n) for n, is_dir in
+                     self.store.list_dir("kb", name) if not is_dir and n.endswith(".parquet")
+                     and not n.startswith(".")]
             if parts:
                 frames = [pl.read_parquet(self.store.fs.open(p, "rb").read()) for p in parts]
                 self._cache[name] = pl.concat(frames, how="vertical_relaxed")
@@ -70,10 +72,11 @@ class KnowledgeBase:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
         folder = self.store.join("kb", name)
-        self.store.fs.makedirs(folder, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        write_atomic(self.store.fs, f"{folder}/part-{stamp}-{uuid.uuid4().hex[:8]}.parquet",
-                     buffer.getvalue())  # fmt: skip
+        with self.store.errors(f"write the knowledge base ({name})"):
+            self.store.files.makedirs(folder)
+            self.store.files.write_atomic(
+                f"{folder}/part-{stamp}-{uuid.uuid4().hex[:8]}.parquet", buffer.getvalue())
         self._cache.pop(name, None)
 
     # -- writing ---------------------------------------------------------------

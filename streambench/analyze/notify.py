@@ -1,6 +1,7 @@
-"""Webhook alerts for anomalies, live during a run and at its end.
+"""Webhook and email alerts for anomalies, live during a run and at its end.
 
-:class:`Notifier` posts JSON in the background of the caller's event loop.
+:class:`Notifier` posts JSON (or sends mail) in the background of the caller's
+event loop.
 :meth:`Notifier.notify` only puts the batch on a bounded queue and returns at
 once, so a slow or dead webhook can never slow a run; a full queue drops the
 batch (counted in ``stats``), failures are logged and counted, never raised.
@@ -11,21 +12,35 @@ default); other 4xx answers are not retried.
 Body styles: ``json`` (``{"source", "run_id", "final", "anomalies": [...]}``,
 each anomaly as printed by ``streambench anomalies --json``), ``slack``
 (``text`` plus mrkdwn ``blocks``) and ``teams`` (an Office 365 MessageCard).
+
+``email``, the style of every ``smtp://`` (STARTTLS) or ``smtps://`` (TLS)
+destination (:mod:`streambench.analyze.mail`): one message per batch, the title
+as subject, a line per anomaly and the ``json`` body attached. The same queue,
+retries and backoff; a delivery runs in a daemon thread of its own (``smtplib``
+blocks), so a mail server that never answers holds that thread for at most
+``timeout`` per attempt and never the caller's loop, nor its exit. Retried: a
+connection that fails, times out or hangs up, and 4xx replies; not retried: 5xx
+replies (bad credentials, refused recipients) and TLS failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from email.message import EmailMessage
 from typing import Any, Literal
 
 import aiohttp
 
+from streambench.analyze import mail
 from streambench.analyze.types import Anomaly, iso
+from streambench.errors import ConfigError
 from streambench.logs import get_logger
 
 log = get_logger(__name__)
-Style = Literal["json", "slack", "teams"]
+Style = Literal["json", "slack", "teams", "email"]
 _COLOURS = {"info": "2EB886", "warning": "DAA038", "error": "D70000", "critical": "8B0000"}
 
 
@@ -43,12 +58,18 @@ def _line(a: Anomaly) -> str:
     return f"[{a.severity}] {a.rule} ({a.kind}) {iso(a.start)} -> {iso(a.end)}: {a.fingerprint}"
 
 
+def title_of(anomalies: list[Anomaly], *, run_id: str | None, final: bool) -> str:
+    """``streambench: 2 anomalies in run R (run finished)``: a webhook's title, a mail's subject."""
+    return f"streambench: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}" + (
+        f" in run {run_id}" if run_id else "") + (" (run finished)" if final else "")  # fmt: skip
+
+
 def render_body(
     anomalies: list[Anomaly], *, style: Style, run_id: str | None, final: bool
 ) -> dict[str, Any]:
-    """The webhook body for one batch of anomalies in the given style."""
-    title = f"streambench: {len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}" + (
-        f" in run {run_id}" if run_id else "") + (" (run finished)" if final else "")  # fmt: skip
+    """The webhook body for one batch of anomalies in the given style (``email``: the
+    ``json`` body, which an email carries as its attachment)."""
+    title = title_of(anomalies, run_id=run_id, final=final)
     if style == "slack":
         lines = "\n".join(f"• {_line(a)}" for a in anomalies)
         return {"text": title, "blocks": [
@@ -65,12 +86,56 @@ def render_body(
             "anomalies": [a.to_dict() for a in anomalies]}  # fmt: skip
 
 
+def render_mail(anomalies: list[Anomaly], *, destination: mail.MailDestination,
+                run_id: str | None, final: bool) -> EmailMessage:
+    """The email for one batch: title as subject, a line per anomaly, the JSON attached."""
+    return mail.render(title_of(anomalies, run_id=run_id, final=final),
+                       [_line(a) for a in anomalies], anomalies, destination=destination,
+                       body=render_body(anomalies, style="json", run_id=run_id, final=final))
+
+
+def in_daemon_thread(work: Callable[[], None], *, name: str) -> asyncio.Future[None]:
+    """Run blocking ``work`` on a daemon thread of its own; await its outcome.
+
+    Cancelling the await abandons the thread (it ends by its own timeouts) and
+    nothing waits for it: not the loop, not the interpreter's exit.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():  # abandoned
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop has closed meanwhile: nobody is waiting
+            return
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
+
+
 class Notifier:
-    """Posts anomaly batches to ``url`` from a background task of the running loop.
+    """Posts anomaly batches to ``url`` (or mails them) from a background task of the
+    running loop.
 
     Use it as ``async with Notifier(url) as notifier: ... notifier.notify(found)``
     (or :meth:`start` / :meth:`aclose`). ``stats`` counts ``sent``, ``failed``,
-    ``dropped`` batches and ``retries``.
+    ``dropped`` batches and ``retries``. An ``smtp://`` or ``smtps://`` URL
+    (:class:`~streambench.analyze.mail.MailDestination`) sends email (style
+    ``email``), ``ssl_context`` being what its TLS trusts (None: the system's
+    roots); raises ConfigError for a destination and style that do not go together.
     """
 
     def __init__(
@@ -83,15 +148,25 @@ class Notifier:
         timeout: float = 5.0,
         queue_size: int = 100,
         headers: Mapping[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
-        self.style: Style = style
+        self.mail = (mail.MailDestination.from_url(url)
+                     if url.partition("://")[0].lower() in mail.SCHEMES else None)
+        if self.mail is not None and style not in ("json", "email"):
+            raise ConfigError(f"alerts: style {style} is for webhooks; an smtp:// destination "
+                              "gets email (style email)")
+        if self.mail is None and style == "email":
+            raise ConfigError("alerts: style email needs an smtp:// or smtps:// destination")
+        self.style: Style = "email" if self.mail is not None else style
+        self.ssl_context = ssl_context
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.stats = {"sent": 0, "failed": 0, "dropped": 0, "retries": 0}
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)  # bodies or emails
+        self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._unfinished = 0  # queued or being delivered
 
@@ -117,13 +192,15 @@ class Notifier:
         batch = [anomalies] if isinstance(anomalies, Anomaly) else list(anomalies)
         if not batch and not final:
             return True
-        body = render_body(batch, style=self.style, run_id=run_id, final=final)
+        body: Any = (render_body(batch, style=self.style, run_id=run_id, final=final)
+                     if self.mail is None else
+                     render_mail(batch, destination=self.mail, run_id=run_id, final=final))
         try:
             self._queue.put_nowait(body)
             self._unfinished += 1
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
-            log.warning("webhook queue full; dropped %d anomalies for %s", len(batch), self.url)
+            log.warning("alert queue full; dropped %d anomalies for %s", len(batch), self.url)
             return False
         return True
 
@@ -140,41 +217,72 @@ class Notifier:
         self._task = None
 
     async def _deliver_forever(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        async with aiohttp.ClientSession(timeout=timeout, headers=self.headers) as session:
+        if self.mail is None:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout, headers=self.headers)
+        try:
             while True:
                 body = await self._queue.get()
                 try:
-                    await self._deliver(session, body)
+                    await self._deliver(body)
                 finally:
                     self._unfinished -= 1
                     self._queue.task_done()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
 
-    async def _deliver(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> None:
+    async def _deliver(self, body: Any) -> None:
+        """Attempts with backoff until delivered, refused for good, or out of retries."""
         delays = self.backoff()
-        for attempt in range(self.retries + 1):
-            if attempt:
+        attempt = self._post if self.mail is None else self._send_mail
+        for number in range(self.retries + 1):
+            if number:
                 self.stats["retries"] += 1
                 await asyncio.sleep(next(delays))
-            try:
-                async with session.post(self.url, json=body) as response:
-                    if response.status < 400:
-                        self.stats["sent"] += 1
-                        return
-                    reason = f"HTTP {response.status}"
-                    if response.status != 429 and response.status < 500:
-                        break
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+            outcome = await attempt(body)
+            if outcome is None:
+                self.stats["sent"] += 1
+                return
+            reason, transient = outcome
+            if not transient:
+                break
         self.stats["failed"] += 1
-        log.warning("webhook %s failed: %s", self.url, reason)
+        what = "webhook" if self.mail is None else "email alert via"
+        log.warning("%s %s failed: %s", what, self.url, reason)
+
+    async def _post(self, body: dict[str, Any]) -> tuple[str, bool] | None:
+        """One webhook POST: None when delivered, else (why, worth retrying)."""
+        assert self._session is not None
+        try:
+            async with self._session.post(self.url, json=body) as response:
+                if response.status < 400:
+                    return None
+                return f"HTTP {response.status}", response.status == 429 or response.status >= 500
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {exc}", True
+
+    async def _send_mail(self, message: EmailMessage) -> tuple[str, bool] | None:
+        """One SMTP delivery on a daemon thread: None when sent, else (why, worth retrying)."""
+        destination = self.mail
+        assert destination is not None
+        try:
+            await in_daemon_thread(
+                lambda: mail.send(destination, message, timeout=self.timeout,
+                                  context=self.ssl_context),
+                name=f"streambench.notify.smtp[{destination.host}]")
+        except mail.MailError as exc:
+            return str(exc), exc.transient
+        return None
 
 
 def post_anomalies(
     url: str, anomalies: Iterable[Anomaly], *, run_id: str | None = None,
     style: Style = "json", timeout: float = 10.0,
 ) -> dict[str, int]:  # fmt: skip
-    """Synchronous one-shot delivery (end of a run, CLI): at most ``timeout`` s, never raises."""
+    """Synchronous one-shot delivery (end of a run, CLI): at most ``timeout`` s, never raises
+    for a failed delivery (a bad destination is a ConfigError). ``url`` may be ``smtp(s)://``."""
 
     async def once() -> dict[str, int]:
         notifier = Notifier(url, style=style, timeout=min(timeout, 5.0))

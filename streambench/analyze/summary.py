@@ -13,6 +13,11 @@ Reconciliation: every message sent ends as exactly one of received, errors
 not be sent are ``send_failures``; replies that match nothing are
 ``protocol_errors``; neither is part of ``sent``.
 
+``replies`` says how many replies arrived, matched a request, were classified
+by the scenario's rules (per rule name) or matched nothing, what an answer had
+to carry and one (redacted) sample of an unmatched reply; ``closes`` how
+connections ended (see :mod:`streambench.analyze.diagnose`).
+
 ``generator`` says whether the load generator kept to its schedule: how many
 one-second windows were client-bound (its schedule lag explains their
 latency, see :mod:`streambench.analyze.generator`), where, and how far behind
@@ -25,6 +30,13 @@ from typing import Any
 
 import polars as pl
 
+from streambench.analyze.diagnose import (
+    closes_summary,
+    format_replies,
+    mostly_unmatched,
+    replies_summary,
+    unmatched_line,
+)
 from streambench.analyze.generator import behind, generator_windows, warning
 from streambench.capture.schema import SCHEMA_VERSION
 from streambench.capture.status import (
@@ -75,9 +87,13 @@ def summarize(
         .row(0, named=True)
     )
     summary = _shape(row, manifest)
+    summary["replies"] = replies_summary(events, manifest)
+    summary["closes"] = closes_summary(events)
     summary["generator"] = _generator(events, health)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []
+    if mostly_unmatched(summary["replies"]):
+        summary["warnings"].append(unmatched_line(summary["replies"]))
     return summary
 
 
@@ -192,6 +208,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
         f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}  max {ms(lag['max'])}",
         f"  error rate {summary['error_rate']:.4%}",
+        *(format_replies(summary["replies"], summary.get("closes", []))
+          if "replies" in summary else []),
         *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""``streambench runs``: list the runs in a store."""
+"""``streambench runs``: list the runs in a store.
+
+A run whose manifest says ``running`` but whose process is gone (kill -9)
+shows as ``aborted`` with ``stale: true``.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ def run_rows(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "started": m.get("started"),
             "ended": m.get("ended"),
             "status": m.get("status"),
-            "events": m.get("counts", {}).get("events"),
+            "stale": bool(m.get("stale", False)),
+            "events": (m.get("counts") or {}).get("events"),
         }
         for m in manifests
     ]
@@ -45,7 +50,8 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"no runs in {store_root(args.store)}")
         return 0
     header = ("RUN ID", "SCENARIO", "STARTED", "STATUS", "EVENTS")
-    table = [header] + [(r["run_id"], r["scenario"] or "-", r["started"] or "-", r["status"],
+    table = [header] + [(r["run_id"], r["scenario"] or "-", r["started"] or "-",
+                         f"{r['status']} (stale)" if r["stale"] else r["status"],
                          "-" if r["events"] is None else str(r["events"])) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:

@@ -60,12 +60,12 @@ from streambench.capture.redact_walk import (
     Node,
     Slots,
     fill,
-    json_depth,
     parse_policy,
     split_path,
     walk,
 )
 from streambench.errors import ConfigError
+from streambench.limits import json_depth
 from streambench.scenario.model import Redaction
 from streambench.scrub import SHAPE_HINTS, known_values, scrub
 
@@ -79,8 +79,8 @@ TEXT_COLUMNS = ("error", "topic", "status")
 OWN_CID = r"^(?:0|[1-9][0-9]{0,11})-(?:0|[1-9][0-9]{0,11})$"
 _OWN_CID_BYTES = 13
 _MASKED = r"^<(?:text|invalid-json|deep-json):[0-9]+>$"
-# JSON (or Python) members inside free text: structured data echoed back.
-_MEMBERS = r"""["'][^"'\n]{0,64}["']\s*:"""
+# JSON members inside free text ("key": value): structured data echoed back.
+_MEMBERS = r'"[^"\n]{0,64}"\s*:\s*["{\[0-9tfn-]'
 _MIN_BISECT = 32
 
 
@@ -101,13 +101,15 @@ class Redactor:
         self,
         policy: Redaction,
         *,
-        cid_field: str = "cid",
-        seq_field: str = "seq",
+        cid_field: str | None = "cid",
+        seq_field: str | None = "seq",
+        keep: Sequence[str] = (),
         key_provider: KeyProvider | None = None,
         fast_path: bool = True,
     ) -> None:
         self.policy = policy
-        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field)
+        self.tree: Node = parse_policy(policy, cid_field=cid_field, seq_field=seq_field,
+                                       keep=keep)
         provider = key_provider or load_key_provider(key_file=policy.key_file)
         if policy.hash and provider is None:
             raise ConfigError(

@@ -8,7 +8,7 @@ walk is the definition of what redaction does: the vectorised fast path
 (:mod:`streambench.capture.redact_fast`) must give the same rows, and a
 property test holds it to that.
 
-Depth is bounded: :func:`json_depth` measures a document's nesting without
+Depth is bounded: :func:`streambench.limits.json_depth` measures a document's nesting without
 recursion, and the redactor masks documents nested deeper than
 :data:`MAX_DEPTH` before either path sees them, so nothing here can exhaust
 the stack (Python's, Arrow's or orjson's).
@@ -16,7 +16,7 @@ the stack (Python's, Arrow's or orjson's).
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,26 +29,6 @@ from streambench.scenario.model import Redaction
 # Deeper JSON is masked whole (``<deep-json:N>``). Arrow refuses struct types
 # nested ~62 levels, orjson will not write more than 254: 32 keeps clear of both.
 MAX_DEPTH = JSON_DEPTH
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def json_depth(text: str, *, limit: int = MAX_DEPTH) -> int:
-    """Nesting depth of the JSON text ``text`` (brackets inside strings ignored);
-    stops counting once past ``limit``. Iterative: safe on any input."""
-    depth = deepest = 0
-    for token in _TOKENS.finditer(text):
-        char = token.group()
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    break
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
 @dataclass
 class Node:
     """One field name of the policy: ``action`` is mask (allow; also the correlation
@@ -58,15 +38,23 @@ class Node:
     children: dict[str, Node] = field(default_factory=dict)
 
 
-def parse_policy(policy: Redaction, *, cid_field: str, seq_field: str) -> Node:
+def parse_policy(policy: Redaction, *, cid_field: str | None, seq_field: str | None,
+                 keep: Sequence[str] = ()) -> Node:
     """The policy's paths as a tree; hash wins over allow.
 
     The correlation id and sequence fields are kept, and scanned like allowed
-    fields: a server chooses what its replies carry there.
+    fields: a server chooses what its replies carry there. ``keep``: more such
+    paths (where a conversation carries its ids: ``data.request_id``); a dotted
+    ``cid_field`` is a path too.
     """
     root = Node()
-    for name in (cid_field, seq_field):
-        root.children[name] = Node("mask")
+    for path in (cid_field, seq_field, *keep):
+        if path is None:
+            continue
+        node = root
+        for name in path.split("."):
+            node = node.children.setdefault(name, Node())
+        node.action = "mask"
     for action, paths in (("mask", policy.allow), ("hash", policy.hash)):
         for path in paths:
             node = root

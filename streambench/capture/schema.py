@@ -26,6 +26,13 @@ class Kind(IntEnum):
     CONNECT = 4
     DISCONNECT = 5
     FAULT = 6
+    STEP = 7  # a set-up step answered (status: the step's name; latency from its send)
+    NOTIFY = 8  # a message sent that expects no reply (not part of ``send``)
+    OTHER = 9  # a reply the scenario classified as no answer (status: the rule's name)
+
+
+TIMED_KINDS = (Kind.RECV, Kind.STEP)
+"""Rows whose ``latency_ms``/``service_ms`` are computed (receive minus intended/sent)."""
 
 
 KIND_NAMES: tuple[str, ...] = tuple(k.name.lower() for k in Kind)

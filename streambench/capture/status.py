@@ -27,11 +27,26 @@ status               meaning                                     resolves a
 ``disconnected``     the connection dropped before the reply      yes
 ``not_connected``    due to be sent while disconnected (no send)  no (never sent)
 ``send_failed``      the transport refused the message            no (never sent)
-``garbage``          a reply that is not JSON / has no cid         no
-``unmatched``        a reply whose cid matches nothing in flight   no
+``garbage``          a reply that is not JSON / has no id where    no
+                     answers carry it (``error`` names the path
+                     looked at and the fields the reply has)
+``unmatched``        a reply whose id matches nothing in flight    no
 ``late``             a reply after its message timed out           no
 ``too_big``          a frame larger than max_message_bytes         no
 ===================  ==========================================  ===========
+
+Rows of the conversation kinds (docs/backends.md) carry a name as ``status``:
+
+============  =============================================================
+kind          ``status``
+============  =============================================================
+``step``      the set-up step's name (``auth``, ``join``); latency from its send
+``notify``    none: a message sent that expects no reply (``expect: none``);
+              not part of ``sent`` and never resolved
+``other``     the name of the ``replies.rules`` entry that recognised the reply
+              (``welcome``, ``ping``, ``complete``), or ``stream`` for a further
+              answer on an open stream: the server's, not an error
+============  =============================================================
 """
 
 from __future__ import annotations

@@ -28,14 +28,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, Kind
+from streambench.capture.names import check_run_id
+from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, KIND_NAMES, TIMED_KINDS
 from streambench.capture.store import Store
 
 Row = tuple[Any, ...]  # one recorded event (layout in the module docstring)
 PART_STRIDE = 100_000  # a shard k's parts are numbered from k * PART_STRIDE
 _KINDS = pa.array(KIND_NAMES, pa.string())
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_SLICE = 8192  # rows converted per GIL hold (about 2 ms)
+_SLICE = 1024  # rows converted per GIL hold (about half a millisecond)
 
 
 class CaptureCounts(TypedDict):
@@ -86,7 +87,8 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
     """
     n = len(rows)
     # In slices: converting Python objects holds the GIL, and the event loop (the
-    # senders) must get it back every few milliseconds, not once per batch.
+    # senders) must get it back within a millisecond, not once per batch: a sender
+    # kept waiting 5 ms is a message sent 5 ms late (schedule lag).
     structs = pa.chunked_array([pa.array(rows[i:i + _SLICE], type=ROW_TYPE)
                                 for i in range(0, n, _SLICE)] or [pa.array([], ROW_TYPE)])
     (kind, ts_mono, conn, seq, cid, intended, sent, nbytes, topic, status, error,
@@ -94,7 +96,7 @@ def rows_to_table(rows: Sequence[Row], *, run_id: str, protocol: str, offset_ns:
     ts = _shift(ts_mono, offset_ns)
     intended_ns = _shift(intended, offset_ns)
     sent_ns = _shift(sent, offset_ns)
-    is_recv = pc.equal(kind, pa.scalar(Kind.RECV, pa.int8()))
+    is_recv = pc.is_in(kind, pa.array([int(k) for k in TIMED_KINDS], pa.int8()))
     columns = {
         "run_id": pa.repeat(run_id, n).cast(pa.string()),
         "ts": ts.cast(pa.timestamp("ns", tz="UTC")),
@@ -132,7 +134,7 @@ class PartWriter:
     def __init__(self, store: Store, table: str, run_id: str, *, first_part: int = 0) -> None:
         self.store = store
         self.table = table
-        self.run_id = run_id
+        self.run_id = check_run_id(run_id)
         self.next_part = first_part
         self.rows_written = 0
         self.bytes_written = 0
@@ -151,20 +153,23 @@ class PartWriter:
             self._write_part(table.filter(pc.equal(days, day)), _date(day))
 
     def _write_part(self, table: pa.Table, date: str) -> None:
-        directory = self.store.partition_dir(self.table, date, self.run_id)
-        fs = self.store.fs
-        fs.makedirs(directory, exist_ok=True)
+        store = self.store
+        directory = store.partition_dir(self.table, date, self.run_id)
         name = f"part-{self.next_part:05d}.parquet"
         self.next_part += 1
-        tmp = f"{directory}/.{name}.tmp"
         if "run_id" in table.column_names:  # it is in the path (Hive partitioning)
             table = table.drop_columns(["run_id"])
-        with fs.open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-        fs.mv(tmp, f"{directory}/{name}")
+        where = f"{self.table}/date={date}/run_id={self.run_id}/{name}"
+        # The shared lock keeps compaction from swapping the directory while this
+        # part's temporary file is in it (locks.py).
+        with store.errors(f"write {where}"), store.locks.shared(self.run_id):
+            store.files.makedirs(directory)
+            with store.files.atomic(f"{directory}/{name}") as f:
+                pq.write_table(table, f, compression="zstd")
+            size = store.fs.size(f"{directory}/{name}")
         self.rows_written += table.num_rows
         self.parts_written += 1
-        self.bytes_written += fs.size(f"{directory}/{name}")
+        self.bytes_written += size
 
 
 def _date(day: int) -> str:
@@ -175,9 +180,13 @@ class CaptureWriter:
     """Turns recorder batches into redacted Parquet parts on one background thread.
 
     ``submit()`` is called from the event loop and returns at once; ``close()``
-    waits until every submitted batch is on disk. Errors in the thread are
-    re-raised by the next ``submit()`` or by ``close()``: capture failing is
-    never silent.
+    waits until every submitted batch is on disk. Capture failing is never
+    silent: the first failure in the thread (a full disk, a read-only store:
+    a one-line StoreError) is raised by the next ``submit()``, ``wait()`` or
+    ``close()``, once. After it the writer writes nothing more; later batches
+    are counted in ``rows_dropped``, so the run can still flush its
+    bookkeeping, mark its manifest ``failed`` and say what was kept
+    (:meth:`finish`).
     """
 
     def __init__(self, store: Store, run_id: str, *, protocol: str, offset_ns: int,
@@ -192,22 +201,44 @@ class CaptureWriter:
         self.payloads = payloads
         self.worker = worker
         self.conn_offset = conn_offset
+        self.failure: BaseException | None = None
+        self.rows_dropped = 0
+        self._reported = False
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture")
         self._pending: list[concurrent.futures.Future[None]] = []
 
-    def submit(self, rows: list[Row]) -> None:
-        self._raise_failures()
+    def submit(self, rows: list[Row], *,
+               on_table: Callable[[pa.Table], None] | None = None) -> None:
+        """Queue ``rows`` for writing; ``on_table`` is called with them as an
+        EVENT_SCHEMA table (before redaction) on the writer thread (live progress)."""
+        self._raise_failure()
         if rows:
-            self._pending.append(self._pool.submit(self._write_events, rows))
+            self._queue(self._write_events, rows, on_table)
 
     def submit_faults(self, faults: Sequence[dict[str, Any]]) -> None:
         if faults:
-            self._pending.append(self._pool.submit(self._write_faults, list(faults)))
+            self._queue(self._write_faults, list(faults))
 
-    def _write_events(self, rows: list[Row]) -> None:
+    def _queue(self, write: Callable[..., None], batch: list[Any], *args: Any) -> None:
+        self._pending.append(self._pool.submit(self._guarded, write, batch, *args))
+
+    def _guarded(self, write: Callable[..., None], batch: list[Any], *args: Any) -> None:
+        """Run one write in the thread; after a failure, count instead of writing."""
+        if self.failure is None:
+            try:
+                write(batch, *args)
+                return
+            except BaseException as exc:  # kept and raised on the caller's side
+                self.failure = exc
+        self.rows_dropped += len(batch)
+
+    def _write_events(self, rows: list[Row],
+                      on_table: Callable[[pa.Table], None] | None = None) -> None:
         table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
                               offset_ns=self.offset_ns, worker=self.worker,
                               conn_offset=self.conn_offset, payloads=self.payloads)
+        if on_table is not None:
+            on_table(table)
         if self.redactor is not None:
             table = self.redactor.redact_table(table)
         self.events.write(table)
@@ -215,11 +246,11 @@ class CaptureWriter:
     def _write_faults(self, faults: list[dict[str, Any]]) -> None:
         self.faults.write(faults_table(faults, run_id=self.run_id))
 
-    def _raise_failures(self) -> None:
-        done = [f for f in self._pending if f.done()]
+    def _raise_failure(self) -> None:
         self._pending = [f for f in self._pending if not f.done()]
-        for future in done:
-            future.result()
+        if self.failure is not None and not self._reported:
+            self._reported = True
+            raise self.failure
 
     def counts(self) -> CaptureCounts:
         """What this writer has put on disk so far (exact once :meth:`close` returned)."""
@@ -227,14 +258,51 @@ class CaptureWriter:
                              event_bytes=self.events.bytes_written,
                              parts=self.events.parts_written, faults=self.faults.rows_written)
 
+    def warm_up(self, rows: Sequence[Row], *,
+                then: Callable[[pa.Table], None] | None = None) -> None:
+        """Take ``rows`` through every step of writing but the disk (conversion,
+        redaction, Parquet encoding into memory), so the first real batch does not
+        pay for imports and first-use set-up: that costs tens of milliseconds of
+        GIL, a stall of the event loop, at the run's start. Call it (in a thread)
+        before the run's schedule begins; ``then`` gets the table too."""
+        import io
+
+        table = rows_to_table(rows, run_id=self.run_id, protocol=self.protocol,
+                              offset_ns=self.offset_ns, payloads=self.payloads)
+        if then is not None:
+            then(table)
+        if self.redactor is not None:
+            table = self.redactor.redact_table(table)
+        pq.write_table(table.drop_columns(["run_id"]), io.BytesIO(), compression="zstd")
+
+    def wait(self) -> None:
+        """Block until every batch submitted so far is written (raises a failure)."""
+        for future in list(self._pending):
+            future.result()
+        self._raise_failure()
+
+    def finish(self, rows: list[Row], *, faults: Sequence[dict[str, Any]] = ()
+               ) -> BaseException | None:
+        """Write the last ``rows`` and ``faults``, then :meth:`close`; return the failure
+        not raised yet instead of raising it (the caller records it in the manifest)."""
+        if rows and self.failure is None:
+            self._queue(self._write_events, rows, None)
+        self.submit_faults(faults)
+        try:
+            self.close()
+        except Exception as exc:
+            return exc
+        return None
+
     def close(self) -> None:
-        """Wait for every batch to be written; re-raise the first failure."""
+        """Wait for every batch to be written; raise the failure if not raised yet."""
         try:
             for future in self._pending:
                 future.result()
         finally:
             self._pending.clear()
             self._pool.shutdown(wait=True)
+        self._raise_failure()
 
 
 def faults_table(faults: Sequence[dict[str, Any]], *, run_id: str) -> pa.Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -14,7 +15,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "run", help="run a scenario and capture every event",
         description="Run a scenario against its target (url: embedded starts the built-in "
-        "one), capture every event to the store and print a summary.",
+        "one), capture every event to the store and print a summary. Exits 1 when the run "
+        "did not complete, or when most replies matched no request (the summary shows a "
+        "sample and what was looked for).",
     )
     p.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
     overrides = p.add_argument_group("overrides")
@@ -39,10 +42,12 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from streambench.analyze.diagnose import mostly_unmatched, unmatched_line
     from streambench.analyze.summary import format_summary
     from streambench.api import execute
     from streambench.capture.store import Store
-    from streambench.errors import RunInterrupted
+    from streambench.errors import RunInterrupted, StreambenchError
+    from streambench.generate.engine.run import new_run_id
     from streambench.scenario.load import load_scenario, with_overrides
 
     scenario = with_overrides(
@@ -51,15 +56,27 @@ def _run(args: argparse.Namespace) -> int:
     )
     store = Store(store_root(args.store))
     show = args.progress == "always" or (args.progress == "auto" and is_terminal())
+    run_id = args.run_id or new_run_id(scenario.name)
     try:
         result = execute(scenario, store=store, workers=args.workers, cluster=args.cluster,
-                         run_id=args.run_id, on_progress=_progress_printer() if show else None)
+                         run_id=run_id, on_progress=_progress_printer() if show else None)
     except RunInterrupted as exc:
         summary = _summary_after_interrupt(store, exc.run_id)
         _print(summary, as_json=args.json, format_summary=format_summary)
         print(f"streambench: {exc}", file=sys.stderr)
         return 130
+    except StreambenchError:
+        # a run that failed after capturing something (a full disk): say what was kept,
+        # then the one-line error (printed by the CLI's main)
+        summary = _summary_after_failure(store, run_id)
+        if summary is not None:
+            _print(summary, as_json=args.json, format_summary=format_summary)
+        raise
     _print(result.summary, as_json=args.json, format_summary=format_summary)
+    replies = result.summary.get("replies")
+    if replies is not None and mostly_unmatched(replies):
+        print(f"streambench: {unmatched_line(replies)}", file=sys.stderr)
+        return 1
     return 0 if result.status == "completed" else 1
 
 
@@ -68,6 +85,24 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _summary_after_failure(store: Any, run_id: str) -> dict[str, Any] | None:
+    """The summary of what a failed run captured; None if it captured nothing (or was
+    never started: the error came before its manifest)."""
+    from streambench.analyze.summary import summarize
+    from streambench.capture.catalog import in_progress
+    from streambench.errors import StreambenchError
+
+    try:
+        manifest = store.manifest(run_id)
+        if manifest.get("pid") != os.getpid():  # not this run: its id was taken already
+            return None
+        if in_progress(manifest) or not (manifest.get("counts") or {}).get("events"):
+            return None
+        return summarize(store.events(run_id), manifest)
+    except StreambenchError:
+        return None
 
 
 def _summary_after_interrupt(store: Any, run_id: str) -> dict[str, Any]:

@@ -61,7 +61,8 @@ def _report(args: argparse.Namespace) -> int:
     params = _params(args.param)
     store = open_store(args.store)
     run_id = store.resolve_run(args.run)
-    store.manifest(run_id)  # a missing run is one clear line, before a kernel starts
+    # a missing, unfinished or empty run is one clear line, before a kernel starts
+    store.judged_manifest(run_id, doing="render a report")
     path = render_report(run_id, notebook=args.notebook, out=args.out, store=store.root,
                          parameters=params, show_code=args.show_code, log=_log)
     print(path)

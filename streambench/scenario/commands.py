@@ -63,8 +63,11 @@ def warnings_for(scenario: Scenario, *, env: Any) -> list[Problem]:
         Problem(path, f"environment variable {name} is not set (needed at run time)")
         for path, name in secrets.missing(scenario, env=env)
     ]
-    message = scenario.message
-    known = _body_paths(message.body) | {message.cid_field, message.seq_field}
+    if scenario.preset is not None or "replies" in scenario.model_dump(exclude_defaults=True):
+        return found  # replies have fields of their own: allow may name those
+    known: set[str | None] = set()
+    for kind in scenario.kinds():
+        known |= _body_paths(kind.body) | {kind.cid_field, kind.seq_field}
     redaction = scenario.capture.redaction
     for rule, names in (("allow", redaction.allow), ("hash", redaction.hash)):
         for index, name in enumerate(names):

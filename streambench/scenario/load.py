@@ -262,7 +262,8 @@ def _index(root: yaml.Node, lines: dict[Loc, int]) -> list[Problem]:
 
 def _mapping(node: yaml.MappingNode, loc: Loc, lines: dict[Loc, int],
              stack: list[tuple[yaml.Node, Loc]]) -> list[Problem]:
-    problems, seen = [], {}
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
     for key_node, value_node in node.value:
         key = key_node.value
         line = key_node.start_mark.line + 1
@@ -307,7 +308,7 @@ _MISSING_HINTS: dict[tuple[str, ...], str] = {
     ("name",): " (a short name such as smoke, used in run ids and reports)",
 }
 _FIELD_NAME = "expected a JSON field name without quotes, backslashes or control characters"
-_PATTERN_HINTS = {  # what a string field's pattern means, in words
+_PATTERN_HINTS: dict[Loc, str] = {  # what a string field's pattern means, in words
     ("name",): "expected letters, digits, '.', '_' or '-' (no spaces)",
     ("cid_field",): _FIELD_NAME,
     ("seq_field",): _FIELD_NAME,

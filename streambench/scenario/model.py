@@ -12,6 +12,7 @@ when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    SkipValidation,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -29,73 +31,37 @@ from pydantic import (
 )
 
 from streambench import limits
+from streambench.scenario.conversation import (
+    DEFINED_NAMES,
+    NAME,
+    Replies,
+    Step,
+    Variable,
+    check_variables,
+    defined_names,
+    path_problem,
+)
+from streambench.scenario.conversation import FieldProblem as FieldProblem  # noqa: PLC0414
+from streambench.scenario.durations import Duration as Duration  # noqa: PLC0414
+from streambench.scenario.durations import parse_duration as parse_duration  # noqa: PLC0414
 from streambench.scenario.faults import Fault
 from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
-from streambench.scenario.synth import check_body, pool_problem
+from streambench.scenario.synth import (
+    ANY_NAME,
+    BUILTIN,
+    GENERATORS,
+    check_body,
+    placeholder_names,
+    pool_problem,
+)
 
 if TYPE_CHECKING:
     from streambench.scenario.proto import Method
 
 # The built-in gRPC echo service's proto (streambench/target/grpc_echo.py serves it).
 BUILTIN_PROTO = Path(__file__).resolve().parent.parent / "target" / "grpc_echo.proto"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-# "1h30m", "2m30s", "1s500ms": whole-number parts, largest unit first
-_COMPOUND = re.compile(r"^\s*(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?\s*$")
-_LONG_UNITS = {  # words people write, for the "did you mean" hint
-    "ms": ("msec", "msecs", "millis", "millisecond", "milliseconds"),
-    "s": ("sec", "secs", "second", "seconds"),
-    "m": ("min", "mins", "minute", "minutes"),
-    "h": ("hr", "hrs", "hour", "hours"),
-}
-_EXPECTED_DURATION = "expected a duration such as 500ms, 30s, 5m, 2h or 1h30m"
-
-
-def parse_duration(value: Any) -> float:
-    """``"500ms"`` -> 0.5, ``"5m"`` -> 300.0, ``"1h30m"`` -> 5400.0, ``2`` -> 2.0 (seconds)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"expected a duration >= 0, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        compound = _COMPOUND.match(value)
-        if compound and any(compound.groups()):
-            h, m, s, ms = (int(part or 0) for part in compound.groups())
-            return h * 3600.0 + m * 60.0 + s + ms / 1000
-        raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}{_duration_hint(value)}")
-    raise ValueError(f"{_EXPECTED_DURATION}, got {value!r}")
-
-
-def _duration_hint(text: str) -> str:
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$", text)
-    if match:
-        number, word = match.group(1), match.group(2).lower()
-        for unit, words in _LONG_UNITS.items():
-            if word in words or word == unit:
-                return f"; did you mean {number}{unit}?"
-    return ""
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class FieldProblem(ValueError):
-    """Raised by a model-level validator about one of the model's fields.
-
-    ``loc`` is the field's position relative to the model, so the loader can
-    report ``target.url`` rather than ``target``.
-    """
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 class _Model(BaseModel):
@@ -152,11 +118,27 @@ class Will(_Model):
     retain: bool = False
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110)
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """What is wrong with one HTTP header, or None. Values are checked after ``${...}``
+    are resolved too: a CR or LF would start a header (or a request) of its own."""
+    if not _TOKEN.match(name):
+        return f"header name {name!r} is not a valid HTTP field name"
+    if any(c in value for c in "\r\n\0"):
+        return "a header value must not contain CR, LF or NUL"
+    if not value.isascii():
+        return "a header value must be ASCII (percent-encode or base64 other text)"
+    return None
+
+
 class _TargetBase(_Model):
     """What every target has: where it is and how long connecting may take."""
 
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger replies are errors
     # proxy: through streambench's TCP fault proxy; unset: the proxy iff network_faults
     via: Literal["direct", "proxy"] | None = None
 
@@ -177,6 +159,10 @@ class _TargetBase(_Model):
             problem = None if text is None else template_problem(text)
             if problem is not None:
                 raise FieldProblem(loc, problem)
+        for name, value in getattr(self, "headers", {}).items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise FieldProblem(("headers", name), problem)
         return self
 
     @model_validator(mode="after")
@@ -207,9 +193,10 @@ class WebSocketTarget(_TargetBase):
     protocol: Literal["websocket"] = "websocket"
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
     reconnect: Reconnect = Field(default_factory=Reconnect)
-    max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger frames are errors
     fallback: Literal["http"] | None = None  # a refused upgrade goes on over HTTP
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
+    subprotocols: tuple[str, ...] = ()  # offered in the handshake (Sec-WebSocket-Protocol)
+    on_connect: tuple[Step, ...] = ()  # set-up steps on every connect and reconnect
 
 
 class MqttTarget(_TargetBase):
@@ -231,6 +218,9 @@ class MqttTarget(_TargetBase):
     will: Will | None = None
     # auto: the lean built-in codec for mqtt(s)://, aiomqtt for MQTT over ws(s)://
     mqtt_engine: Literal["auto", "wire", "aiomqtt"] = "auto"
+    # MQTT 5: the id travels as the publish's correlation data (and the subscribe
+    # topic as its response topic); replies are matched by theirs
+    correlation_data: bool = False
 
     def _secret_fields(self) -> list[tuple[tuple[str, ...], str | None]]:
         return [*super()._secret_fields(), (("username",), self.username),
@@ -244,6 +234,9 @@ class MqttTarget(_TargetBase):
         if self.headers and self.url.lower().startswith(("mqtt://", "mqtts://")):
             raise FieldProblem(("headers",), "headers are sent in the WebSocket handshake: "
                                "they apply to MQTT over ws:// or wss:// only")
+        if self.correlation_data and self.mqtt_version != "5":
+            raise FieldProblem(("correlation_data",), "correlation data is an MQTT 5 "
+                               "property: set mqtt_version: \"5\"")
         return self
 
 
@@ -252,7 +245,7 @@ class HttpTarget(_TargetBase):
 
     protocol: Literal["http"]
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
-    method: str = "POST"
+    method: str = Field(default="POST", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
     # lean (plain http://, keep-alive, httptools' C parser; the fastest), aiohttp
     # (complete: TLS, redirects); auto: lean for http://, aiohttp for https://
     http_engine: Literal["auto", "lean", "aiohttp"] = "auto"
@@ -440,20 +433,79 @@ FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r'^[^"\\\x
 
 
 class Message(_Model):
-    body: dict[str, Any] = Field(default_factory=lambda: {"text": "{{sentence}}"})
-    cid_field: FieldName = "cid"
-    seq_field: FieldName = "seq"
+    """What is sent: ``message:`` (one kind), or each entry of ``messages:`` (a weighted mix).
+
+    ``body`` is a JSON object, or a text sent as a raw text frame. The correlation
+    id is added at ``cid_field`` (a path; null: nothing added) as text
+    (``cid_type: string``, ``"<conn>-<seq>"``) or a number (``integer``); the
+    sequence number at ``seq_field`` (null: not added). ``{{cid}}``, ``{{seq}}``,
+    ``{{conn}}`` and ``{{variables}}`` may also be written anywhere in the body.
+    """
+
+    name: str = Field(default="message", pattern=NAME)  # a Socket.IO event's name
+    weight: float = Field(default=1.0, gt=0)  # share of the mix in messages:
+    body: Annotated[dict[str, Any] | str, SkipValidation] = Field(
+        default_factory=lambda: {"text": "{{sentence}}"})
+    cid_field: FieldName | None = "cid"
+    cid_type: Literal["string", "integer"] = "string"
+    seq_field: FieldName | None = "seq"
+    expect: Literal["reply", "none", "stream"] | None = None  # None: reply (a preset may say)
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _body_type(cls, value: Any) -> Any:
+        if not isinstance(value, dict | str):
+            raise ValueError(f"expected a mapping (a JSON object) or text (a raw text frame), "
+                             f"got {type(value).__name__}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_body(cls, data: Any) -> Any:
+        """A text body has no fields: nothing is added unless the scenario says where."""
+        if isinstance(data, dict) and isinstance(data.get("body"), str):
+            return {"cid_field": None, "seq_field": None, **data}
+        return data
 
     @model_validator(mode="after")
     def _placeholders(self) -> Message:
+        for key in ("cid_field", "seq_field"):
+            path = getattr(self, key)
+            if path is None:
+                continue
+            if isinstance(self.body, str):
+                raise FieldProblem((key,), "a text body has no fields: write {{cid}} / {{seq}} "
+                                   f"where they go, or set {key}: null")
+            problem = path_problem(path) or _insert_problem(self.body, path)
+            if problem is not None:
+                raise FieldProblem((key,), problem)
         # Raises synth.BodyProblem (a ValueError carrying every problem with its
         # position in the body); the loader expands it into one Problem each.
-        check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field)
+        defined = DEFINED_NAMES.get()
+        names = ANY_NAME if defined is None else frozenset({*BUILTIN, *defined})
+        check_body(self.body, cid_field=self.cid_field, seq_field=self.seq_field, names=names)
         problem = pool_problem(self.body, self.pool)
         if problem is not None:
             raise FieldProblem(("pool",), problem)
         return self
+
+    @property
+    def carries_id(self) -> bool:
+        """The request carries its correlation id (at cid_field or as {{cid}})."""
+        return self.cid_field is not None or "cid" in {name for _, name in
+                                                       placeholder_names(self.body)}
+
+
+def _insert_problem(body: dict[str, Any], path: str) -> str | None:
+    node: Any = body
+    for part in path.split(".")[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+        if not isinstance(node, dict):
+            return f"cannot add {path!r}: {part!r} in the body is not an object"
+    return None
 
 
 class Redaction(_Model):
@@ -483,6 +535,8 @@ class Capture(_Model):
     payloads: bool = True  # store (redacted) payloads; False keeps only metadata
     flush_every: Duration = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=200_000, ge=1000)
+    # small parts merged every this often during a run (0: only at its end); docs/operations.md
+    compact_every: Duration = Field(default=300.0, ge=0)
 
 
 LATENCY_OBJECTIVES = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
@@ -544,7 +598,51 @@ class Scenario(_Model):
     capture: Capture = Field(default_factory=Capture)
     slo: Slo = Field(default_factory=Slo)
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
+    messages: tuple[Message, ...] = ()  # a weighted mix of kinds instead of one message
+    replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
+    variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
+    preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
     network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
+
+    def kinds(self) -> tuple[Message, ...]:
+        """The message kinds: ``messages``, or ``message`` alone."""
+        return self.messages or (self.message,)
+
+    def reply_id(self) -> str | None:
+        """Where answers carry the id: ``replies.id``, else the path the requests use;
+        None when answers are matched in order (or by MQTT 5 correlation data)."""
+        if self.replies.id is not None or self.replies.in_order:
+            return self.replies.id
+        paths = {k.cid_field for k in self.kinds() if k.expect != "none" and k.carries_id}
+        return next(iter(paths)) if len(paths) == 1 else None
+
+    def looked_for(self) -> str:
+        """What an answer had to carry, in words (the summary shows it when none matched)."""
+        if self.preset is not None:
+            return _PRESET_IDS[self.preset]
+        if getattr(self.target, "correlation_data", False):
+            return "the request's id in the reply's MQTT 5 correlation data"
+        path = self.reply_id()
+        if path is None:
+            return "any reply, each answering the oldest message in flight (in order)"
+        shapes = {"a number such as 3000000017" if k.cid_type == "integer" else
+                  'text such as "3-17"' for k in self.kinds() if k.expect != "none"}
+        return f"the request's id at {path!r} ({' or '.join(sorted(shapes))})"
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_names(cls, data: Any, handler: ModelWrapValidatorHandler[Scenario]) -> Scenario:
+        """Bodies are validated knowing the scenario's variables and captured names."""
+        token = DEFINED_NAMES.set(defined_names(data))
+        try:
+            return handler(data)
+        finally:
+            DEFINED_NAMES.reset(token)
+
+    @model_validator(mode="after")
+    def _conversation(self) -> Scenario:
+        check_conversation(self)
+        return self
 
     @property
     def proxied(self) -> bool:
@@ -568,8 +666,17 @@ class Scenario(_Model):
 
         rpc = self.target.rpc()
         message = self.message
+        # check_conversation (run first) holds gRPC to one object body with both fields
+        assert isinstance(message.body, dict)
+        assert message.cid_field is not None
+        assert message.seq_field is not None
+        for key in ("cid_field", "seq_field"):
+            if "." in getattr(message, key):
+                raise FieldProblem(("message", key), "a gRPC request carries it in a field of "
+                                   "its own: a field name, not a path")
         try:
-            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field)
+            correlation_fields(rpc, cid_field=message.cid_field, seq_field=message.seq_field,
+                               reply_id=self.replies.id)
             encode_body(rpc, render(message.body, seed=self.seed))
         except ProtoProblem as exc:
             raise FieldProblem(tuple(exc.field.split(".")), str(exc)) from None
@@ -583,3 +690,121 @@ class Scenario(_Model):
                 and "protocol" not in data["target"]:
             return {**data, "target": {"protocol": "websocket", **data["target"]}}
         return data
+
+
+_PRESET_IDS = {
+    "jsonrpc": "the request's integer id at 'id' (a JSON-RPC 2.0 response)",
+    "graphql-ws": "the operation's id at 'id' of next/complete/error messages",
+    "socketio": "an ack (43<id>[...]) with the event's ack id",
+}
+_PRESET_PROTOCOLS = {"jsonrpc": ("websocket", "mqtt"), "graphql-ws": ("websocket",),
+                     "socketio": ("websocket",)}
+
+
+def check_conversation(scenario: Scenario) -> None:
+    """How messages, replies, steps and variables fit together (FieldProblem if not)."""
+    if scenario.messages and scenario.message != Message():
+        raise FieldProblem(("messages",), "give message (one kind) or messages (a mix), "
+                           "not both")
+    names = [kind.name for kind in scenario.messages]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise FieldProblem(("messages", index, "name"), f"kind name {name!r} is used twice")
+    if scenario.target.protocol == "grpc":  # a protobuf request: its own fields
+        kind = scenario.message
+        if scenario.messages or scenario.variables or isinstance(kind.body, str) \
+                or kind.cid_field is None or kind.seq_field is None \
+                or scenario.replies.model_copy(update={"id": None}) != Replies():
+            raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
+                               "of the request message: messages, variables, reply rules, "
+                               "text bodies and null cid_field/seq_field do not apply "
+                               "(replies.id, where a bidi reply carries the id, does)")
+    check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
+    _check_placeholders(scenario)
+    _check_preset(scenario)
+    _check_correlation(scenario)
+
+
+def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:
+    return ("messages", index) if scenario.messages else ("message",)
+
+
+def _check_placeholders(scenario: Scenario) -> None:
+    target = scenario.target
+    steps: tuple[Step, ...] = getattr(target, "on_connect", ())
+    known = {*BUILTIN, *GENERATORS, *scenario.variables,
+             *(name for step in steps for name in step.capture)}
+    where: list[tuple[tuple[str | int, ...], Any]] = []  # bodies are checked by Message
+    where += [(("target", "on_connect", i, "send"), step.send) for i, step in enumerate(steps)]
+    where += [(("replies", "rules", i, "respond"), rule.respond)
+              for i, rule in enumerate(scenario.replies.rules)]
+    for loc, value in where:
+        for inner, name in placeholder_names(value):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {{{{{close[0]}}}}}?" if close else \
+                    " (not a placeholder, a variable or a captured value)"
+                raise FieldProblem((*loc, *inner), f"unknown placeholder {{{{{name}}}}}{hint}")
+
+
+def _check_preset(scenario: Scenario) -> None:
+    preset = scenario.preset
+    if preset is None:
+        return
+    protocol = scenario.target.protocol
+    if protocol not in _PRESET_PROTOCOLS[preset]:
+        raise FieldProblem(("preset",), f"preset {preset} speaks over "
+                           f"{' or '.join(_PRESET_PROTOCOLS[preset])}, not {protocol}")
+    for index, kind in enumerate(scenario.kinds()):
+        for key in ("cid_field", "cid_type", "seq_field"):
+            if getattr(kind, key) != Message.model_fields[key].default:
+                raise FieldProblem((*_kind_loc(scenario, index), key),
+                                   f"preset {preset} decides {key}; remove it")
+        if not isinstance(kind.body, dict):
+            raise FieldProblem((*_kind_loc(scenario, index), "body"),
+                               f"preset {preset} sends an object body (its envelope wraps it)")
+    if scenario.replies.id is not None or scenario.replies.in_order:
+        raise FieldProblem(("replies", "id"), f"preset {preset} decides where replies carry "
+                           "the id; remove it")
+
+
+def _check_correlation(scenario: Scenario) -> None:
+    if scenario.preset is not None:
+        return
+    kinds = scenario.kinds()
+    answered = [(i, k) for i, k in enumerate(kinds) if k.expect != "none"]
+    by_property = getattr(scenario.target, "correlation_data", False)
+    replies = scenario.replies
+    if by_property:
+        if replies.id is not None or replies.in_order:
+            raise FieldProblem(("replies", "id"), "with target.correlation_data replies are "
+                               "matched by their correlation data; remove replies.id")
+        return
+    if replies.id is not None:
+        for index, kind in answered:
+            if not kind.carries_id:
+                raise FieldProblem(("replies", "id"), f"{kind.name} carries no id "
+                                   f"({'.'.join(map(str, _kind_loc(scenario, index)))}.cid_field"
+                                   " is null and its body has no {{cid}}), so no reply can carry "
+                                   "it: remove replies.id to match replies in order")
+        return
+    if replies.in_order:
+        streams = [i for i, k in answered if k.expect == "stream"]
+        if streams:
+            raise FieldProblem(("replies", "in_order"), "a stream's replies are told apart by "
+                               "their id: in_order cannot match them")
+        return
+    carrying = {k.cid_field for _, k in answered if k.carries_id}
+    if None in carrying:
+        index = next(i for i, k in answered if k.carries_id and k.cid_field is None)
+        raise FieldProblem((*_kind_loc(scenario, index), "body"), "the request carries its id "
+                           "as {{cid}} in the body: say where replies carry it (replies.id), "
+                           "or match replies in order (replies.in_order: true)")
+    if len(carrying) > 1:
+        raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
+                           "places: say where replies carry it (replies.id)")
+    if carrying and any(not k.carries_id for _, k in answered):
+        index = next(i for i, k in answered if not k.carries_id)
+        raise FieldProblem((*_kind_loc(scenario, index), "cid_field"), "this kind expects a "
+                           "reply but carries no id while others do: give it a cid_field, or "
+                           "expect: none")

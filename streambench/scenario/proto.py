@@ -174,13 +174,15 @@ INTEGERS = (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescrip
             FieldDescriptor.TYPE_SFIXED64)
 
 
-def correlation_fields(method: Method, *, cid_field: str, seq_field: str
+def correlation_fields(method: Method, *, cid_field: str, seq_field: str,
+                       reply_id: str | None = None
                        ) -> tuple[FieldInfo | None, FieldInfo | None]:
     """The request's cid and seq fields (None where the type has none).
 
-    Raises ProtoProblem (field ``message.cid_field`` / ``message.seq_field``) when a
-    field has the wrong type, or when a bidirectional stream, whose replies are
-    matched by the cid, lacks it in the request or the reply.
+    Raises ProtoProblem (field ``message.cid_field``, ``message.seq_field`` or
+    ``replies.id``) when a field has the wrong type, or when a bidirectional
+    stream, whose replies are matched by the cid, lacks it in the request or the
+    reply (``reply_id``: the path where replies carry it, else ``cid_field``).
     """
     request = method.request.DESCRIPTOR
     cid = request.fields_by_name.get(cid_field)
@@ -192,22 +194,34 @@ def correlation_fields(method: Method, *, cid_field: str, seq_field: str
         raise ProtoProblem("message.seq_field", f"field {seq_field!r} of {request.full_name} "
                            "must be a single integer to carry the sequence number")
     if method.kind == "bidi_stream":
+        _string_field(method, "requests", request, cid_field, "message.cid_field")
         reply = method.response.DESCRIPTOR
-        for kind, descriptor in (("requests", request), ("replies", reply)):
-            field = descriptor.fields_by_name.get(cid_field)
-            if field is None or field.type not in _STRINGS or is_repeated(field):
-                raise ProtoProblem("message.cid_field", f"{method.name} is a bidirectional "
-                                   f"stream, matched by correlation id: its {kind} "
-                                   f"({descriptor.full_name}) need a string field "
-                                   f"{cid_field!r}")
+        if reply_id is None:
+            _string_field(method, "replies", reply, cid_field, "message.cid_field")
+        elif reply_id.split(".")[0] not in reply.fields_by_name:
+            raise ProtoProblem("replies.id", f"replies ({reply.full_name}) have no field "
+                               f"{reply_id.split('.')[0]!r}; expected one of "
+                               f"{', '.join(reply.fields_by_name)}")
     return cid, seq
+
+
+def _string_field(method: Method, kind: str, descriptor: Any, name: str, key: str) -> None:
+    field = descriptor.fields_by_name.get(name)
+    if field is None or field.type not in _STRINGS or is_repeated(field):
+        raise ProtoProblem(key, f"{method.name} is a bidirectional stream, matched by "
+                           f"correlation id: its {kind} ({descriptor.full_name}) need a "
+                           f"string field {name!r}")
 
 
 def encode_body(method: Method, body: dict[str, Any]) -> bytes:
     """A rendered body (placeholders filled in) as request bytes; ProtoProblem
     (field ``message.body``) when it does not fit the request type."""
+    try:  # a flat body of the right Python types builds directly (~100x faster)
+        return bytes(method.request(**body).SerializeToString())
+    except (TypeError, ValueError, AttributeError):
+        pass  # JSON spellings ("42" for an int64, camelCase names, enums by name, ...)
     try:
-        return json_format.ParseDict(body, method.request()).SerializeToString()
+        return bytes(json_format.ParseDict(body, method.request()).SerializeToString())
     except (json_format.ParseError, TypeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ProtoProblem("message.body", f"does not fit {method.request.DESCRIPTOR.full_name}"

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from streambench.errors import ConfigError
+from streambench.scenario.synth import public_body
 from streambench.scrub import SENSITIVE_NAME, register, register_credentials, register_url
 
 if TYPE_CHECKING:
@@ -127,7 +128,8 @@ def register_scenario(scenario: Scenario, *, env: Mapping[str, str] | None = Non
             register_url(value)
         elif path == "target.password":
             register_credentials(getattr(scenario.target, "username", None), value)
-        elif path.startswith("target.headers.") and _looks_secret(path[15:], value):
+        elif path.startswith(("target.headers.", "target.metadata.")) \
+                and _looks_secret(path.split(".", 2)[2], value):
             register(value)
             register(value.split(None, 1)[-1])  # the token of "Bearer <token>"
 
@@ -155,6 +157,7 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
     ``metadata`` is treated as headers.
     """
     dump = scenario.model_dump(mode="json")
+    dump["message"]["body"] = public_body(dump["message"]["body"])
     target = dump["target"]
     target["url"] = public_url(target["url"])
     for key in _HEADER_FIELDS:
@@ -163,7 +166,33 @@ def public_dump(scenario: Scenario) -> dict[str, Any]:
                            for name, value in target[key].items()}
     if target.get("password") is not None and "${" not in target["password"]:
         target["password"] = REDACTED
+    for step in target.get("on_connect") or ():  # an auth step's literal token
+        step["send"] = _public_value(step.get("send"))
     return dump
+
+
+def _public_value(value: Any, name: str = "") -> Any:
+    """A step's message with literal values under credential-like keys redacted."""
+    if isinstance(value, dict):
+        return {key: _public_value(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_public_value(item, name) for item in value]
+    if isinstance(value, str) and name and _looks_secret(name, value):
+        return REDACTED
+    return value
+
+
+def resolve_value(value: Any, *, field: str, env: Mapping[str, str] | None = None) -> Any:
+    """``value`` (a message: text, or JSON with text inside) with ``${NAME}`` resolved."""
+    if isinstance(value, str):
+        return resolve(value, field=field, env=env) if "${" in value else value
+    if isinstance(value, dict):
+        return {key: resolve_value(item, field=f"{field}.{key}", env=env)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_value(item, field=f"{field}[{i}]", env=env)
+                for i, item in enumerate(value)]
+    return value
 
 
 def public_url(url: str) -> str:

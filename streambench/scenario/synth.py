@@ -53,26 +53,39 @@ class BodyProblem(ValueError):
         super().__init__(f"{where}: {first_msg}{more}")
 
 
-def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
+BUILTIN = ("cid", "seq", "conn")
+"""Placeholders filled per message or connection: the correlation id, the message's
+sequence number and the connection index (besides the scenario's own ``variables``)."""
+ANY_NAME = frozenset({"*"})  # check_body: leave names that are no generator to the caller
+MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"  # private-use characters around a slot's name
+
+
+def check_body(body: dict[str, Any] | str, *, cid_field: str | None, seq_field: str | None,
+               names: frozenset[str] | set[str] = frozenset(BUILTIN)) -> None:
     """Raise :class:`BodyProblem` listing every unknown or malformed placeholder,
-    any top-level key that collides with the correlation fields, text that is
-    not valid UTF-8, and a body nested deeper than :data:`~streambench.limits.BODY_DEPTH`."""
+    any key that collides with the correlation fields, text that is not valid
+    UTF-8, and a body nested deeper than :data:`~streambench.limits.BODY_DEPTH`.
+
+    ``names`` are the placeholders filled later (``{{cid}}``, variables); with
+    :data:`ANY_NAME`, a name that is no generator is left for the caller to judge.
+    """
     depth = nesting(body)
     if depth > BODY_DEPTH:
         raise BodyProblem([((), f"nested {depth} levels deep; at most {BODY_DEPTH} "
                             "(deeper messages could not be captured)")])
     problems: list[tuple[Loc, str]] = []
     for key in (cid_field, seq_field):
-        if key in body:
-            problems.append(((key,), f"key {key!r} is reserved: streambench adds it to every "
-                             "message (rename the key, or set message.cid_field/seq_field)"))
+        if isinstance(body, dict) and key is not None and _has_path(body, key):
+            problems.append((tuple(key.split(".")), f"key {key!r} is reserved: streambench "
+                             "adds it to every message (rename the key, or set "
+                             "message.cid_field/seq_field)"))
     for loc, value in _leaves(body, (), problems):
         if isinstance(value, str):
             if (bad := text_problem(value)) is not None:
                 problems.append((loc, bad))
                 continue
             for match in _PLACEHOLDER.finditer(value):
-                message = _placeholder_problem(match.group(1))
+                message = _placeholder_problem(match.group(1), names)
                 if message is not None:
                     problems.append((loc, message))
         else:
@@ -83,19 +96,65 @@ def check_body(body: dict[str, Any], *, cid_field: str, seq_field: str) -> None:
         raise BodyProblem(problems)
 
 
-def pool_problem(body: dict[str, Any], pool: int) -> str | None:
+def placeholder_names(value: Any) -> Iterator[tuple[Loc, str]]:
+    """Every ``{{name}}`` in a body (or a step's message) with its position."""
+    for loc, leaf in _leaves(value, (), []):
+        if isinstance(leaf, str):
+            for match in _PLACEHOLDER.finditer(leaf):
+                yield loc, _split(match.group(1))[0]
+
+
+def _has_path(body: dict[str, Any], path: str) -> bool:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def pool_problem(body: dict[str, Any] | str, pool: int) -> str | None:
     """Why ``pool`` bodies like ``body`` are too many to hold in memory, or None.
 
     Call after :func:`check_body` passed. One body is rendered to estimate the size.
     """
     if pool > POOL_BODIES:
         return f"expected at most {POOL_BODIES:,} bodies, got {pool:,}"
-    size = len(orjson.dumps(_compile(body)(random.Random("streambench-size")))) + 40
+    late = frozenset(name for _, name in placeholder_names(body) if name not in GENERATORS)
+    size = len(orjson.dumps(_compile(body, late)(random.Random("streambench-size")))) + 40
     if pool * size > POOL_BYTES:
         return (f"{pool:,} bodies of about {size:,} bytes need {pool * size / 2**20:,.0f} MiB; "
                 f"at most {POOL_BYTES >> 20} MiB: lower message.pool to "
                 f"{max(1, POOL_BYTES // size):,} or less")
     return None
+
+
+def public_body(body: Any) -> Any:
+    """``body`` as a manifest keeps it: placeholders as written, literal text as
+    ``<text:N>``, literal numbers as ``<number>`` (true, false and null kept).
+
+    A value written into a scenario's body may be personal data and is sent to
+    the target like any other: it never reaches disk unredacted, in a manifest
+    either. Keys are kept (they are the body's shape). Call on a checked body
+    (at most :data:`~streambench.limits.BODY_DEPTH` deep).
+    """
+    if isinstance(body, dict):
+        return {key: public_body(value) for key, value in body.items()}
+    if isinstance(body, list | tuple):
+        return [public_body(value) for value in body]
+    if isinstance(body, str):
+        pieces, last = [], 0
+        for match in _PLACEHOLDER.finditer(body):
+            pieces += [_literal(body[last:match.start()]), match.group()]
+            last = match.end()
+        return "".join([*pieces, _literal(body[last:])])
+    if isinstance(body, bool) or body is None:
+        return body
+    return "<number>"
+
+
+def _literal(text: str) -> str:
+    return f"<text:{len(text)}>" if text else ""
 
 
 def nesting(value: Any) -> int:
@@ -185,6 +244,18 @@ def compile_body(
         rendered = orjson.dumps(template(rng))
         prefixes.append(rendered[:-1] + (b"," if len(rendered) > 2 else b""))
     return BodyPool(prefixes, cid_field=cid_field, seq_field=seq_field)
+
+
+def render_pool(body: Any, *, seed: int, pool: int, slots: frozenset[str]) -> list[Any]:
+    """``pool`` renderings of ``body`` (an object or a text) for ``seed``.
+
+    Placeholders named in ``slots`` (``cid``, ``seq``, ``conn``, variables) are
+    not filled: each becomes a marker, ``MARK_OPEN + name + MARK_CLOSE``, that
+    :mod:`streambench.generate.engine.frames` turns into a slot of the frame.
+    """
+    template = _compile(body, slots)
+    rng = random.Random(f"streambench-body:{seed}")
+    return [template(rng) for _ in range(pool)]
 
 
 def render(body: dict[str, Any], *, seed: int) -> dict[str, Any]:
@@ -352,28 +423,28 @@ def parse_args(name: str, args: list[str]) -> tuple[Any, ...]:
 Render = Any  # Callable[[random.Random], Any]; kept loose to stay readable
 
 
-def _compile(value: Any) -> Render:
+def _compile(value: Any, slots: frozenset[str] = frozenset()) -> Render:
     if isinstance(value, dict):
-        parts = [(key, _compile(item)) for key, item in value.items()]
+        parts = [(key, _compile(item, slots)) for key, item in value.items()]
         return lambda rng: {key: part(rng) for key, part in parts}
     if isinstance(value, list | tuple):
-        items = [_compile(item) for item in value]
+        items = [_compile(item, slots) for item in value]
         return lambda rng: [item(rng) for item in items]
     if isinstance(value, str) and "{{" in value:
-        return _compile_string(value)
+        return _compile_string(value, slots)
     return lambda rng: value
 
 
-def _compile_string(text: str) -> Render:
+def _compile_string(text: str, slots: frozenset[str] = frozenset()) -> Render:
     found = list(_PLACEHOLDER.finditer(text))
     if len(found) == 1 and found[0].span() == (0, len(text)):  # exactly one: a typed value
-        return _generator(found[0].group(1))
+        return _generator(found[0].group(1), slots)
     pieces: list[Render] = []
     last = 0
     for match in _PLACEHOLDER.finditer(text):
         literal = text[last : match.start()]
         pieces.append(lambda rng, literal=literal: literal)
-        generate = _generator(match.group(1))
+        generate = _generator(match.group(1), slots)
         pieces.append(lambda rng, generate=generate: _as_text(generate(rng)))
         last = match.end()
     tail = text[last:]
@@ -387,8 +458,11 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _generator(inner: str) -> Render:
+def _generator(inner: str, slots: frozenset[str] = frozenset()) -> Render:
     name, args = _split(inner)
+    if name in slots:
+        marker = f"{MARK_OPEN}{name}{MARK_CLOSE}"
+        return lambda rng: marker
     make = GENERATORS[name]
     return make(*parse_args(name, args))
 
@@ -398,10 +472,15 @@ def _split(inner: str) -> tuple[str, list[str]]:
     return name.strip(), [arg.strip() for arg in args]
 
 
-def _placeholder_problem(inner: str) -> str | None:
+def _placeholder_problem(inner: str, names: frozenset[str] | set[str] = frozenset(BUILTIN)
+                         ) -> str | None:
     name, args = _split(inner)
+    if name in names and name not in GENERATORS:
+        return f"{{{{{name}}}}} takes no arguments" if args else None
     if name not in GENERATORS:
-        close = difflib.get_close_matches(name, list(GENERATORS), n=1, cutoff=0.6)
+        if names is ANY_NAME and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and not args:
+            return None
+        close = difflib.get_close_matches(name, [*GENERATORS, *names], n=1, cutoff=0.6)
         hint = f"; did you mean {{{{{close[0]}}}}}?" if close else " (see docs/scenarios.md)"
         return f"unknown placeholder {{{{{inner.strip()}}}}}{hint}"
     try:

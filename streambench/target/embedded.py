@@ -1,7 +1,9 @@
 """The target for ``url: embedded``: ``streambench serve`` in a child process.
 
 The child has its own process (and so its own core), so the target does not
-steal CPU from the load generator it is measured by. Usage::
+steal CPU from the load generator it is measured by, and its own session, so
+a signal meant for the run's process group (Ctrl-C, a Jupyter kernel
+interrupt) never kills the target of a run that goes on. Usage::
 
     async with EmbeddedTarget(scenario.target.server) as target:
         ...  # drive load at target.ws_url / target.http_url
@@ -114,6 +116,10 @@ class EmbeddedTarget:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
                 env=child_env(),
+                # A session of its own: a signal to the group of the process that runs the
+                # load (Ctrl-C in a terminal, Jupyter's Kernel > Interrupt) never reaches the
+                # target; its run stops it (SIGTERM, below), or it exits with its parent.
+                start_new_session=True,
             )
         ready = await self._read_ready_line()
         self.ws_url, self.http_url, self.pid = ready["ws_url"], ready["http_url"], ready["pid"]

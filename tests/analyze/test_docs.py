@@ -1,6 +1,6 @@
 """The self-contained Python examples of docs/analysis.md run as written.
 
-Examples that need a run in ./data, a webhook or names defined by the text
+Examples that need a run in ./data, a webhook, a mail server or names defined by the text
 around them are shown in the docs and exercised by the other analysis tests;
 every other ```python block is executed here.
 """
@@ -14,7 +14,7 @@ import pytest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "analysis.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-NEEDS_MORE = ('Store("./data")', "hooks.example", "score_detections(anomalies")
+NEEDS_MORE = ('Store("./data")', "hooks.example", "mail.example", "score_detections(anomalies")
 RUNNABLE = [b for b in BLOCKS if not any(marker in b for marker in NEEDS_MORE)]
 
 

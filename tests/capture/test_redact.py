@@ -159,3 +159,37 @@ def test_the_example_in_docs_privacy_runs(capsys: pytest.CaptureFixture[str]):
     assert printed[0].startswith('{"user_id":"h1:2026-11:')
     assert '"text":"call me at <phone>"' in printed[0]
     assert printed[1] == "{'hashed': 1, 'phone': 1, 'json_filtered': 1}"
+
+
+def test_a_payload_that_does_not_parse_keeps_only_its_kind_and_length():
+    """Issue 16 item 3: the malformed fault's truncated echo and bytes after the JSON
+    used to be scanned as free text, keeping user_id, names and cities raw."""
+    body = json.dumps(BODY)
+    out = redact([body[:-1], body + " trailing", body + "\n" + body, "  " + body[:40]])
+    assert out == [f"<invalid-json:{len(body) - 1}>", f"<invalid-json:{len(body) + 9}>",
+                   f"<invalid-json:{2 * len(body) + 1}>", "<invalid-json:42>"]
+
+
+@pytest.mark.parametrize("depth", [33, 255, 600, 1024, 5000])
+def test_json_nested_deeper_than_the_bound_is_masked_whole(depth: int):
+    deep = "[" * depth + "]" * depth
+    rows = [f'{{"text": {deep}, "cid": "0-1"}}', f'{{"cid": {deep}}}', deep]
+    assert redact(rows * 40) == [f"<deep-json:{len(r)}>" for r in rows] * 40
+
+
+def test_server_text_columns_holding_json_are_redacted_as_payloads():
+    echo = json.dumps(BODY)
+    table = events(['{"cid": "0-1"}'] * 3,
+                   error=[echo, echo[:120], "closed: alice@example.com"],
+                   status=["1011", "1011", "1000"])
+    out = Redactor(POLICY).redact_table(table).to_pylist()
+    doc = json.loads(out[0]["error"])
+    assert set(doc) == {"user_id", "text", "value", "cid", "seq", "device", "items"}
+    assert "Alice" not in out[0]["error"]
+    assert out[1]["error"] == "<invalid-json:120>"  # a close reason echoing a request
+    assert out[2]["error"] == "closed: <email>"
+
+
+def test_keys_inside_an_allowed_object_are_scanned():
+    [doc] = redact(['{"text": {"alice@example.com": "call +1 415 555 0123", "ok": 1}}'])
+    assert doc == {"text": {"<email>": "call <phone>", "ok": 1}}

@@ -4,12 +4,15 @@ a notebook costs seconds, so it is done once per session)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streambench.capture.store import Store
+from tests.jupyter import Lab
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,26 @@ def artifacts(tmp_path: Path) -> Path:
     root = Path(os.environ.get("STREAMBENCH_ARTIFACTS") or tmp_path)
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One JupyterLab for the browser tests of the session (127.0.0.1, a token, temporary
+    Jupyter/IPython directories; stopped by pid)."""
+    from tests.jupyter import jupyterlab
+
+    home, root = tmp_path_factory.mktemp("jupyter"), tmp_path_factory.mktemp("lab")
+    with jupyterlab(home, root=root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Debian chromium (Playwright) for the session."""
+    from .browser import chromium, find_browser
+
+    executable = find_browser()
+    if executable is None:
+        pytest.fail("no chromium: apt-get install chromium (scripts/test does)")
+    with chromium(executable) as opened:
+        yield opened

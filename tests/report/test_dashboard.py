@@ -23,6 +23,8 @@ def test_refresh_follows_a_live_run_and_stop_aborts_it(tmp_path: Path) -> None:
     handle = dash.live.handle
     assert handle is not None
     assert not dash.stop_button.disabled
+    # the run starts in a process of its own (interpreter, target, connections)
+    wait_for(lambda: handle.latest is not None, timeout=60, what="the run's first progress")
     seen_sent: list[int] = []
     seen_svg: set[str] = set()
     for _ in range(MAX_REFRESHES):
@@ -72,3 +74,34 @@ def test_attach_by_run_id_follows_a_run_someone_else_started(tmp_path: Path) -> 
     assert "reply-stall" in dash.alerts.value  # the example's stall fired an alert
     assert "<svg" in dash.snapshot().data
     assert dash.stop() is False
+
+
+async def test_the_first_numbers_show_within_a_second_of_the_first_send(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    import polars as pl
+
+    from tests.helpers import TIME_SCALE
+
+    store = Store(tmp_path / "store")
+    dash = Dashboard.start(example_scenario(duration=4, faults=False), store=store)
+    shown = asyncio.Event()
+    shown_ns = 0
+
+    def on_change(change: dict) -> None:  # the moment the "sent" card shows a number > 0
+        nonlocal shown_ns
+        if not shown.is_set() and ">0<" not in change["new"] and ">-<" not in change["new"]:
+            shown_ns = time.time_ns()
+            shown.set()
+
+    dash.counters["sent"].observe(on_change, "value")
+    dash.watch()
+    async with asyncio.timeout(60):
+        await shown.wait()
+        state = await dash.finished()
+    assert state.status == "completed"
+    first_send = store.events(state.run_id).filter(pl.col("kind") == "send").select(
+        pl.col("ts").min().dt.epoch("ns")).collect().item()
+    assert shown_ns - first_send <= 1e9 * TIME_SCALE
+    assert state.elapsed_s <= 4.0  # the clock stops at the plan

@@ -14,7 +14,7 @@ import pytest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reports.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
-NEEDS_MORE = ("render_report(", "scenarios/", ".attach(")
+NEEDS_MORE = ("render_report(", "scenarios/", ".attach(", "await ")  # await: a notebook cell
 RUNNABLE = [b for b in BLOCKS if not any(marker in b for marker in NEEDS_MORE)]
 
 

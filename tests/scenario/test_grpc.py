@@ -98,6 +98,18 @@ def test_a_body_that_does_not_fit_the_request_is_named(tmp_path: Path):
     assert '"amont"' in message
 
 
+def test_a_bidi_reply_id_path_must_start_at_a_reply_field(tmp_path: Path):
+    file = write(tmp_path, "  proto: protos/shop.proto\n  method: Trade\n")
+    file.write_text(file.read_text() + "replies: {id: meta.request_id}\n")
+    assert "replies.id: replies (shop.Ack) have no field 'meta'; expected one of cid, ok" \
+        in error_of(file)
+    file.write_text(file.read_text().replace("meta.request_id", "cid"))
+    assert load_scenario(file).replies.id == "cid"
+    file.write_text(file.read_text().replace(
+        "{id: cid}", "{id: cid, rules: [{name: x, match: {ok: true}, as: end}]}"))
+    assert "reply rules" in error_of(file)
+
+
 def test_unary_methods_need_no_correlation_field(tmp_path: Path):
     file = write(tmp_path, "  proto: protos/shop.proto\n  method: Place\n")
     assert load_scenario(file).target.rpc().kind == "unary"

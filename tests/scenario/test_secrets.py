@@ -122,10 +122,20 @@ def test_public_dump_is_json_and_complete() -> None:
     dump = public_dump(parse_scenario(SCENARIO))
     assert json.loads(json.dumps(dump)) == dump
     assert set(dump) == {"name", "description", "seed", "target", "load", "message", "capture",
-                         "slo", "faults"}
+                         "slo", "faults", "messages", "replies", "variables", "preset"}
 
 
 @pytest.mark.parametrize("url", ["embedded", "${URL}", "ws://127.0.0.1:8765/echo",
                                  "ws://u:${P}@127.0.0.1/x?token=${T}"])
 def test_public_url_leaves_safe_urls_alone(url: str) -> None:
     assert public_url(url) == url
+
+
+def test_public_dump_keeps_the_body_shape_and_placeholders_not_literal_values():
+    scenario = parse_scenario(
+        "name: s\nload: {rate: 1, duration: 1}\nmessage:\n  body:\n"
+        "    user: {id: u-4711, name: Zebulon Quixote, card: 4111111111111111}\n"
+        "    text: 'order {{int}} for {{name}}'\n    ok: true\n")
+    body = public_dump(scenario)["message"]["body"]
+    assert body == {"user": {"id": "<text:6>", "name": "<text:15>", "card": "<number>"},
+                    "text": "<text:6>{{int}}<text:5>{{name}}", "ok": True}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
+from streambench.generate.engine.conversation import Plan, compile_plan
 from streambench.scenario.model import Scenario
 
 
@@ -38,6 +39,17 @@ class RunContext:
     # Where clients open TCP connections when the run goes through the fault proxy; the
     # URL still names the target (Host header, TLS server name). None: the URL's address.
     dial: tuple[str, int] | None = None
+    plan: Plan | None = None  # compiled from the scenario if not given
+
+    def __post_init__(self) -> None:
+        if self.plan is None:
+            self.plan = compile_plan(self.scenario)
+
+    @property
+    def conversation(self) -> Plan:
+        """The compiled plan (set by ``__post_init__``)."""
+        assert self.plan is not None
+        return self.plan
 
     @property
     def timeout_ns(self) -> int:
@@ -56,13 +68,14 @@ class Inflight:
     send order, which is intended order, so expiry only ever looks at the head.
     """
 
-    __slots__ = ("conn", "late", "pending", "record")
+    __slots__ = ("conn", "late", "pending", "record", "streams")
 
     def __init__(self, conn: int, record: Callable[[Row], None]) -> None:
         self.conn = conn
         self.record = record
         self.pending: dict[str, tuple[int, int, int]] = {}
         self.late: set[str] = set()  # cids that timed out, to recognise late replies
+        self.streams: set[str] = set()  # ids of open streams (expect: stream) until their end
 
     def expire(self, now: int, timeout_ns: int, topic: str | None) -> int:
         """Record a timeout for every message whose intended time + timeout has passed."""
@@ -73,6 +86,7 @@ class Inflight:
             if intended + timeout_ns > now:
                 break
             del pending[cid]
+            self.streams.discard(cid)
             self.record((Kind.TIMEOUT, now, self.conn, seq, cid, intended, sent, None,
                          topic, None, None, None))
             if len(self.late) < 100_000:

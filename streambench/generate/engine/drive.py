@@ -10,30 +10,39 @@
   ``capture.flush_every`` (or ``flush_rows``) and reports progress;
 * ``timeouts.sweep``: turns overdue messages into timeouts;
 * ``run.stop_watch``: cancels the clients when the run is stopped;
+* ``health.tick``: the event-loop stall probe of the health rows;
 * ``faults.disconnect``: scheduled disconnect faults, when the scenario has some.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
-from streambench.capture.writer import CaptureWriter, Recorder
+from streambench.capture.health import HealthWriter
+from streambench.capture.schema import Kind
+from streambench.capture.writer import PART_STRIDE, CaptureWriter, Recorder
+from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
+from streambench.generate.engine.conversation import compile_plan
+from streambench.generate.engine.health import LoopStalls, Watched, sampling
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.faults.plan import FaultPlan
 from streambench.generate.protocols.base import Connection, open_clients
-from streambench.scenario.model import Scenario
+from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
-from streambench.scenario.synth import compile_body
 
 OnProgress = Callable[[Progress], None] | None
+T = TypeVar("T")
 CONNECT_CONCURRENCY = 256  # handshakes in flight at once when opening many connections
+FIRST_FLUSH_S = 0.25  # the first flush after the schedule's zero (then every flush_every)
 
 
 class StartGate(Protocol):
@@ -79,9 +88,11 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
     offset = 0 if gate is None else gate.conn_offset
     headers = {k: resolve(v, field=f"target.headers.{k}") for k, v in
                getattr(scenario.target, "headers", {}).items()}
-    pool = compile_body(scenario.message.body, seed=scenario.seed, pool=scenario.message.pool,
-                        cid_field=scenario.message.cid_field,
-                        seq_field=scenario.message.seq_field)
+    for name, value in headers.items():  # a resolved ${SECRET} is checked like a literal
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
+    plan = compile_plan(scenario)
 
     def arrivals(conn: int) -> Any:
         base = schedule(load, seed=scenario.seed, conn=offset + conn,
@@ -91,7 +102,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
     return RunContext(
-        scenario=scenario, record=recorder.append, start_mono=0, frame=pool.frame,
+        scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
         connections=load.connections if gate is None else gate.connections, dial=dial,
@@ -101,31 +112,55 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
                 injector: FaultInjector | None = None, gate: StartGate | None = None,
-                dial: tuple[str, int] | None = None,
+                target_pid: int | None = None, dial: tuple[str, int] | None = None,
                 on_start: Callable[[int], None] | None = None) -> None:
     """Open the connections, fix the schedule's zero, send and receive until done.
 
     ``gate`` makes this process drive global connections ``[conn_offset,
     conn_offset + connections)`` of the scenario's ``load.connections`` and
     take the schedule's zero from the driver; without it this process drives
-    them all. ``dial`` is where clients connect when the run goes through the
-    fault proxy; ``on_start`` is told the schedule's zero (monotonic ns).
+    them all. Meanwhile this process (and the built-in target, ``target_pid``)
+    is sampled once a second into the run's health rows
+    (:mod:`streambench.generate.engine.health`). ``dial`` is where clients
+    connect when the run goes through the fault proxy; ``on_start`` is told the
+    schedule's zero (monotonic ns).
     """
+    stalls = LoopStalls()
+    client = Watched("client", writer.worker, os.getpid(), stalls=stalls,
+                     parts=lambda: writer.events.parts_written,
+                     connections=lambda: tracker.counts[Kind.CONNECT] - tracker.counts[
+                         Kind.DISCONNECT])  # fmt: skip
+    watched = [client] + ([Watched("target", None, target_pid)] if target_pid else [])
+    with sampling(health_writer(writer), watched):
+        try:
+            await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
+                         control=control, on_progress=on_progress, injector=injector, gate=gate,
+                         stalls=stalls, dial=dial, on_start=on_start)
+        except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
+            raise first_error(group) from None
+
+
+def health_writer(writer: CaptureWriter) -> HealthWriter:
+    """Health rows beside ``writer``'s events, numbered like its parts (per worker)."""
+    return HealthWriter(writer.events.store, writer.run_id,
+                        first_part=writer.worker * PART_STRIDE)
+
+
+async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
+                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
+                 injector: FaultInjector | None, gate: StartGate | None,
+                 stalls: LoopStalls, dial: tuple[str, int] | None,
+                 on_start: Callable[[int], None] | None) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate, dial=dial)
-    conns, first = await open_clients(ctx, open_all=open_all, writer=writer)
+    await asyncio.to_thread(warm_up, writer, ctx)
+    opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
+    if opened is None:  # stopped while connecting: nothing was sent, the run is aborted
+        return
+    conns, first = opened
     for c in conns:
         c.faults = injector
-    if gate is None:
-        ctx.start_mono = time.monotonic_ns() + start_headroom_ns(len(conns))
-    else:  # the zero common to every shard of the run
-        ctx.start_mono = await gate.start_mono()
-    tracker.start(ctx.start_mono)
-    if on_start is not None:
-        on_start(ctx.start_mono)
-    if injector is not None:
-        injector.start_mono = ctx.start_mono
-        injector.record_bursts(conns)
+    await fix_zero(ctx, conns, gate=gate, tracker=tracker, injector=injector, on_start=on_start)
     async with asyncio.TaskGroup() as tg:
         tasks = []
         for c, handle in zip(conns, first, strict=True):
@@ -136,6 +171,7 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
                            name="capture.flush"),
             tg.create_task(sweep_loop(ctx, conns), name="timeouts.sweep"),
             tg.create_task(stop_watch(control, tasks), name="run.stop_watch"),
+            tg.create_task(stalls.tick(), name="health.tick"),
         ]
         if injector is not None:
             background.append(tg.create_task(injector.disconnect_loop(conns),
@@ -150,8 +186,43 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     now = time.monotonic_ns()
     for c in conns:  # a stopped run still accounts for what it sent
         c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
+    await asyncio.to_thread(writer.wait)  # every batch counted before the final line
     if on_progress is not None:
         on_progress(tracker.update(recorder.rows, final=True))
+
+
+async def fix_zero(ctx: RunContext, conns: list[Connection], *, gate: StartGate | None,
+                   tracker: ProgressTracker, injector: FaultInjector | None,
+                   on_start: Callable[[int], None] | None) -> None:
+    """Set the schedule's zero and tell what counts from it: progress, the client faults,
+    the fault proxy (``on_start``)."""
+    if gate is None:
+        ctx.start_mono = time.monotonic_ns() + start_headroom_ns(len(conns))
+    else:  # the zero common to every shard of the run
+        ctx.start_mono = await gate.start_mono()
+    tracker.start(ctx.start_mono)
+    if on_start is not None:
+        on_start(ctx.start_mono)
+    if injector is not None:
+        injector.start_mono = ctx.start_mono
+        injector.record_bursts(conns)
+
+
+async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T | None:
+    """``work``'s result, or None once the run is asked to stop first (``work`` is
+    cancelled): a signal must end a run whose connections hang in their handshakes."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(control.stop_event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 async def open_all(conns: list[Connection]) -> list[Any]:
@@ -176,19 +247,47 @@ async def open_all(conns: list[Connection]) -> list[Any]:
 
 async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,
                      scenario: Scenario, on_progress: OnProgress) -> None:
-    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``)."""
+    """Hand the captured rows to the writer thread every ``flush_every`` (or ``flush_rows``).
+
+    The first flush comes ``FIRST_FLUSH_S`` after the schedule's zero, so a
+    watcher (the live dashboard) has numbers within a second of the first send.
+    """
     every = scenario.capture.flush_every
     limit = scenario.capture.flush_rows
+    deadline = tracker.start_mono / 1e9 + min(every, FIRST_FLUSH_S)  # same clock as monotonic()
     while True:
-        deadline = time.monotonic() + every
         # Polling the row count: the hot path must not pay for an Event per append.
         while time.monotonic() < deadline and len(recorder.rows) < limit:  # noqa: ASYNC110
             await asyncio.sleep(min(0.1, every))
-        batch = recorder.take()
-        snapshot = tracker.update(batch)
-        writer.submit(batch)
+        # Counting and measuring the batch happens on the writer thread, vectorised,
+        # once it is a table: nothing here is O(rows) on the loop but the copy.
+        writer.submit(recorder.take(), on_table=progress_reporter(tracker, on_progress))
+        deadline = time.monotonic() + every
+
+
+def warm_up(writer: CaptureWriter, ctx: RunContext) -> None:
+    """Write-path first use (imports, set-up) before the schedule starts, not in it.
+
+    Best effort: a sample the real run would never produce must not fail it.
+    """
+    now = time.monotonic_ns()
+    with contextlib.suppress(Exception):
+        sample = ctx.frame(1, "0-1", 1)  # a message as the run will send it
+        text = sample.decode(errors="replace")
+        rows = [(Kind.SEND, now, 0, 1, "0-1", now, now, len(sample), "/", None, None, sample),
+                (Kind.RECV, now, 0, 1, "0-1", now, now, len(sample), "/", None, None, text)]
+        writer.warm_up(rows, then=ProgressTracker(total_s=0.0).update_table)
+
+
+def progress_reporter(tracker: ProgressTracker, on_progress: OnProgress
+                      ) -> Callable[[Any], None]:
+    """What the writer thread calls with each converted batch."""
+    def report(table: Any) -> None:
+        snapshot = tracker.update_table(table)
         if on_progress is not None:
             on_progress(snapshot)
+
+    return report
 
 
 async def sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:

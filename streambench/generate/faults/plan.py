@@ -86,7 +86,8 @@ class FaultPlan:
     """
 
     def __init__(self, faults: Sequence[Fault], *, seed: int, connections: int,
-                 duration_s: float, cid_field: str = "cid", seq_field: str = "seq") -> None:
+                 duration_s: float, cid_field: str | None = "cid",
+                 seq_field: str | None = "seq") -> None:
         self.faults = tuple(faults)
         self.seed = seed
         self.connections = connections
@@ -184,7 +185,8 @@ def describe_drift(fault: SchemaDriftFault) -> str:
     return ", ".join(parts)
 
 
-def _check_drift(faults: Sequence[Fault], *, cid_field: str, seq_field: str) -> None:
+def _check_drift(faults: Sequence[Fault], *, cid_field: str | None, seq_field: str | None
+                 ) -> None:
     for index, fault in enumerate(faults):
         if not isinstance(fault, SchemaDriftFault):
             continue

@@ -272,13 +272,18 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
         return ctx.stop.is_set() or (client.sending_done.is_set()
                                      and not client.inflight.pending)
 
+    delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
     while True:
+        opened = time.monotonic()
         await client.serve(handle)
         if finished():
             return
         if client.faults is not None:
             await client.faults.hold_down(client.conn)
-        delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+        # A server that accepts and closes at once must not be hammered: the backoff
+        # starts over only after a connection that stayed up a while.
+        if time.monotonic() - opened >= healthy_uptime(reconnect.max):
+            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
         attempts = 0
         while True:
             await asyncio.sleep(next(delays))
@@ -293,3 +298,8 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
                     return
             if finished():
                 return
+
+
+def healthy_uptime(maximum: float) -> float:
+    """How long a connection must stay up for the reconnect backoff to start over."""
+    return min(1.0, maximum)

@@ -41,6 +41,77 @@ from streambench.scenario.model import SseTarget
 _HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 
 
+Event = tuple[str, str | None, str | None]  # (data, last event id, event name)
+
+
+class EventTooBig(ValueError):
+    """An event (or one line of it) larger than ``target.max_message_bytes``;
+    ``events`` are the complete ones that came before it in the same chunk."""
+
+    def __init__(self, size: int, limit: int, events: list[Event] | None = None) -> None:
+        super().__init__(f"event larger than {limit} bytes")
+        self.size = size
+        self.events = events or []
+
+
+class EventStreamParser:
+    """``text/event-stream`` bytes in, ``(data, id, event name)`` out; no I/O.
+
+    Follows the WHATWG parsing rules that matter to a load test: lines end in
+    LF, CRLF or CR; ``data:`` lines of one event are joined by newlines; a
+    blank line dispatches; ``:`` starts a comment; the last ``id:`` persists
+    across events. Nothing larger than ``max_bytes`` is ever buffered: a
+    longer line or event raises :class:`EventTooBig`.
+    """
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._tail = b""  # an unfinished line
+        self._data: list[str] = []
+        self._size = 0  # bytes of the event so far
+        self._name: str | None = None
+        self.last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        buffer = self._tail + chunk if self._tail else chunk
+        held = b""
+        if buffer.endswith(b"\r"):  # maybe the first half of a CRLF: decide with the next chunk
+            buffer, held = buffer[:-1], b"\r"
+        lines = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._tail = lines.pop() + held
+        events: list[Event] = []
+        try:
+            for line in lines:
+                event = self._line(line)
+                if event is not None:
+                    events.append(event)
+        except EventTooBig as exc:
+            raise EventTooBig(exc.size, self.max_bytes, events) from None
+        if len(self._tail) > self.max_bytes:
+            raise EventTooBig(len(self._tail), self.max_bytes, events)
+        return events
+
+    def _line(self, raw: bytes) -> Event | None:
+        if not raw:
+            data, self._data, self._size = self._data, [], 0
+            name, self._name = self._name, None
+            return ("\n".join(data), self.last_id, name) if data else None
+        if raw.startswith(b":"):
+            return None  # a comment (keep-alive)
+        self._size += len(raw)
+        if self._size > self.max_bytes:
+            raise EventTooBig(self._size, self.max_bytes)
+        field, _, value = raw.decode("utf-8", "replace").partition(":")
+        value = value.removeprefix(" ")
+        if field == "data":
+            self._data.append(value)
+        elif field == "id" and "\0" not in value:
+            self.last_id = value
+        elif field == "event":
+            self._name = value
+        return None
+
+
 class SseConnection(EventRecorder):
     """One event stream: its session, its reader and the gap bookkeeping."""
 
@@ -153,26 +224,17 @@ class SseConnection(EventRecorder):
             self.record_event(Kind.DISCONNECT, error=reason)
 
     async def _read(self, response: aiohttp.ClientResponse) -> None:
-        data: list[str] = []
-        event_id: str | None = None
-        name: str | None = None
-        async for raw in response.content:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if not line:
-                if data:
-                    self._event("\n".join(data), event_id, name)
-                data, name = [], None
-            elif line.startswith(":"):
-                continue  # a comment (keep-alive)
-            else:
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "data":
-                    data.append(value)
-                elif field == "id":
-                    event_id = value
-                elif field == "event":
-                    name = value
+        parser = EventStreamParser(max_bytes=self.ctx.scenario.target.max_message_bytes)
+        async for chunk in response.content.iter_any():
+            try:
+                for payload, event_id, name in parser.feed(chunk):
+                    self._event(payload, event_id, name)
+            except EventTooBig as exc:
+                for payload, event_id, name in exc.events:
+                    self._event(payload, event_id, name)
+                self.ctx.record((Kind.ERROR, time.monotonic_ns(), self.conn, None, None, None,
+                                 None, exc.size, self.topic, "too_big", str(exc), None))
+                return  # the stream is closed; it is reopened like one the server ended
 
     def _event(self, payload: str, event_id: str | None, name: str | None) -> None:
         now = time.monotonic_ns()

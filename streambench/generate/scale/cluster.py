@@ -36,6 +36,7 @@ from typing import Any
 from streambench.capture.store import Store
 from streambench.errors import ConfigError
 from streambench.generate.engine.drive import OnProgress
+from streambench.generate.engine.lifecycle import RunControl
 from streambench.generate.engine.run import RunOutcome
 from streambench.generate.scale.local import run_sharded
 from streambench.generate.scale.shards import ShardSpec, run_shard
@@ -45,14 +46,16 @@ WORKER_CHECK_S = 0.5  # how often the driver asks the scheduler which workers ar
 
 
 def run_cluster(scenario: Scenario, *, store: Store, cluster: str, run_id: str | None = None,
-                on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+                on_progress: OnProgress = None, control: RunControl | None = None,
+                handle_signals: bool = True) -> RunOutcome:
     """Run one shard per Dask worker of ``cluster`` (``tcp://host:port`` or ``local:N``)."""
     client, local = connect(cluster)
     try:
         backend = DaskBackend(client)
         return run_sharded(scenario, store=store, backend=backend,
                            workers=len(backend.addresses), run_id=run_id,
-                           on_progress=on_progress, handle_signals=handle_signals)
+                           on_progress=on_progress, control=control,
+                           handle_signals=handle_signals)
     finally:
         client.close()
         if local is not None:

@@ -10,8 +10,9 @@ its own with its own event loop. The driver process:
    has opened its connections;
 3. publishes one start time (epoch ns), relays the shards' progress as one
    line for the whole run, and forwards a stop (Ctrl-C, SIGTERM) to them;
-4. when every shard is done or lost, finishes ONE manifest (counts summed,
-   ``workers`` listed) and summarises the run from the store.
+4. when every shard is done or lost, compacts the run's parts (a long run
+   also every ``capture.compact_every``, from a separate process) and
+   finishes ONE manifest (counts summed, ``workers`` listed).
 
 A shard whose process dies is reported by name and the run is marked
 ``partial``: its parts on disk stay readable and are counted, but what it
@@ -32,11 +33,13 @@ from collections.abc import Callable
 from multiprocessing import connection as mp_connection
 from typing import Any, Protocol
 
+from streambench.capture.compaction import compact_ended_run, compacting
 from streambench.capture.manifest import Manifest, finish_manifest, start_manifest
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store
 from streambench.capture.writer import CaptureWriter, wall_offset_ns
-from streambench.generate.engine.drive import OnProgress, start_headroom_ns
+from streambench.generate.engine.drive import OnProgress, health_writer, start_headroom_ns
+from streambench.generate.engine.health import Watched, sampling
 from streambench.generate.engine.lifecycle import (
     RunControl,
     interrupted,
@@ -85,19 +88,21 @@ class Backend(Protocol):
 
 
 def run_workers(scenario: Scenario, *, store: Store, workers: int, run_id: str | None = None,
-                on_progress: OnProgress = None, handle_signals: bool = True) -> RunOutcome:
+                on_progress: OnProgress = None, control: RunControl | None = None,
+                handle_signals: bool = True) -> RunOutcome:
     """Run over ``workers`` local processes; blocking, like :func:`engine.run.run`."""
     return run_sharded(scenario, store=store, backend=ProcessBackend(), workers=workers,
-                       run_id=run_id, on_progress=on_progress, handle_signals=handle_signals)
+                       run_id=run_id, on_progress=on_progress, control=control,
+                       handle_signals=handle_signals)
 
 
 def run_sharded(scenario: Scenario, *, store: Store, backend: Backend, workers: int,
                 run_id: str | None = None, on_progress: OnProgress = None,
-                handle_signals: bool = True) -> RunOutcome:
+                control: RunControl | None = None, handle_signals: bool = True) -> RunOutcome:
     """:func:`drive` on a fresh loop; a signal ends in :class:`RunInterrupted`."""
     outcome = new_loop_run(drive(
         scenario, store=store, backend=backend, workers=workers, run_id=run_id,
-        on_progress=on_progress, handle_signals=handle_signals))
+        on_progress=on_progress, control=control, handle_signals=handle_signals))
     raise_if_signalled(outcome)
     return outcome
 
@@ -137,47 +142,58 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
                 control: RunControl | None = None, handle_signals: bool = False) -> RunOutcome:
     """Run ``scenario`` as shards on ``backend``; one run id, one manifest, one summary."""
     control = control or RunControl()
+    control.bind()
     run_id = run_id or new_run_id(scenario.name)
     raise_open_files()  # before the target starts: it inherits the limit
     current_run_id.set(run_id)
     redactor_for(scenario)  # fails fast (a missing hash key)
     manifest = start_manifest(scenario, run_id=run_id, store=store)
-    store.write_manifest(manifest)
+    store.claim_run(manifest)  # RunIdTaken if the id was ever used in this store
     count = len(split(scenario.load.connections, workers))
     truth = CaptureWriter(store, run_id, protocol=scenario.target.protocol,
                           offset_ns=wall_offset_ns(), worker=count)  # the target's faults
     shards: list[_Shard] = []
     status: RunStatus = "completed"
     error = None
+    failure: BaseException | None = None
     log.info("run started: %s against %s on %d workers", scenario.name,
              public_url(scenario.target.url), count, extra={"run_id": run_id})
     try:
-        with stop_on_signals(control, enabled=handle_signals):
-            async with target_url(scenario, truth) as url, \
+        with stop_on_signals(control, enabled=handle_signals), compacting(
+                store, run_id, every_s=scenario.capture.compact_every,
+                planned_s=scenario.load.total_duration):
+            async with target_url(scenario, truth) as (url, target_pid), \
                     proxied(scenario, url, truth) as via:
                 shards = [_Shard(s) for s in plan_shards(
                     scenario, run_id=run_id, store_root=_shared_root(store), url=url,
                     workers=workers, dial=via.dial)]
-                await _supervise(backend, shards, control, on_progress, scenario,
-                                 announce=lambda: store.write_manifest(
-                                     {**manifest, "workers": _listing(shards)}),
-                                 on_start=via.start)
-        failure = next((s.result["exception"] for s in shards
-                        if s.result and s.result.get("exception") is not None), None)
-        if failure is not None:
-            raise failure
+                # the shards sample themselves; the driver samples the built-in target
+                targets = [Watched("target", None, target_pid)] if target_pid else []
+                with sampling(health_writer(truth), targets):
+                    await _supervise(backend, shards, control, on_progress, scenario,
+                                     announce=lambda: store.write_manifest(
+                                         {**manifest, "workers": _listing(shards)}),
+                                     on_start=via.start)
+        shard_failure = next((s.result["exception"] for s in shards
+                              if s.result and s.result.get("exception") is not None), None)
+        if shard_failure is not None:
+            raise shard_failure
         status = _status(shards, control)
-    except BaseException as exc:
+    except BaseException as exc:  # recorded in the manifest, raised below
+        failure = exc
         status, error = ("aborted", None) if interrupted(exc) else ("failed", str(exc))
-        raise
-    finally:
-        backend.close()
-        truth.close()
-        manifest = _finish(manifest, store=store, shards=shards, status=status, error=error,
-                           reason=control.reason, truth=truth, backend=backend)
-        store.write_manifest(manifest)
-        log.info("run %s: %d events in %d parts", status, manifest["counts"]["events"],
-                 manifest["counts"]["parts"], extra={"run_id": run_id, "status": status})
+    backend.close()
+    unwritten = truth.finish([])
+    if unwritten is not None and failure is None:
+        failure, status, error = unwritten, "failed", str(unwritten)
+    compact_ended_run(store, run_id, status=status, reason=control.reason)
+    manifest = _finish(manifest, store=store, shards=shards, status=status, error=error,
+                       reason=control.reason, truth=truth, backend=backend)
+    store.write_manifest(manifest)
+    log.info("run %s: %d events in %d parts", status, manifest["counts"]["events"],
+             manifest["counts"]["parts"], extra={"run_id": run_id, "status": status})
+    if failure is not None:
+        raise failure
     return RunOutcome(run_id=run_id, status=status, manifest=manifest)
 
 

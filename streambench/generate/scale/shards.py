@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from streambench.capture.merge import leaves
 from streambench.capture.redact import Redactor
 from streambench.capture.store import Store
 from streambench.capture.writer import (
@@ -210,10 +211,11 @@ async def run_shard_async(spec: ShardSpec, link: ShardLink) -> dict[str, Any]:
         failure = None if interrupted(exc) else exc
     finally:
         finished.set()
-        writer.submit(recorder.take())
-        if injector is not None:
-            writer.submit_faults(_shard_truth(injector, spec, writer.offset_ns))
-        writer.close()
+        truth = [] if injector is None else _shard_truth(injector, spec, writer.offset_ns)
+        # the last batches failing (a full disk) fail the shard
+        unwritten = writer.finish(recorder.take(), faults=truth)
+        if unwritten is not None and failure is None:
+            status, failure = "failed", unwritten
     return _result(spec, status=status, failure=failure, writer=writer, redactor=redactor,
                    reason=control.reason)
 
@@ -313,15 +315,19 @@ def merge_counts(results: Sequence[Mapping[str, Any]]) -> tuple[CaptureCounts, d
 
 
 def on_disk(store: Store, run_id: str, worker: int) -> dict[str, int]:
-    """What a worker that died left in the store (its part numbers say whose they are)."""
-    import pyarrow.parquet as pq
+    """What a worker that died left in the store.
 
+    Its original part numbers say whose rows they are; compaction may have
+    merged them since, so they are read from the files' lineage, not names.
+    """
     found = {"events": 0, "event_bytes": 0, "parts": 0}
-    for path in store.parts("events", run_id):
-        number = path.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
+    sizes: dict[str, int] = {}
+    for leaf in leaves(store, "events", run_id):
+        number = leaf.name.removeprefix("part-").removesuffix(".parquet")
         if number.isdigit() and int(number) // PART_STRIDE == worker:
-            with store.fs.open(path, "rb") as f:
-                found["events"] += pq.read_metadata(f).num_rows
-            found["event_bytes"] += store.fs.size(path)
+            if leaf.file not in sizes:
+                sizes[leaf.file] = int(store.fs.size(leaf.file))
+            found["events"] += leaf.rows
+            found["event_bytes"] += round(sizes[leaf.file] * leaf.share)
             found["parts"] += 1
     return found

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
 import pytest
 
 from streambench.capture.store import Store
-from tests.helpers import wait_for, write_scenario
+from tests.helpers import TIME_SCALE, wait_for, write_scenario
 
 
 def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Store]:
@@ -69,3 +73,42 @@ def test_kill_9_leaves_a_store_that_reads_cleanly_and_no_process_behind(tmp_path
     assert events.height > 0
     assert events["kind"].is_in(["connect", "send", "recv", "error", "timeout",
                                  "disconnect"]).all()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_a_run_whose_handshakes_never_finish(tmp_path: Path, sig):
+    """A server that accepts TCP and never answers the upgrade: the run is still stoppable."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    accepted: list[socket.socket] = []
+
+    def accept_forever() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept_forever, name="silent-server", daemon=True).start()
+    port = listener.getsockname()[1]
+    path = write_scenario(tmp_path / "hang.yaml",
+                          target={"url": f"ws://127.0.0.1:{port}/", "connect_timeout": "60s"},
+                          load={"connections": 300, "rate": 300, "duration": "10s"})
+    store = Store(tmp_path / "store")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streambench", "run", str(path), "--store", store.root,
+         "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        wait_for(lambda: len(accepted) >= 10, timeout=30, what="handshakes in progress")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20 * TIME_SCALE)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    (manifest,) = store.runs()
+    assert manifest["status"] == "aborted"
+    assert manifest["abort_reason"] == sig.name

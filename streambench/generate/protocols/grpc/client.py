@@ -23,6 +23,7 @@ import time
 from typing import Any, Protocol
 
 import grpc
+import orjson
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError
@@ -33,7 +34,6 @@ from streambench.generate.protocols.grpc.channel import open_channel
 from streambench.generate.protocols.grpc.codec import CodecError, GrpcCodec
 from streambench.scenario.model import GrpcTarget
 from streambench.scenario.secrets import resolve
-from streambench.scenario.synth import compile_body
 
 _YIELD_EVERY = 64  # a sender behind schedule still lets the receivers run
 
@@ -69,11 +69,18 @@ class GrpcConnection(EventRecorder):
         self.rpc = target.rpc()
         self.topic = self.rpc.path
         message = ctx.scenario.message
-        pool = compile_body(message.body, seed=ctx.scenario.seed, pool=message.pool,
-                            cid_field=message.cid_field, seq_field=message.seq_field)
+        cid_field, seq_field = message.cid_field or "cid", message.seq_field or "seq"
+
+        def body(i: int) -> dict[str, Any]:
+            """Body ``i`` as the JSON frames have it, the correlation fields left out."""
+            doc: dict[str, Any] = orjson.loads(ctx.frame(i, "", 0))
+            doc.pop(cid_field, None)
+            doc.pop(seq_field, None)
+            return doc
+
         try:
-            self.codec = GrpcCodec(self.rpc, pool, cid_field=message.cid_field,
-                                   seq_field=message.seq_field,
+            self.codec = GrpcCodec(self.rpc, body, pool=message.pool, cid_field=cid_field,
+                                   seq_field=seq_field, reply_id=ctx.scenario.replies.id,
                                    payloads=ctx.scenario.capture.payloads)
         except CodecError as exc:
             raise ConfigError(str(exc)) from None

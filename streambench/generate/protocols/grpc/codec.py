@@ -1,12 +1,12 @@
 """gRPC messages without I/O: requests from the body pool, replies to (cid, payload).
 
-Requests are built the way :class:`~streambench.scenario.synth.BodyPool` builds
-JSON: the scenario's ``pool`` bodies are encoded once, at the start of a run,
-and each message only appends its correlation id and sequence number as
-protobuf fields. Protobuf allows that: a field appended to an encoded message
-is that field set, so a request costs two concatenations and two varints, no
-message object. Replies are decoded with the method's reply class (upb, C) and
-read for their cid; their payload for the store is their JSON form.
+Requests are built the way the JSON frames are: each of the scenario's ``pool``
+bodies is encoded once (on first use), and each message only appends its
+correlation id and sequence number as protobuf fields. Protobuf allows that: a
+field appended to an encoded message is that field set, so a request costs two
+concatenations and two varints, no message object. Replies are decoded with the
+method's reply class (upb, C) and read for their cid; their payload for the store
+is their JSON form.
 
 ``send`` rows keep the request's JSON form (the pool's frame: what redaction
 reads and the fault injector edits); ``bytes`` is the size on the wire.
@@ -23,6 +23,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from streambench.errors import ConfigError
+from streambench.generate.engine.correlate import id_text, lookup, parse_path
 from streambench.scenario.proto import (
     FieldInfo,
     Method,
@@ -31,7 +33,6 @@ from streambench.scenario.proto import (
     encode_body,
     is_repeated,
 )
-from streambench.scenario.synth import BodyPool
 
 _ZIGZAG = (FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
 _FIXED64 = (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64)
@@ -72,53 +73,80 @@ def _seq_encoder(field: FieldInfo | None) -> Callable[[int], bytes]:
     return lambda seq: tag + varint(seq)
 
 
-def reply_dict(reply: Message, *, flat: bool) -> dict[str, Any]:
+def reply_dict(reply: Message, *, flat: tuple[str, ...] | None) -> dict[str, Any]:
     """A reply as JSON-able data, field names as in the proto (what the store keeps).
 
-    A ``flat`` type (plain scalars only, see :func:`is_flat`: the common case) is
-    read field by field; anything else (nested messages, enums, bytes, maps,
-    lists) goes through protobuf's JSON mapping.
+    A ``flat`` type (its field names, from :func:`flat_fields`: plain scalars only,
+    the common case) is read field by field, defaults included (reading named
+    fields is five times cheaper than protobuf's ``ListFields``); anything else
+    (nested messages, enums, bytes, maps, lists) goes through protobuf's JSON mapping.
     """
-    if flat:
-        return {field.name: value for field, value in reply.ListFields()}
+    if flat is not None:
+        return {name: getattr(reply, name) for name in flat}
     return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
 
-def is_flat(cls: type[Message]) -> bool:
-    """True when every field of ``cls`` is a single plain scalar (no message, enum, bytes)."""
-    return all(f.message_type is None and f.enum_type is None
-               and f.type != FieldDescriptor.TYPE_BYTES and not is_repeated(f)
-               for f in cls.DESCRIPTOR.fields)
+def flat_fields(cls: type[Message]) -> tuple[str, ...] | None:
+    """The field names of ``cls`` when each is a single plain scalar (no message, enum,
+    bytes, list), else None."""
+    fields = cls.DESCRIPTOR.fields
+    if all(f.message_type is None and f.enum_type is None
+           and f.type != FieldDescriptor.TYPE_BYTES and not is_repeated(f) for f in fields):
+        return tuple(f.name for f in fields)
+    return None
 
 
 class GrpcCodec:
     """Requests and replies of one method for one run. Build once; pure after that."""
 
-    def __init__(self, method: Method, pool: BodyPool, *, cid_field: str, seq_field: str,
+    def __init__(self, method: Method, bodies: Callable[[int], dict[str, Any]], *, pool: int,
+                 cid_field: str, seq_field: str, reply_id: str | None = None,
                  payloads: bool = True) -> None:
+        """``bodies(i)``: body ``i`` of the run's ``pool`` (placeholders filled, without
+        the cid and seq fields), as the JSON frames of the same message number have it;
+        ``reply_id``: the path where replies carry the cid (``replies.id``), else the
+        reply's field ``cid_field``."""
         try:
-            cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field)
-            self._prefixes = tuple(encode_body(method, pool.body(i)) for i in range(pool.size))
+            cid, seq = correlation_fields(method, cid_field=cid_field, seq_field=seq_field,
+                                          reply_id=reply_id)
+            first = encode_body(method, bodies(0))  # the scenario checked its types
         except ProtoProblem as exc:
             raise CodecError(f"{exc.field}: {exc}") from None
+        # Encoded on first use: a connection pays for the bodies it sends, not the pool.
+        self._prefixes: list[bytes | None] = [first, *([None] * (pool - 1))]
+        self._bodies = bodies
         self.method = method
         self._cid_tag = None if cid is None else _tag(cid.number, 2)
         self._seq = _seq_encoder(seq)
-        self._size = pool.size
+        self._size = pool
         self._request_cls = method.request
         self._decode = method.response.FromString
         reply_fields = method.response.DESCRIPTOR.fields_by_name
         self.reply_cid_field = cid_field if cid_field in reply_fields else None
+        # A path into the reply's JSON form (the engine's path model), read only when given.
+        self.reply_path = None if reply_id is None else parse_path(reply_id)
         self.payloads = payloads
-        self._flat = is_flat(method.response)
+        self._flat = flat_fields(method.response)
 
     def request(self, i: int, cid: str, seq: int) -> bytes:
-        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes."""
+        """Request number ``i`` (body ``i % pool``) with its cid and seq, as wire bytes.
+
+        Raises ConfigError when body ``i % pool`` does not fit the request type (the
+        scenario's check encodes one rendering; another may differ, e.g. in range).
+        """
         data = self._prefixes[i % self._size]
+        if data is None:
+            data = self._prefixes[i % self._size] = self._encode(i % self._size)
         if self._cid_tag is not None:
             raw = cid.encode()
             data += self._cid_tag + varint(len(raw)) + raw
         return data + self._seq(seq)
+
+    def _encode(self, index: int) -> bytes:
+        try:
+            return encode_body(self.method, self._bodies(index))
+        except ProtoProblem as exc:
+            raise ConfigError(f"message.body (pool entry {index}): {exc}") from None
 
     def from_json(self, frame: bytes, *, original: bytes) -> bytes:
         """A JSON frame as a fault left it, as wire bytes.
@@ -146,6 +174,10 @@ class GrpcCodec:
             reply = self._decode(data)
         except DecodeError as exc:
             raise CodecError(f"not a {self.method.response.DESCRIPTOR.name}: {exc}") from None
+        if self.reply_path is not None:
+            doc = reply_dict(reply, flat=self._flat)
+            cid = id_text(lookup(doc, self.reply_path))
+            return cid or None, orjson.dumps(doc) if self.payloads else None
         cid = getattr(reply, self.reply_cid_field) if self.reply_cid_field else None
         if isinstance(cid, bytes):
             cid = cid.decode("utf-8", "replace")

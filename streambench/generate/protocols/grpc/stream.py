@@ -47,7 +47,7 @@ class StreamPump:
         self.call: Any = None  # the open grpc.aio.StreamStreamCall, or None
         self.connected = asyncio.Event()
         self.aborted = False
-        self._write_lock = asyncio.Lock()  # delayed (faulted) sends write from tasks too
+        self._write_lock = asyncio.Lock()  # with faults, delayed sends write from tasks too
         self._closing: set[asyncio.Task[None]] = set()
 
     async def open(self, channel: grpc.aio.Channel) -> Any:
@@ -152,8 +152,11 @@ class StreamPump:
             return
         c.inflight.pending[cid] = (seq, intended, now)  # before the write: replies are quick
         try:
-            async with self._write_lock:
+            if c.faults is None:  # the sender is the only writer
                 await call.write(wire)
+            else:
+                async with self._write_lock:
+                    await call.write(wire)
         except _WRITE_FAILED as exc:
             c.inflight.pending.pop(cid, None)  # the stream's end may have failed it already
             c.ctx.record((Kind.ERROR, now, c.conn, seq, cid, intended, None, None, c.topic,

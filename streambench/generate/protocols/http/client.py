@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +43,7 @@ from streambench.generate.protocols.base import (
     os_reason,
     target_as,
 )
-from streambench.generate.protocols.http.lean import LeanSession
+from streambench.generate.protocols.http.lean import BodyTooBig, LeanSession
 from streambench.scenario.model import HttpTarget
 
 POOL_SIZE = 100  # keep-alive sockets per connection
@@ -70,6 +71,7 @@ class HttpConnection(EventRecorder):
         self.topic = parts.path or "/"
         self.path_and_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         target = target_as(ctx, HttpTarget)
+        self.max_body = target.max_message_bytes
         self.method = target.method.upper()
         engine = target.http_engine
         if engine == "lean" and parts.scheme != "http":
@@ -108,20 +110,22 @@ class HttpConnection(EventRecorder):
         return self._new_session()
 
     def _new_session(self) -> aiohttp.ClientSession | LeanSession:
+        headers = with_content_type(self.ctx.headers)
         if self.lean:
-            headers = {**_CONTENT_TYPE, **self.ctx.headers}
-            return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
-                               method=self.method, headers=headers, size=POOL_SIZE,
-                               timeout=2 * self.ctx.scenario.load.timeout + 1,
-                               dial=self.ctx.dial)
+            try:
+                return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
+                                   method=self.method, headers=headers, size=POOL_SIZE,
+                                   timeout=2 * self.ctx.scenario.load.timeout + 1,
+                                   max_body=self.max_body, dial=self.ctx.dial)
+            except ValueError as exc:
+                raise ConfigError(f"target: {exc} (the lean HTTP engine writes them as they "
+                                  "are; percent-encode the URL)") from None
         connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE,
                                          ttl_dns_cache=None)
         # One timer per request: a bound so that no request outlives the run. The
         # measured timeout is the sweeper's (load.timeout from the intended time).
         timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
-        # Content-Type first so a scenario header can override it; no per-request headers
-        # to merge on the hot path.
-        headers = {**_CONTENT_TYPE, **self.dialled.headers, **self.ctx.headers}
+        headers = {**self.dialled.headers, **headers}  # Host: the target, via the proxy
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
@@ -145,8 +149,8 @@ class HttpConnection(EventRecorder):
     async def send_all(self) -> None:
         """Start every scheduled request at its intended time (open model)."""
         ctx = self.ctx
-        frame, start = ctx.frame, ctx.start_mono
-        global_conn = ctx.conn_offset + self.conn
+        message = ctx.conversation.framer(ctx.conn_offset + self.conn).message
+        start = ctx.start_mono
         faults = self.faults
         seq = 0
         try:
@@ -158,8 +162,7 @@ class HttpConnection(EventRecorder):
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
+                _, cid, data = message(seq)
                 if faults is not None:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                 else:
@@ -215,14 +218,19 @@ class HttpConnection(EventRecorder):
                 async with session.request(self.method, self.url, data=data,
                                            server_hostname=self.dialled.server_hostname
                                            ) as response:
-                    body = await response.read()
+                    body = await read_bounded(response, self.max_body)
                     status, reason = response.status, response.reason or ""
+        except TimeoutError:  # first: TimeoutError is an OSError, and aiohttp's are both
+            return  # the sweeper has recorded the timeout already
+        except BodyTooBig as exc:  # as for a WebSocket frame: a too_big row, the socket dropped
+            self.record_event(Kind.ERROR, status="too_big", error=str(exc))
+            if not copy:
+                self._resolve(cid, Kind.ERROR, "disconnected", str(exc))
+            return
         except (aiohttp.ClientError, OSError) as exc:
             if not copy:
                 self._resolve(cid, Kind.ERROR, "disconnected", _describe(exc))
             return
-        except TimeoutError:
-            return  # the sweeper has recorded the timeout already
         if copy:
             return
         text = body.decode("utf-8", "replace")
@@ -270,6 +278,25 @@ class HttpConnection(EventRecorder):
             self.session = self._new_session()
             self.record_event(Kind.CONNECT, status="open")
 
+
+
+def with_content_type(headers: Mapping[str, str]) -> dict[str, str]:
+    """The scenario's headers, with a JSON Content-Type unless they give one (in any case)."""
+    if any(name.lower() == "content-type" for name in headers):
+        return dict(headers)
+    return {**_CONTENT_TYPE, **headers}
+
+
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or :class:`BodyTooBig` as soon as it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise BodyTooBig(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _describe(exc: BaseException) -> str:

@@ -103,6 +103,10 @@ class AiomqttSession:
         paho.on_connect = on_connect
 
     def _paho_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        if self.settings.correlation_data:
+            data = getattr(message.properties, "CorrelationData", None)
+            self.on_message(message.payload, time.monotonic_ns(), data)
+            return
         self.on_message(message.payload, time.monotonic_ns())
 
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -118,11 +122,20 @@ class AiomqttSession:
             if not self.closed.done():
                 self.closed.set_result(reason)
 
-    def publish(self, payload: bytes) -> bool:
+    def publish(self, payload: bytes, correlation: bytes | None = None) -> bool:
         if self.client is None or not self.connected:
             return False
         s = self.settings
-        info = self._paho.publish(s.publish_topic, payload, s.qos, s.retain)
+        properties = None
+        if correlation is not None:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.CorrelationData = correlation
+            properties.ResponseTopic = s.subscribe_topic
+        info = self._paho.publish(s.publish_topic, payload, s.qos, s.retain,
+                                  properties=properties)
         return bool(info.rc == 0)
 
     async def close(self) -> None:

@@ -58,9 +58,11 @@ class MqttConnection(EventRecorder):
         target = ctx.scenario.target
         if not isinstance(target, MqttTarget):
             raise ConfigError(f"target.protocol: {target.protocol} is not mqtt")
+        self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         self.settings = mqtt_settings(target, url=ctx.url, conn=ctx.conn_offset + conn,
                                       heartbeat=ctx.scenario.load.heartbeat,
-                                      headers=ctx.headers, dial=ctx.dial)
+                                      headers=ctx.headers, variables=self.framer.values,
+                                      dial=ctx.dial)
         self.name = f"mqtt[{conn}]"
         self.topic = self.settings.publish_topic
         self.inflight = Inflight(conn, ctx.record)
@@ -108,16 +110,18 @@ class MqttConnection(EventRecorder):
         await session.close()
 
     # -- receiving -------------------------------------------------------------
-    def on_message(self, payload: bytes, now: int) -> None:
-        self.matcher.on_reply(payload.decode("utf-8", "replace"), now)
+    def on_message(self, payload: bytes, now: int, correlation: bytes | None = None) -> None:
+        cid = None if correlation is None else correlation.decode("utf-8", "replace")
+        self.matcher.on_reply(payload.decode("utf-8", "replace"), now, cid=cid)
 
     # -- sending ---------------------------------------------------------------
     async def send_all(self) -> None:
         """Publish every scheduled message at its intended time (open model)."""
         ctx = self.ctx
-        record, pending, frame = ctx.record, self.inflight.pending, ctx.frame
+        record, pending, message = ctx.record, self.inflight.pending, self.framer.message
         conn, topic, start = self.conn, self.topic, ctx.start_mono
-        global_conn = ctx.conn_offset + conn
+        by_property = self.settings.correlation_data
+        streams = self.inflight.streams
         faults = self.faults
         seq = 0
         try:
@@ -131,20 +135,24 @@ class MqttConnection(EventRecorder):
                 elif seq % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
-                if faults is not None:
+                kind, cid, data = message(seq)
+                notify = kind.expect == "none"
+                if kind.expect == "stream":
+                    streams.add(cid)
+                if faults is not None and not notify:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
                 session = self.session
-                pending[cid] = (seq, intended, now)
-                if session is None or not session.publish(data):
-                    del pending[cid]
+                if not notify:
+                    pending[cid] = (seq, intended, now)
+                correlation = cid.encode() if by_property else None
+                if session is None or not session.publish(data, correlation):
+                    pending.pop(cid, None)
                     record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                             "not_connected", "not connected when due", None))
                     continue
-                record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
-                        None, data))
+                record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended,
+                        now, len(data), topic, None, None, data))
             if faults is not None:
                 await faults.finish(self)
         finally:
@@ -155,7 +163,8 @@ class MqttConnection(EventRecorder):
         now = time.monotonic_ns()
         session = self.session
         self.inflight.pending[cid] = (seq, intended, now)
-        if session is None or not session.publish(data):
+        correlation = cid.encode() if self.settings.correlation_data else None
+        if session is None or not session.publish(data, correlation):
             del self.inflight.pending[cid]
             self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
                              self.topic, "not_connected", "not connected when due", None))

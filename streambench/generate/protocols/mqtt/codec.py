@@ -110,8 +110,13 @@ class Publisher:
         self._v5 = version == 5
         self.next_id = 0
 
-    def packet(self, payload: bytes) -> tuple[bytes, int]:
-        """``(PUBLISH bytes, packet id)``; the id is 0 at QoS 0."""
+    def packet(self, payload: bytes, *, correlation: bytes | None = None,
+               response_topic: str | None = None) -> tuple[bytes, int]:
+        """``(PUBLISH bytes, packet id)``; the id is 0 at QoS 0.
+
+        MQTT 5 only: ``correlation`` is sent as the Correlation Data property and
+        ``response_topic`` as the Response Topic (where the answer is expected).
+        """
         head = self._head
         if self.qos:
             packet_id = self.next_id % 65535 + 1
@@ -119,21 +124,33 @@ class Publisher:
             head = head + _PID.pack(packet_id)
         else:
             packet_id = 0
-        if self._v5:
+        if self._v5 and correlation is None:
             head = head + b"\x00"
+        elif self._v5 and correlation is not None:
+            props = (b"\x08" + _string(response_topic) if response_topic else b"") \
+                + b"\x09" + _string(correlation)
+            head = head + varint(len(props)) + props
         size = len(head) + len(payload)
         if size < 128:
             return bytes((self._first, size)) + head + payload, packet_id
         return bytes((self._first,)) + varint(size) + head + payload, packet_id
 
 
+MAX_PACKET = 1 << 20  # a packet's remaining length above this is refused (see PacketReader)
+
+
 class PacketReader:
-    """Reassembles packets from a byte stream. Call :meth:`feed` with each chunk."""
+    """Reassembles packets from a byte stream. Call :meth:`feed` with each chunk.
 
-    __slots__ = ("_buffer",)
+    A packet announcing more than ``max_size`` bytes is a ProtocolViolation at
+    once (the length comes first): a peer cannot make the reader buffer more.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "max_size")
+
+    def __init__(self, max_size: int = MAX_PACKET) -> None:
         self._buffer = b""
+        self.max_size = max_size
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Every complete packet in ``data`` as ``(first byte, body)``; keeps a partial tail."""
@@ -148,6 +165,9 @@ class PacketReader:
                 size, i = _long_length(buffer, pos + 1, end)
                 if i < 0:
                     break
+            if size > self.max_size:
+                raise ProtocolViolation(f"a packet of {size} bytes, over the limit of "
+                                        f"{self.max_size}")
             if i + size > end:
                 break  # incomplete: wait for more bytes
             packets.append((buffer[pos], buffer[i:i + size]))
@@ -181,16 +201,61 @@ def _skip_properties(body: bytes, pos: int) -> int:
 
 def publish_fields(first: int, body: bytes, *, version: int) -> tuple[bytes, int, bytes]:
     """``(topic, packet id, payload)`` of a PUBLISH body (packet id 0 at QoS 0)."""
+    if len(body) < 2:
+        raise ProtocolViolation("PUBLISH shorter than its topic length")
     n = (body[0] << 8) | body[1]
     pos = 2 + n
     topic = body[2:pos]
     packet_id = 0
     if first & 0x06:
-        packet_id = (body[pos] << 8) | body[pos + 1]
+        packet_id = packet_id_of(body[pos:pos + 2], what="PUBLISH")
         pos += 2
+    if pos > len(body):
+        raise ProtocolViolation("PUBLISH shorter than its topic and packet id")
     if version == 5:
         pos = _skip_properties(body, pos)
+        if pos > len(body):
+            raise ProtocolViolation("PUBLISH properties run past the packet")
     return topic, packet_id, body[pos:]
+
+
+def packet_id_of(data: bytes, *, what: str) -> int:
+    """The 16-bit packet identifier at the start of ``data``."""
+    if len(data) < 2:
+        raise ProtocolViolation(f"{what} without a packet identifier")
+    return (data[0] << 8) | data[1]
+
+
+def publish_correlation(first: int, body: bytes) -> bytes | None:
+    """The Correlation Data property of an MQTT 5 PUBLISH body, or None."""
+    pos = 2 + ((body[0] << 8) | body[1]) + (2 if first & 0x06 else 0)
+    length, start = _long_length(body, pos, len(body))
+    end = start + length
+    if start < 0 or end > len(body):
+        raise ProtocolViolation("property length runs past the packet")
+    while start < end:
+        ident = body[start]
+        start += 1
+        if ident == 0x09:  # correlation data: two-byte length, bytes
+            size = (body[start] << 8) | body[start + 1]
+            return body[start + 2:start + 2 + size]
+        start = _skip_property(body, ident, start)
+    return None
+
+
+def _skip_property(body: bytes, ident: int, pos: int) -> int:
+    """Index after the value of property ``ident`` starting at ``pos`` (MQTT 5 2.2.2.2)."""
+    if ident in (0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A):  # a byte
+        return pos + 1
+    if ident in (0x13, 0x21, 0x22, 0x23):  # two-byte integer
+        return pos + 2
+    if ident in (0x02, 0x11, 0x18, 0x27):  # four-byte integer
+        return pos + 4
+    if ident == 0x0B:  # variable byte integer
+        return _long_length(body, pos, len(body))[1]
+    if ident == 0x26:  # user property: two strings
+        pos += 2 + ((body[pos] << 8) | body[pos + 1])
+    return pos + 2 + ((body[pos] << 8) | body[pos + 1])  # string or binary data
 
 
 def connack_fields(body: bytes) -> tuple[bool, int]:
@@ -202,6 +267,7 @@ def connack_fields(body: bytes) -> tuple[bool, int]:
 
 def suback_codes(body: bytes, *, version: int) -> bytes:
     """The granted QoS / reason codes of a SUBACK body (>= 0x80 is a refusal)."""
+    packet_id_of(body, what="SUBACK")
     pos = 2
     if version == 5:
         pos = _skip_properties(body, pos)

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from streambench.generate.protocols.mqtt.settings import MqttSettings
 
-OnMessage = Callable[[bytes, int], None]  # (payload, receive time in monotonic ns)
+OnMessage = Callable[..., None]  # (payload, receive time in monotonic ns[, correlation data])
 
 
 class MqttSession(Protocol):
@@ -29,8 +29,9 @@ class MqttSession(Protocol):
 
     async def connect(self) -> None: ...
 
-    def publish(self, payload: bytes) -> bool:
-        """Queue one PUBLISH; False when not connected (nothing was sent)."""
+    def publish(self, payload: bytes, correlation: bytes | None = None) -> bool:
+        """Queue one PUBLISH (MQTT 5: ``correlation`` as its correlation data);
+        False when not connected (nothing was sent)."""
 
     async def close(self) -> None:
         """DISCONNECT cleanly and wait for the socket to close."""

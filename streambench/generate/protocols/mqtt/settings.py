@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from streambench.errors import ConfigError
@@ -45,7 +46,9 @@ class MqttSettings:
     will: WillMessage | None
     connect_timeout: float
     headers: dict[str, str] = field(default_factory=dict)  # MQTT over WebSockets; resolved
+    max_message_bytes: int = 1 << 20  # a bigger incoming packet ends the connection
     session_expiry: int = SESSION_EXPIRY_S
+    correlation_data: bool = False  # MQTT 5: ids travel as correlation data
     dial: tuple[str, int] | None = None  # the fault proxy's address, when the run has one
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -57,6 +60,7 @@ class MqttSettings:
 
 def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float | None,
                   headers: dict[str, str] | None = None,
+                  variables: Mapping[str, Any] | None = None,
                   dial: tuple[str, int] | None = None) -> MqttSettings:
     """Settings for global connection ``conn``; ``url`` and ``headers`` are resolved."""
     parts = urlsplit(url)
@@ -77,9 +81,10 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         will = WillMessage(topic=_topic(target.will.topic, conn, "target.will.topic"),
                            payload=target.will.payload.encode(), qos=target.will.qos,
                            retain=target.will.retain)
-    publish = _topic(target.publish, conn, "target.publish")
+    values = dict(variables or {})
+    publish = _topic(target.publish, conn, "target.publish", values)
     subscribe = publish if target.subscribe is None else _topic(target.subscribe, conn,
-                                                                 "target.subscribe")
+                                                                 "target.subscribe", values)
     return MqttSettings(
         url=f"{scheme}://{parts.hostname}:{port}", scheme=scheme, host=parts.hostname,
         port=port, path=parts.path or "/mqtt", client_id=f"streambench-{os.getpid()}-{conn}",
@@ -88,16 +93,19 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         password=password,
         tls=target.tls or scheme in ("mqtts", "wss"), publish_topic=publish,
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
-        connect_timeout=target.connect_timeout, headers=dict(headers or {}), dial=dial,
+        connect_timeout=target.connect_timeout, headers=dict(headers or {}),
+        max_message_bytes=target.max_message_bytes,
+        correlation_data=target.correlation_data, dial=dial,
     )
 
 
-def _topic(template: str, conn: int, field: str) -> str:
+def _topic(template: str, conn: int, field: str, variables: Mapping[str, Any] | None = None
+           ) -> str:
     try:
-        topic = template.format(conn=conn)
+        topic = template.format(**{**(variables or {}), "conn": conn})
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{field}: bad topic template {template!r}: only {{conn}} may be "
-                          "used") from exc
+        raise ConfigError(f"{field}: bad topic template {template!r}: only {{conn}} and the "
+                          "scenario's variables may be used") from exc
     wildcard = field != "target.subscribe" and ("#" in topic or "+" in topic)
     if not topic or wildcard:
         raise ConfigError(f"{field}: {topic!r} is not a topic one can publish to")

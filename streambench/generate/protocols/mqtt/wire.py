@@ -39,13 +39,15 @@ class WireSession(asyncio.Protocol):
         self.version = 5 if settings.version == "5" else 4
         self.publisher = codec.Publisher(settings.publish_topic, qos=settings.qos,
                                          retain=settings.retain, version=self.version)
-        self.reader = codec.PacketReader()
+        # room for the topic and MQTT 5 properties around the largest payload allowed
+        self.reader = codec.PacketReader(max_size=settings.max_message_bytes + (64 << 10))
         self.transport: asyncio.Transport | None = None
         self.connected = False
         self.session_present = False
         self.closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._waiting: dict[int, asyncio.Future[bytes]] = {}  # packet type -> its reply
-        self._qos2_in: set[int] = set()  # incoming QoS 2 ids between PUBREC and PUBREL
+        # incoming QoS 2 ids between PUBREC and PUBREL: bounded by the 16-bit id space
+        self._qos2_in: set[int] = set()
         self._pinger: asyncio.Task[None] | None = None
         self._pongs = 0  # PINGRESP packets received
 
@@ -65,6 +67,10 @@ class WireSession(asyncio.Protocol):
             raise TargetUnreachable(s.url, f"no answer in {s.connect_timeout:g}s") from exc
         except OSError as exc:
             raise TargetUnreachable(s.url, os_reason(exc)) from exc
+        except codec.ProtocolViolation as exc:
+            self.abort()
+            raise TargetError(f"MQTT broker {s.url} broke the protocol in the handshake: "
+                              f"{exc}") from exc
         except BaseException:
             self.abort()
             raise
@@ -118,12 +124,17 @@ class WireSession(asyncio.Protocol):
             self._write(codec.PINGREQ_PACKET)
 
     # -- sending ----------------------------------------------------------------
-    def publish(self, payload: bytes) -> bool:
+    def publish(self, payload: bytes, correlation: bytes | None = None) -> bool:
         """Queue one PUBLISH; False when not connected (nothing was sent)."""
         transport = self.transport
         if transport is None or not self.connected:
             return False
-        transport.write(self.publisher.packet(payload)[0])
+        if correlation is None:
+            transport.write(self.publisher.packet(payload)[0])
+        else:
+            transport.write(self.publisher.packet(
+                payload, correlation=correlation,
+                response_topic=self.settings.subscribe_topic)[0])
         return True
 
     def _write(self, data: bytes) -> None:
@@ -164,13 +175,16 @@ class WireSession(asyncio.Protocol):
         """Handle every packet in ``data``; acknowledgements leave in one write."""
         now = time.monotonic_ns()
         acks: list[bytes] = []
+        try:
+            self._handle(self.reader.feed(data), now, acks)
+        except (codec.ProtocolViolation, IndexError) as exc:  # garbage ends this connection
+            self._violation(str(exc))
+        if acks and self.transport is not None:
+            self.transport.write(b"".join(acks))
+
+    def _handle(self, packets: list[tuple[int, bytes]], now: int, acks: list[bytes]) -> None:
         version = self.version
         on_message = self.on_message
-        try:
-            packets = self.reader.feed(data)
-        except codec.ProtocolViolation as exc:
-            self._violation(str(exc))
-            return
         for first, body in packets:
             kind = first >> 4
             if kind == codec.PUBLISH:
@@ -183,17 +197,18 @@ class WireSession(asyncio.Protocol):
                     if packet_id in self._qos2_in:
                         continue  # a redelivery before PUBREL: already handed on
                     self._qos2_in.add(packet_id)
-                on_message(payload, now)
+                if self.settings.correlation_data and version == 5:
+                    on_message(payload, now, codec.publish_correlation(first, body))
+                else:
+                    on_message(payload, now)
             elif kind != codec.PUBACK:
                 self._control(kind, body, acks)
-        if acks and self.transport is not None:
-            self.transport.write(b"".join(acks))
 
     def _control(self, kind: int, body: bytes, acks: list[bytes]) -> None:
         if kind == codec.PUBREC:
-            acks.append(codec.ack_packet(codec.PUBREL, (body[0] << 8) | body[1]))
+            acks.append(codec.ack_packet(codec.PUBREL, codec.packet_id_of(body, what="PUBREC")))
         elif kind == codec.PUBREL:
-            packet_id = (body[0] << 8) | body[1]
+            packet_id = codec.packet_id_of(body, what="PUBREL")
             self._qos2_in.discard(packet_id)
             acks.append(codec.ack_packet(codec.PUBCOMP, packet_id))
         elif kind == codec.PINGRESP:

@@ -29,6 +29,7 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.engine.replies import ReplyMatcher
+from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import (
     EventRecorder,
@@ -43,7 +44,7 @@ from streambench.scenario.model import WebSocketTarget
 log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
-Due = tuple[int, str, int, bytes]  # (seq, cid, intended_mono, frame)
+Due = tuple[int, str, int, bytes, bool]  # (seq, cid, intended_mono, frame, expects no reply)
 
 
 class WebSocketConnection(EventRecorder):
@@ -53,38 +54,81 @@ class WebSocketConnection(EventRecorder):
         self.ctx = ctx
         self.conn = conn
         self.name = f"websocket[{conn}]"
-        self.topic = urlsplit(ctx.url).path or "/"
+        self.url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
+        self.topic = urlsplit(self.url).path or "/"
         self.inflight = Inflight(conn, ctx.record)
-        self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic)
+        self.plan = ctx.conversation
+        self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
+        self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
+                                    respond=self._respond)
         self.ws: WebSocketPump | None = None
+        self._opening: WebSocketPump | None = None  # connected, set-up steps running
+        self._waiter: StepWaiter | None = None  # the answer a set-up step awaits
+        # Replies that came before a step waited for them (a greeting sent with the
+        # handshake's response), kept for the next step while the steps run.
+        self._early: list[tuple[str, int]] | None = None
         self.connected = asyncio.Event()
         self.sending_done = asyncio.Event()
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
 
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
+        """Connect and run the set-up steps (on every connect, reconnects included)."""
+        if not self.plan.steps:
+            return await self._connect()
+        self._early = []
+        try:
+            pump = await self._connect()
+            self._opening = pump
+            try:
+                await run_steps(self.plan, self.framer, send=lambda data: pump.send_many([data]),
+                                closed=pump.closed, record=self.ctx.record,
+                                wait_with=self._wait_with, conn=self.conn, topic=self.topic,
+                                url=self.url)
+            except BaseException:
+                pump.abort()
+                raise
+        finally:
+            self._opening = None
+            early, self._early = self._early or [], None
+            for message, at in early:  # what no step took is classified as usual
+                self.matcher.on_reply(message, at)
+        return pump
+
+    def _wait_with(self, waiter: StepWaiter | None) -> None:
+        self._waiter = waiter
+        early = self._early
+        if waiter is None or not early:
+            return
+        for index, (message, at) in enumerate(early):
+            if waiter.offer(message, at):
+                del early[index]
+                return
+
+    async def _connect(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
         target = target_as(self.ctx, WebSocketTarget)
         try:
             async with asyncio.timeout(target.connect_timeout):
-                return await open_pump(self.ctx.url, self.on_reply,
+                return await open_pump(self.url, self.on_reply,
                                        headers=self.ctx.headers or None,
                                        max_size=target.max_message_bytes,
+                                       subprotocols=self.plan.subprotocols,
                                        dial=self.ctx.dial)
         except TimeoutError as exc:
-            raise TargetUnreachable(self.ctx.url, f"no answer in {target.connect_timeout:g}s"
+            raise TargetUnreachable(self.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
         except InvalidURI as exc:
-            raise ConfigError(f"target.url: not a WebSocket URL: {self.ctx.url!r}") from exc
+            raise ConfigError(f"target.url: not a WebSocket URL: {self.url!r}") from exc
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise TargetError(f"target {self.ctx.url} refused the WebSocket upgrade: "
+            raise TargetError(f"target {self.url} refused the WebSocket upgrade: "
                               f"HTTP {status}") from exc
         except InvalidHandshake as exc:
-            raise TargetError(f"target {self.ctx.url}: WebSocket handshake failed: {exc}"
+            raise TargetError(f"target {self.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
-            raise TargetUnreachable(self.ctx.url, os_reason(exc)) from exc
+            raise TargetUnreachable(self.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
         """Serve an open connection, reconnecting with backoff when it is lost."""
@@ -133,7 +177,21 @@ class WebSocketConnection(EventRecorder):
         """Match one reply to its request; anything unexpected is an error row."""
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        self.matcher.on_reply(message, time.monotonic_ns())
+        now = time.monotonic_ns()
+        waiter = self._waiter
+        if waiter is not None:
+            if waiter.offer(message, now):
+                return
+        elif self._early is not None:  # the steps run, and none waits right now
+            self._early.append((message, now))
+            return
+        self.matcher.on_reply(message, now)
+
+    def _respond(self, rule: str, now: int) -> None:
+        """Send a rule's ``respond`` frame (a pong for the server's ping)."""
+        ws = self.ws or self._opening
+        if ws is not None and ws.open:
+            ws.send_many([self.framer.fill(self.plan.responses[rule], 0)])
 
     # -- sending -------------------------------------------------------------
     async def send_all(self) -> None:
@@ -143,9 +201,9 @@ class WebSocketConnection(EventRecorder):
         one system call; each is recorded with the time of that write.
         """
         ctx = self.ctx
-        frame = ctx.frame
+        message = self.framer.message
         start = ctx.start_mono
-        global_conn = ctx.conn_offset + self.conn
+        streams = self.inflight.streams
         faults = self.faults
         due: list[Due] = []
         seq = 0
@@ -159,12 +217,14 @@ class WebSocketConnection(EventRecorder):
                         due = []
                     await sleep_until(intended)
                 seq += 1
-                cid = f"{global_conn}-{seq}"
-                data = frame(seq, cid, seq)
-                if faults is not None:
+                kind, cid, data = message(seq)
+                expect = kind.expect
+                if expect == "stream":
+                    streams.add(cid)
+                if faults is not None and expect != "none":
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
-                due.append((seq, cid, intended, data))
+                due.append((seq, cid, intended, data, expect == "none"))
                 if len(due) >= _BATCH_MAX:
                     await self._send_due(due)
                     due = []
@@ -185,29 +245,30 @@ class WebSocketConnection(EventRecorder):
         record, conn, topic = self.ctx.record, self.conn, self.topic
         now = time.monotonic_ns()
         if ws is None or not ws.open:
-            for seq, cid, intended, _ in due:
+            for seq, cid, intended, _, _ in due:
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "not_connected", "not connected when due", None))
             return
         pending = self.inflight.pending
-        for seq, cid, intended, _ in due:
-            pending[cid] = (seq, intended, now)
+        for seq, cid, intended, _, notify in due:
+            if not notify:
+                pending[cid] = (seq, intended, now)
         try:
             ws.send_many([d[3] for d in due])
         except ConnectionClosed:
-            for seq, cid, intended, _ in due:
+            for seq, cid, intended, _, _ in due:
                 pending.pop(cid, None)  # a close may already have failed it
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "send_failed", "connection closed while sending", None))
             return
-        for seq, cid, intended, data in due:
-            record((Kind.SEND, now, conn, seq, cid, intended, now, len(data), topic, None,
-                    None, data))
+        for seq, cid, intended, data, notify in due:
+            record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended, now,
+                    len(data), topic, None, None, data))
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
         """Send one message now and record it, as the send loop does."""
-        await self._send_due([(seq, cid, intended, data)])
+        await self._send_due([(seq, cid, intended, data, False)])
 
     async def send_copy(self, data: bytes) -> None:
         ws = self.ws

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 OnMessage = Callable[[str | bytes], None]
@@ -53,8 +54,12 @@ class WebSocketPump(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._events()
+        self._flush()  # pongs, close frames, and the close of the TCP connection
+
+    def _events(self) -> None:
         protocol = self.protocol
-        protocol.receive_data(data)
         for event in protocol.events_received():
             if isinstance(event, Frame):
                 self._on_frame(event)
@@ -63,7 +68,6 @@ class WebSocketPump(asyncio.Protocol):
                     self.handshake.set_exception(protocol.handshake_exc)
                 else:
                     self.handshake.set_result(None)
-        self._flush()  # pongs, close frames, and the close of the TCP connection
 
     def _on_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -85,12 +89,15 @@ class WebSocketPump(asyncio.Protocol):
                 self.on_message(data.decode("utf-8", "replace") if self._fragment_text else data)
 
     def eof_received(self) -> bool | None:
+        # A refusal without Content-Length ends at EOF: only now is its response whole.
         self.protocol.receive_eof()
+        self._events()
         self._flush()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()  # idempotent; ends the protocol's parser
+        self._events()
         if not self.handshake.done():
             self.handshake.set_exception(
                 ConnectionError(str(exc) if exc else "connection closed during the handshake"))
@@ -179,7 +186,7 @@ class WebSocketPump(asyncio.Protocol):
 
 
 async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, str] | None = None,
-                    max_size: int | None = 1 << 20,
+                    max_size: int | None = 1 << 20, subprotocols: Sequence[str] = (),
                     dial: tuple[str, int] | None = None) -> WebSocketPump:
     """Connect and complete the opening handshake; the caller bounds it with a timeout.
 
@@ -191,7 +198,8 @@ async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, st
     the upgrade fails, so callers translate them in one place.
     """
     uri = parse_uri(url)
-    protocol = ClientProtocol(uri, max_size=max_size)
+    protocol = ClientProtocol(uri, max_size=max_size,
+                              subprotocols=[Subprotocol(p) for p in subprotocols] or None)
     request = protocol.connect()
     for name, value in (headers or {}).items():
         request.headers[name] = value

@@ -106,7 +106,7 @@ async def test_a_stalling_server_shows_in_p99_and_max_not_in_a_slower_sender(sto
 
 
 async def test_error_statuses_and_deadlines_are_error_rows(store: Store, echo: Start):
-    server = await echo(faults=ServerFaults(error_rate=0.2, latency=0.1, seed=1))
+    server = await echo(faults=ServerFaults(error_rate=0.2, latency=0.5, seed=1))
     sc = grpc_scenario(server.url, "Unary", deadline="50ms")
     result = await run_async(sc, store=store)
     s = result.summary

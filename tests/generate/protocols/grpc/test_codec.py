@@ -30,9 +30,10 @@ def method(tmp_path: Path, seq_type: str = "int64", name: str = "Call") -> Metho
     return compile_proto(str(file)).method(None, name)
 
 
-def codec(rpc: Method, *, payloads: bool = True) -> GrpcCodec:
+def codec(rpc: Method, *, payloads: bool = True, reply_id: str | None = None) -> GrpcCodec:
     pool = compile_body({"text": "{{word}}", "n": "{{int:1:9}}"}, seed=1, pool=8)
-    return GrpcCodec(rpc, pool, cid_field="cid", seq_field="seq", payloads=payloads)
+    return GrpcCodec(rpc, pool.body, pool=len(pool), cid_field="cid", seq_field="seq",
+                     reply_id=reply_id, payloads=payloads)
 
 
 @pytest.mark.parametrize("seq_type", ["int32", "int64", "uint64", "sint64", "fixed64",
@@ -63,7 +64,7 @@ def test_replies_give_their_cid_and_json(tmp_path: Path):
     cid, payload = c.reply(rpc.response(text="hi", cid="3-7", seq=7).SerializeToString())
     assert cid == "3-7"
     assert payload is not None
-    assert orjson.loads(payload) == {"text": "hi", "cid": "3-7", "seq": 7}
+    assert orjson.loads(payload) == {"text": "hi", "n": 0, "cid": "3-7", "seq": 7}  # defaults too
     assert codec(rpc, payloads=False).reply(rpc.response(cid="1-1").SerializeToString()) == (
         "1-1", None)
     assert c.reply(rpc.response(text="no cid").SerializeToString())[0] is None
@@ -77,6 +78,14 @@ def test_nested_replies_use_the_json_mapping(tmp_path: Path):
     assert cid == "1-2"
     assert orjson.loads(payload or b"") == {"cid": "1-2", "echo": {"text": "x"},
                                             "values": [1, 2], "raw": "AAE="}
+
+
+def test_replies_id_is_a_path_into_the_reply(tmp_path: Path):
+    rpc = method(tmp_path, name="Deep")
+    reply = rpc.response(cid="not this one")
+    reply.echo.cid = "4-9"
+    cid, _ = codec(rpc, reply_id="echo.cid").reply(reply.SerializeToString())
+    assert cid == "4-9"
 
 
 def test_garbage_is_a_codec_error(tmp_path: Path):

@@ -202,3 +202,74 @@ async def test_the_lean_engine_refuses_what_it_cannot_do_in_one_line(
                           "http_engine": "lean"})
     with pytest.raises(ConfigError, match=message):
         await run_async(sc, store=store)
+
+
+@pytest.mark.parametrize("engine", ["lean", "aiohttp"])
+async def test_a_scenario_content_type_in_any_case_is_the_only_one(store: Store, http_server,
+                                                                  engine: str):
+    seen: list[list[str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.getall("Content-Type"))
+        return web.Response(body=await request.read())
+
+    url = await http_server(handler)
+    sc = scenario(target={"protocol": "http", "url": url + "/x", "http_engine": engine,
+                          "headers": {"content-type": "application/cloudevents+json"}},
+                  load={"connections": 1, "rate": 20, "duration": "250ms"})
+    await run_async(sc, store=store)
+    assert seen
+    assert all(values == ["application/cloudevents+json"] for values in seen)
+
+
+@pytest.mark.parametrize("engine", ["lean", "aiohttp"])
+async def test_requests_that_time_out_are_counted_once(store: Store, http_server, engine: str):
+    release = asyncio.Event()
+
+    async def never(request: web.Request) -> web.Response:
+        await release.wait()  # answers only once the test ends
+        return web.Response(text="too late")
+
+    url = await http_server(never)
+    sc = scenario(target={"protocol": "http", "url": url + "/x", "http_engine": engine},
+                  load={"connections": 1, "rate": 20, "duration": "500ms", "timeout": "200ms"})
+    result = await run_async(sc, store=store)
+    release.set()
+    s = result.summary
+    assert s["sent"] == s["timeouts"] == 10
+    assert s["errors"] == s["protocol_errors"] == 0  # no invented 'late' replies
+    statuses = store.events(result.run_id).filter(pl.col("kind") == "error").collect()["status"]
+    assert "late" not in statuses.to_list()
+
+
+async def test_a_body_over_the_limit_is_too_big_and_never_buffered(store: Store, http_server):
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(64):  # 4 MiB offered; the client stops at 64 KiB
+            await response.write(b"x" * 65536)
+        return response
+
+    url = await http_server(huge)
+    sc = scenario(target={"protocol": "http", "url": url + "/x", "max_message_bytes": 65536},
+                  load={"connections": 1, "rate": 10, "duration": "300ms"})
+    result = await run_async(sc, store=store)
+    events = store.events(result.run_id).collect()
+    assert events.filter(pl.col("status") == "too_big").height == result.summary["sent"] == 3
+    accounted(result.summary)
+
+
+def test_header_values_that_would_split_the_request_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not contain CR, LF or NUL"):
+        scenario(target={"protocol": "http", "url": "http://127.0.0.1:9/",
+                         "headers": {"X-A": "1\r\nX-Injected: 2"}})
+
+
+async def test_a_resolved_secret_that_would_split_the_request_is_refused(store: Store,
+                                                                        monkeypatch):
+    monkeypatch.setenv("EVIL_TOKEN", "t\r\nX-Injected: 1")
+    sc = scenario(target={"protocol": "http", "url": "embedded",
+                          "headers": {"Authorization": "Bearer ${EVIL_TOKEN}"}})
+    with pytest.raises(ConfigError, match=r"^target\.headers\.Authorization: a header value "
+                                          r"must not contain CR, LF or NUL"):
+        await run_async(sc, store=store)

@@ -84,3 +84,43 @@ def test_acks_subscribe_and_control_packets():
 def test_a_length_longer_than_four_bytes_is_a_protocol_violation():
     with pytest.raises(codec.ProtocolViolation):
         codec.PacketReader().feed(b"\x30\xff\xff\xff\xff\x01")
+
+
+def test_a_packet_over_the_limit_is_refused_from_its_length_alone():
+    reader = codec.PacketReader(max_size=1024)
+    header = b"\x30" + codec.varint(10_000_000)  # announces 10 MB; only the header arrives
+    with pytest.raises(codec.ProtocolViolation, match="10000000 bytes, over the limit of 1024"):
+        reader.feed(header)
+
+
+@pytest.mark.parametrize(("first", "body"), [
+    (0x30, b""),  # no topic length
+    (0x30, b"\x00"),  # half a topic length
+    (0x32, b"\x00\x01t"),  # QoS 1 without a packet id
+    (0x32, b"\x00\x05top"),  # the topic runs past the packet
+])
+def test_a_malformed_publish_is_a_protocol_violation_not_an_index_error(first, body):
+    with pytest.raises(codec.ProtocolViolation):
+        codec.publish_fields(first, body, version=4)
+
+
+def test_short_connack_and_suback_are_protocol_violations():
+    with pytest.raises(codec.ProtocolViolation, match="CONNACK"):
+        codec.connack_fields(b"\x00")
+    with pytest.raises(codec.ProtocolViolation, match="SUBACK"):
+        codec.suback_codes(b"\x00", version=4)
+
+
+def test_mqtt5_correlation_data_round_trips_through_a_publish() -> None:
+    from streambench.generate.protocols.mqtt import codec
+
+    publisher = codec.Publisher("devices/1/cmd", qos=1, retain=False, version=5)
+    packet, _ = publisher.packet(b'{"cmd":"read"}', correlation=b"1-7",
+                                 response_topic="devices/1/reply")
+    ((first, body),) = codec.PacketReader().feed(packet)
+    topic, packet_id, payload = codec.publish_fields(first, body, version=5)
+    assert (topic, packet_id, payload) == (b"devices/1/cmd", 1, b'{"cmd":"read"}')
+    assert codec.publish_correlation(first, body) == b"1-7"
+    plain, _ = publisher.packet(b"x")
+    ((first, body),) = codec.PacketReader().feed(plain)
+    assert codec.publish_correlation(first, body) is None

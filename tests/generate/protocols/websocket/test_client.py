@@ -94,3 +94,40 @@ async def test_a_server_that_refuses_the_upgrade_is_named(store: Store):
     async with server:
         with pytest.raises(TargetError, match="refused the WebSocket upgrade: HTTP 404"):
             await run_async(scenario(target={"url": f"ws://127.0.0.1:{port}/x"}), store=store)
+
+
+async def test_a_refusal_without_content_length_is_named_not_unreachable(store: Store):
+    """A 403 whose body ends when the server closes (no Content-Length), as a Django
+    Channels app under daphne answers a missing Origin."""
+    async def forbidden(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nForbidden\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(forbidden, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(TargetError, match="refused the WebSocket upgrade: HTTP 403"):
+            await run_async(scenario(target={"url": f"ws://127.0.0.1:{port}/ws/chat/"}),
+                            store=store)
+
+
+async def test_backoff_keeps_growing_when_the_server_accepts_and_closes_at_once(store: Store):
+    async def close_at_once(ws: ServerConnection) -> None:
+        await ws.close(1011, "go away")
+
+    server = await serve(close_at_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        sc = scenario(target={"url": f"ws://127.0.0.1:{port}/",
+                              "reconnect": {"initial": "20ms", "max": "2s", "factor": 2}},
+                      load={"connections": 1, "rate": 10, "duration": "1.5s",
+                            "timeout": "200ms"})
+        result = await run_async(sc, store=store)
+    connects = store.events(result.run_id).filter(pl.col("kind") == "connect").collect()
+    # 20, 40, 80, 160, 320, 640 ms: about 7 connections in 1.5 s, not one every 20 ms
+    assert 3 <= connects.height <= 9
+    closes = result.summary["closes"]
+    assert closes[0]["code"] == "1011"
+    assert closes[0]["reason"] == "go away"

@@ -1,0 +1,158 @@
+"""gRPC bidirectional-stream messages/s per client core: streambench vs a raw grpcio client.
+
+    python benchmarks/grpc_echo.py [--messages 20000] [--seconds 3] [--connections 4]
+
+Starts the built-in gRPC echo service (``streambench serve --grpc-port 0`` in a
+child process, its own core) once and measures, in the same run, one client
+process talking to its ``Chat`` method (one long-lived stream per connection):
+
+* raw grpcio: ``grpc.aio``, one stream per connection, a writer that builds
+  each request message and awaits ``write()`` back to back, and a reader that
+  deserializes every reply (``--messages`` over ``--connections`` streams);
+* streambench: a full run of the engine with ``protocol: grpc``, ``method: Chat``
+  (open-model schedule, replies matched by cid, capture, redaction, Parquet)
+  at an offered rate above the raw client's, so its figure is its ceiling; once
+  as scenarios run by default (payloads captured: each reply turned into JSON,
+  both payloads redacted and written) and once with ``capture.payloads: false``.
+
+The figure is *messages per client core*: replies received divided by the CPU
+seconds the client process used meanwhile (every thread: grpcio's own and the
+capture writer's count). A Python gRPC server on one core may be slower than
+either client; dividing by the client's CPU time, not by wall time, keeps the
+comparison about the clients. Wall-clock rates are printed too. Rounds
+alternate ``--repeat`` times and the best of each counts (other work on a shared
+machine only ever slows a round down). Goal: streambench >= 0.8 x raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import polars as pl
+
+from streambench.capture.store import Store
+from streambench.generate.engine.run import run_async as engine_run
+from streambench.scenario.model import BUILTIN_PROTO, Scenario, ServerFaults
+from streambench.scenario.proto import compile_proto
+from streambench.target.embedded import EmbeddedTarget
+
+GOAL_RATIO = 0.8
+TEXT = "hello from the benchmark, a short sentence"
+Figure = tuple[float, float]  # (messages per client CPU second, messages per wall second)
+
+
+async def raw_grpcio(address: str, *, messages: int, connections: int) -> Figure:
+    """A plain grpc.aio client: one Chat stream per connection, writes back to back."""
+    rpc = compile_proto(str(BUILTIN_PROTO)).method(None, "Chat")
+    per_stream = messages // connections
+    channels = [grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(connections)]
+
+    async def stream(k: int, channel: grpc.aio.Channel) -> int:
+        call = channel.stream_stream(rpc.path, request_serializer=rpc.request.SerializeToString,
+                                     response_deserializer=rpc.response.FromString)()
+
+        async def read() -> int:
+            received = 0
+            while await call.read() is not grpc.aio.EOF:
+                received += 1
+            return received
+
+        reader = asyncio.create_task(read())
+        for i in range(per_stream):
+            await call.write(rpc.request(text=TEXT, value=1.5, cid=f"{k}-{i}", seq=i))
+        await call.done_writing()
+        return await reader
+
+    for channel in channels:
+        await channel.channel_ready()
+    cpu, wall = time.process_time(), time.perf_counter()
+    received = sum(await asyncio.gather(*(stream(k, c) for k, c in enumerate(channels))))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    for channel in channels:
+        await channel.close()
+    return received / cpu, received / wall
+
+
+async def streambench(url: str, *, rate: float, seconds: float, connections: int,
+                      store: Store, payloads: bool) -> tuple[Figure, int, int]:
+    """(figure, sent, received) of one streambench gRPC run (the engine, capture included).
+
+    The engine's ``run_async`` rather than ``streambench.api``'s: the API goes on to
+    compute the run's summary from the store, which is analysis, not the client's
+    load; everything up to the last Parquet part being on disk is counted.
+    """
+    scenario = Scenario.model_validate({
+        "name": "grpc-echo",
+        "target": {"protocol": "grpc", "url": url, "method": "Chat"},
+        "load": {"connections": connections, "rate": rate, "duration": seconds,
+                 "timeout": "30s"},
+        "message": {"body": {"text": TEXT, "value": 1.5}},
+        "capture": {"redaction": {"allow": ["text", "value"]}, "payloads": payloads},
+    })
+    cpu = time.process_time()
+    outcome = await engine_run(scenario, store=store)
+    cpu = time.process_time() - cpu
+    events = store.events(outcome.run_id).select("kind", "ts").collect()
+    sends, recvs = (events.filter(pl.col("kind") == kind) for kind in ("send", "recv"))
+    wall = (recvs["ts"].max() - sends["ts"].min()).total_seconds()
+    return (recvs.height / cpu, recvs.height / wall), sends.height, recvs.height
+
+
+VARIANTS = {"streambench": True, "streambench, capture.payloads: false": False}
+
+
+async def measure(args: argparse.Namespace, store: Store) -> dict[str, Figure]:
+    """Best of ``--repeat`` alternating rounds of each (a shared machine is noisy)."""
+    best = {"raw grpcio": (0.0, 0.0), **{name: (0.0, 0.0) for name in VARIANTS}}
+    async with EmbeddedTarget(ServerFaults(), grpc=True) as target:
+        url = target.grpc_url
+        for _ in range(args.repeat):
+            raw = await raw_grpcio(url.removeprefix("grpc://"), messages=args.messages,
+                                   connections=args.connections)
+            best["raw grpcio"] = max(raw, best["raw grpcio"])
+            for name, payloads in VARIANTS.items():
+                # Offered above the raw client's rate: the figure is what it gets done.
+                figure, sent, received = await streambench(
+                    url, rate=raw[1] * 1.5, seconds=args.seconds,
+                    connections=args.connections, store=store, payloads=payloads)
+                if received != sent:
+                    print(f"  note: {name}: {sent - received} of {sent} messages not answered")
+                best[name] = max(figure, best[name])
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="for the raw client")
+    parser.add_argument("--seconds", type=float, default=3.0, help="streambench run length")
+    parser.add_argument("--connections", type=int, default=4, help="streams (one per channel)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best counts")
+    args = parser.parse_args()
+    os.environ.setdefault("STREAMBENCH_HASH_KEY", "benchmark-only-key-0123456789abcdef")
+    try:
+        import uvloop
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = run(measure(args, Store(str(Path(tmp) / "store"))))
+    raw = figures["raw grpcio"][0]
+    print(f"gRPC bidi Chat echo (the built-in service, its own process) on 127.0.0.1, "
+          f"one client process, {args.connections} streams")
+    for name, (per_core, per_wall) in figures.items():
+        print(f"  {name:<38} {per_core:>7,.0f} messages/s per client core  "
+              f"{per_core / raw:5.2f} x raw  ({per_wall:,.0f} messages/s wall clock)")
+    ratio = figures["streambench"][0] / raw
+    print(f"goal streambench >= {GOAL_RATIO} x raw per client core: {ratio:.2f} "
+          f"{'ok' if ratio >= GOAL_RATIO else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

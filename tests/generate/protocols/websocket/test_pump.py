@@ -1,0 +1,88 @@
+"""The WebSocket pump below the client: fragments, pings, close codes, the size limit.
+
+The peer is a real websockets server on 127.0.0.1, scripted per test; the
+pump is driven directly (no run), so each case is about framing alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from streambench.generate.protocols.websocket.pump import open_pump
+
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    servers = []
+
+    async def start(handler: Handler) -> str:
+        server = await serve(handler, "127.0.0.1", 0)
+        servers.append(server)
+        return f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/chat"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_fragments_arrive_as_one_message_and_the_close_code_is_kept(peer) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(["hel", "lo ", "world"])  # one text message in three frames
+        await ws.send([b"\x00\x01", b"\x02"])  # one binary message in two frames
+        await ws.ping()
+        await ws.close(4001, "room closed")
+
+    received: list[str | bytes] = []
+    pump = await open_pump(await peer(handler), received.append)
+    await asyncio.wait_for(asyncio.shield(pump.closed), 5)
+    assert received == ["hello world", b"\x00\x01\x02"]
+    assert (pump.close_code, pump.close_reason) == (4001, "room closed")
+    assert not pump.closed_by_size
+
+
+async def test_a_client_close_is_a_clean_close_handshake(peer) -> None:
+    seen: list[tuple[int | None, str | None]] = []
+    server_done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+        seen.append((ws.close_code, ws.close_reason))
+        server_done.set()
+
+    received: list[str | bytes] = []
+    both = asyncio.Event()
+
+    def on_message(message: str | bytes) -> None:
+        received.append(message)
+        if len(received) == 2:
+            both.set()
+
+    pump = await open_pump(await peer(handler), on_message)
+    pump.send_many([b'{"cid":"0-1"}', b'{"cid":"0-2"}'])
+    await asyncio.wait_for(both.wait(), 5)
+    await pump.close()
+    await asyncio.wait_for(server_done.wait(), 5)
+    assert received == ['{"cid":"0-1"}', '{"cid":"0-2"}']
+    assert pump.close_code == 1000
+    assert seen == [(1000, "")]
+
+
+async def test_a_frame_over_the_limit_closes_with_1009_and_is_not_delivered(peer) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("small")
+        await ws.send("x" * 5000)
+        await ws.wait_closed()
+
+    received: list[str | bytes] = []
+    pump = await open_pump(await peer(handler), received.append, max_size=1024)
+    await asyncio.wait_for(asyncio.shield(pump.closed), 5)
+    assert received == ["small"]
+    assert pump.closed_by_size

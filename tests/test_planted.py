@@ -1,0 +1,245 @@
+"""Planted secrets and PII against hostile servers: none of it anywhere streambench writes.
+
+Issue 10's planted-secret test and issue 16's planted-PII test, in one. Secrets
+are planted in every way a scenario carries them (a URL's user info, a query
+value and headers from ``${...}``, a password in ``--target`` on the command
+line), the PII corpus (tests/capture/pii_corpus.py) and a user id, a name and a
+city in the message body. Two hostile servers, started here, echo all of it back
+in every way they can: whole requests, cids, error pages that echo request
+headers, HTTP reason phrases, WebSocket close reasons, JSON ``error`` fields,
+non-JSON and truncated replies, bytes after the JSON, binary frames, keys
+inside allowed objects. Then every byte under the store (Parquet decoded,
+manifests, faults), the logs of both runs (debug level) and a rendered report
+are searched: nothing planted may be found.
+
+What the name and city stand for: personal data without a shape a scanner could
+find. They travel in JSON (replies, and requests echoed in close reasons and
+error fields), where the deny-by-default policy drops them; the corpus values,
+which have a shape, are also echoed as bare free text (reason phrases, cids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from websockets.asyncio.server import ServerConnection, serve
+
+from tests.capture.pii_corpus import POSITIVES
+from tests.helpers import cli_env, store_text
+
+SECRETS = {  # environment variables the scenarios reference
+    "SB_PLANT_PW": "pw-7f3e91ab",
+    "SB_PLANT_QS": "qs-58c2aa17",
+    "SB_PLANT_TOKEN": "tok-c41d09e2",
+    "SB_PLANT_KEY": "key-a9b8c7d6",
+}
+ARGV_PASSWORD = "argvpw-6b2d1f"  # only ever on the command line
+PERSON = {"user_id": "u-planted-4711", "name": "Zebulon Quixote", "city": "Ulaanbaatar"}
+CORPUS = [value for _, value in POSITIVES]
+FORBIDDEN = [*SECRETS.values(), ARGV_PASSWORD, *PERSON.values(), *CORPUS,
+             base64.b64encode(f"bot:{SECRETS['SB_PLANT_PW']}".encode()).decode(),
+             base64.b64encode(f"admin:{ARGV_PASSWORD}".encode()).decode()]
+BODY = {**PERSON, "email": CORPUS[0], "text": " and ".join(CORPUS), "notes": {"k": CORPUS[1]}}
+POLICY = {"allow": ["text", "notes"], "hash": ["user_id"]}
+
+
+def hostile_text(headers: dict[str, str] | list[tuple[str, str]]) -> str:
+    """What a careless server prints: every request header and some personal data."""
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    lines = [f"{name}: {value}" for name, value in pairs]
+    return "\n".join([*lines, *CORPUS, SECRETS["SB_PLANT_TOKEN"]])
+
+
+# -- a hostile WebSocket server ------------------------------------------------------
+
+def compact(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+async def ws_handler(ws: ServerConnection) -> None:
+    headers = list(ws.request.headers.raw_items()) if ws.request else []
+    n = 0
+    async for message in ws:
+        n += 1
+        text = str(message)
+        doc = json.loads(text) if text.endswith("}") else {"cid": "?"}
+        replies: dict[int, Any] = {
+            0: text,  # the request itself: every field of the body
+            1: compact({**doc, "cid": CORPUS[n % len(CORPUS)]}),  # a cid the server chose
+            2: hostile_text(headers),  # not JSON at all
+            3: text + " trailing " + CORPUS[2],  # bytes after the JSON
+            4: text[: len(text) // 2],  # truncated
+            5: compact({"cid": doc.get("cid"), "error": text + hostile_text(headers)}),
+            6: compact({**doc, "text": hostile_text(headers),
+                           "notes": {CORPUS[3]: SECRETS["SB_PLANT_KEY"]}}),
+            7: hostile_text(headers).encode(),  # a binary frame
+            8: compact({"cid": doc.get("cid"), "text": json.loads("[" * 300 + "]" * 300)}),
+        }
+        if n % 10 == 9:  # the close reason echoes the request (at most 123 bytes)
+            await ws.close(1011, text[:120])
+            return
+        await ws.send(replies[n % 9])
+
+
+@pytest.fixture
+def ws_port() -> Iterator[int]:
+    with serving(lambda: serve(ws_handler, "127.0.0.1", 0, max_size=None)) as port:
+        yield port
+
+
+# -- a hostile HTTP server ----------------------------------------------------------
+
+async def http_handler(request: web.Request, n: int) -> web.StreamResponse:
+    text = await request.text()
+    headers = dict(request.headers)
+    doc = json.loads(text)
+    page = f"<html><h1>500</h1><pre>{hostile_text(headers)}\n{text}</pre></html>"
+    reason = f"Denied {headers.get('X-Api-Key')} for {CORPUS[0]}"
+    responses = [
+        lambda: web.Response(text=text, content_type="application/json"),
+        lambda: web.Response(status=500, text=page, content_type="text/html"),
+        lambda: web.json_response({"cid": doc["cid"], "error": hostile_text(headers)},
+                                  dumps=compact),
+        lambda: web.Response(text=hostile_text(headers)),
+        lambda: web.Response(status=403, reason=reason, text=text),
+        lambda: web.Response(text=text + "<!-- " + CORPUS[4] + " -->"),
+        lambda: web.json_response({**doc, "cid": SECRETS["SB_PLANT_TOKEN"]}, dumps=compact),
+    ]
+    return responses[n % len(responses)]()
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    async def start() -> Any:
+        app = web.Application()
+        count = itertools.count(1)
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await http_handler(request, next(count))
+
+        app.router.add_post("/echo", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner
+
+    with serving(start, aiohttp=True) as port:
+        yield port
+
+
+class serving:  # used like a function, as a context manager
+    """Run an asyncio server in a thread of its own; its port while inside."""
+
+    def __init__(self, start: Any, *, aiohttp: bool = False) -> None:
+        self.start, self.aiohttp = start, aiohttp
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="hostile_server")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server = self.loop.run_until_complete(self._open())
+        finally:
+            self.ready.set()  # a server that fails to start fails the test at once
+        self.loop.run_forever()
+
+    async def _open(self) -> Any:
+        opened = self.start()
+        return await opened if self.aiohttp else await opened.__aenter__()
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        assert self.ready.wait(30)
+        assert hasattr(self, "server"), "the hostile server did not start"
+        if self.aiohttp:
+            return int(self.server.addresses[0][1])
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            if self.aiohttp:
+                await self.server.cleanup()
+            else:
+                self.server.close()
+                await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+# -- the runs -----------------------------------------------------------------------
+
+def streambench(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "streambench", "--log-level", "debug",
+                             "--log-format", "json", *argv, "--store", "st"], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(**SECRETS))
+
+
+def finished(proc: subprocess.Popen[str], *, ok: tuple[int, ...] = (0,)) -> str:
+    """The command's stdout and stderr once it exited with one of ``ok``."""
+    try:
+        out, err = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in ok, err[-2000:]
+    return out + err
+
+
+def scenario_file(path: Path, target: dict[str, Any], **extra: Any) -> Path:
+    doc = {"name": path.stem, "target": target,
+           "load": {"connections": 2, "rate": 60, "duration": "1s", "timeout": "300ms"},
+           "message": {"body": BODY}, "capture": {"redaction": POLICY}, **extra}
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
+
+
+@pytest.mark.timeout(300)  # two runs and a report rendered by papermill
+def test_nothing_planted_reaches_the_store_the_logs_or_a_report(ws_port: int, http_port: int,
+                                                                  tmp_path: Path):
+    ws = scenario_file(tmp_path / "ws.yaml", {
+        "url": f"ws://bot:${{SB_PLANT_PW}}@127.0.0.1:{ws_port}/chat?session=${{SB_PLANT_QS}}",
+        "headers": {"Authorization": "Bearer ${SB_PLANT_TOKEN}", "X-Api-Key": "${SB_PLANT_KEY}"},
+        "reconnect": {"initial": "10ms", "max": "50ms"},
+    }, faults=[{"kind": "malformed", "probability": 0.2}])
+    http = scenario_file(tmp_path / "http.yaml", {
+        "protocol": "http",
+        "headers": {"Authorization": "Bearer ${SB_PLANT_TOKEN}", "X-Api-Key": "${SB_PLANT_KEY}"}})
+    target = f"--target=http://admin:{ARGV_PASSWORD}@127.0.0.1:{http_port}/echo"
+    runs = [streambench("run", str(ws), cwd=tmp_path),  # side by side: startup dominates
+            streambench("run", str(http), target, cwd=tmp_path)]
+    logs = [finished(proc, ok=(0, 1)) for proc in runs]  # 1: most replies matched nothing
+    logs.append(finished(streambench("report", "latest:ws", "--out", "reports", cwd=tmp_path)))
+
+    stored = store_text(tmp_path / "st")
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "st" / "runs").glob("*.json")]
+    assert sorted(m["status"] for m in manifests) == ["completed", "completed"]
+    assert any(m["redaction"].get("slow_path") for m in manifests)  # odd replies, counted
+    # the servers did their worst: every kind of echo was recorded
+    for evidence in ("garbage", "unmatched", "error_reply", "<text:", "<invalid-json:",
+                     "<deep-json:", "<email>", "HTTP 403", "<redacted>", "h1:"):
+        assert evidence in stored, evidence
+    report = "\n".join(p.read_text(errors="replace")
+                       for p in (tmp_path / "reports").rglob("*") if p.is_file())
+    assert "<html" in report
+    everything = {"store": stored, "logs": "\n".join(logs), "report": report}
+    found = {(where, value) for where, text in everything.items() for value in FORBIDDEN
+             if value in text}
+    assert not found
