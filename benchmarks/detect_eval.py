@@ -233,7 +233,7 @@ async def run_case(case: Case, *, store: Store, duration: float, rules: Any) -> 
     measured = metrics(store.events(result.run_id), manifest=store.manifest(result.run_id))
     found = detect_anomalies(measured, rules=rules, fixes=())  # no ground truth passed in
     truth = store.faults(result.run_id).collect()
-    return Outcome(case, result.run_id, found, truth, measured.prepared.t0,
+    return Outcome(case, result.run_id, found, truth, measured.t0,
                    time.perf_counter() - started)  # fmt: skip
 
 

@@ -79,13 +79,17 @@ def rank_expr(n: pl.Expr, q: float) -> pl.Expr:
     return index.clip(lower_bound=0)
 
 
-def nearest_rank_expr(values: pl.Expr, q: float, *, is_sorted: bool = False) -> pl.Expr:
-    """The q-quantile of ``values`` as a polars expression (works in ``group_by().agg``).
+def nearest_rank_expr(values: pl.Expr, q: float) -> pl.Expr:
+    """The q-quantile of ``values`` as a polars expression (works in ``group_by().agg``
+    and in the streaming engine). Nulls are ignored; null when there are no values.
 
-    Nulls are ignored; the result is null when there are no values. Pass
-    ``is_sorted=True`` when ``values`` is already ascending and null-free, to
-    skip the sort.
+    It is polars' ``equiprobable`` quantile (rank ``ceil(q x n)``, found by
+    selection, no sort) asked for ``q`` less two units in the last place: then
+    floating point can only err downwards, where the 6-decimal rounding of
+    :func:`rank` puts it, so the result is exactly our rank (checked for every
+    group size in the tests). ``q`` must have at most 6 decimal places.
     """
-    ordered = values if is_sorted else values.drop_nulls().sort()
-    # slice + first rather than gather: an empty group gives null, not an error
-    return ordered.slice(rank_expr(ordered.len(), q), 1).first()
+    if not 0.0 <= q <= 1.0 or round(q, _DECIMALS) != q:
+        raise ValueError(f"quantile must be in [0, 1] with at most 6 decimals, not {q}")
+    below = float(np.nextafter(np.nextafter(q, 0.0), 0.0)) if q > 0 else 0.0
+    return values.quantile(below, "equiprobable")

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from streambench import stats
 from streambench.analyze import check_slo, compare_runs, metrics
 from streambench.analyze.summary import summarize
+from streambench.capture.schema import Kind
 from streambench.capture.store import Store
+from streambench.generate.engine.progress import ProgressTracker
 from streambench.report import tables
 from tests.analyze.helpers import InjectedFault, events, exchange, write_synthetic
 
@@ -29,8 +31,17 @@ def test_the_issue_example_is_the_largest_value_not_an_interpolation() -> None:
     assert stats.rank(100, 0.07) == 7  # 0.07 * 100 is 7.000000000000001 in binary
 
 
+def test_polars_gives_our_rank_for_every_group_size() -> None:
+    sizes = np.concatenate([np.arange(1, 2001), [65_536, 99_999, 100_000, 123_457]])
+    frame = pl.DataFrame({"g": np.repeat(np.arange(len(sizes)), sizes),
+                          "v": np.concatenate([np.arange(n, dtype=float) for n in sizes])})
+    for q in (*stats.QUANTILES.values(), 0.0, 0.07, 0.55, 0.123456, 0.999999, 1.0):
+        got = frame.group_by("g").agg(x=stats.nearest_rank_expr(pl.col("v"), q)).sort("g")["x"]
+        assert got.to_list() == [stats.rank(int(n), q) - 1.0 for n in sizes], q
+
+
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=200),
-       st.floats(0.0, 1.0))  # fmt: skip
+       st.floats(0.0, 1.0).map(lambda q: round(q, 6)))  # fmt: skip
 def test_the_value_has_at_least_q_of_the_values_at_or_below_it(values: list, q: float) -> None:
     value = stats.percentile(values, q)
     ordered = sorted(values)
@@ -51,6 +62,14 @@ def test_small_run_percentiles_match_the_issue_example_everywhere() -> None:
     assert measured.run["p90_ms"] == 100.0
     verdict = check_slo(measured, slo={"p90_ms": 61.6}).objectives[0]
     assert (verdict.measured, verdict.verdict) == (100.0, "fail")
+    assert _live_p95([1.0, 2.0, 3.0, 4.0, 100.0]) == 100.0
+
+
+def _live_p95(latencies_ms: list[float] | np.ndarray) -> float | None:
+    """The p95 the live progress line shows for one flush of replies with these latencies."""
+    rows = [(Kind.RECV, 10**12 + round(ms * 1e6), 0, i, None, 10**12, 10**12)
+            for i, ms in enumerate(latencies_ms)]  # fmt: skip
+    return ProgressTracker(total_s=1.0).update(rows).p95_ms
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +106,10 @@ def test_summary_metrics_slo_compare_and_reports_agree_on_a_parquet_run(
     assert {name: values[name] for name in PERCENTILES} == {
         name: (value, value) for name, value in expected.items()}  # fmt: skip
 
+    assert _live_p95(latencies) == expected["p95_ms"]
+    table = pq.read_table(Path(store.root, "events"))  # as the writer thread hands it over
+    assert ProgressTracker(total_s=1.0).update_table(table).p95_ms == expected["p95_ms"]
+
     curve = tables.percentiles({run_id: store.events(run_id)})
     for q, value in zip(curve["percentile"], curve["latency_ms"], strict=True):
         assert value == stats.nearest_rank(latencies, q / 100)
@@ -99,7 +122,7 @@ def test_every_window_quantile_is_the_same_definition(
     measured = metrics(store.events(run_id), manifest=store.manifest(run_id))
     replies = (
         store.events(run_id).filter(pl.col("kind") == "recv")
-        .select(w=(pl.col("intended_ns") - measured.prepared.origin(10**9)) // 10**9,
+        .select(w=(pl.col("intended_ns") - measured.origin(10**9)) // 10**9,
                 latency_ms="latency_ms")
         .collect()
     )  # fmt: skip

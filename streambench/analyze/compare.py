@@ -7,9 +7,10 @@ confidence interval lies on the worse side of zero; *improved* likewise on the
 better side; otherwise *unchanged*. So noise never fails a gate and neither
 does a real but tolerated change.
 
-The bootstrap resamples raw latencies (up to ``sample`` per side, nearest-rank
-quantiles) for latency metrics, and whole windows for rates and throughput
-(so a bursty run is not mistaken for a precise one). A baseline may be several
+The bootstrap resamples raw latencies (up to ``sample`` per side, drawn from a
+deterministic sample of each run, nearest-rank quantiles) for latency metrics,
+and whole windows for rates and throughput (so a bursty run is not mistaken
+for a precise one). A baseline may be several
 runs (the last N of a scenario): their latencies and windows are pooled.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from streambench.analyze.measure import Metrics
+from streambench.analyze.quantiles import Distribution
 from streambench.errors import ConfigError
 from streambench.stats import percentiles, rank
 
@@ -96,8 +98,8 @@ class Comparison:
 
 
 def _latencies(runs: Sequence[Metrics], sample: int, rng: np.random.Generator) -> np.ndarray:
-    frames = [m.prepared.rows("recv")["latency_ms"] for m in runs]
-    values = pl.concat(frames).drop_nulls().to_numpy()
+    """Up to ``sample`` raw latencies, drawn evenly from each run's own sample."""
+    values = np.concatenate([m.latency_sample(sample) for m in runs])
     return rng.choice(values, sample, replace=False) if len(values) > sample else values
 
 
@@ -138,9 +140,8 @@ class _Bootstrap:
         return float(np.mean(values)) if values else None
 
     def _pooled_quantile(self, metric: str) -> float | None:
-        frames = [m.prepared.rows("recv") for m in self.runs]
-        pooled = np.sort(pl.concat([f["latency_ms"] for f in frames]).drop_nulls().to_numpy())
-        return float(_nearest_rank(pooled, QUANTILE_METRICS[metric])) if len(pooled) else None
+        pooled = Distribution.pooled([m.latency for m in self.runs])
+        return pooled.quantiles([QUANTILE_METRICS[metric]])[0]
 
     def draws(self, metric: str) -> np.ndarray | None:
         if metric in QUANTILE_METRICS:

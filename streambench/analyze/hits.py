@@ -103,7 +103,7 @@ def merge_hits(
     """Incidents of one rule: same-fingerprint hits within ``rule.merge_gap`` merged."""
     base = {"rule": rule.id, "kind": rule.kind, "scenario": scenario, "severity": rule.severity,
             "metric": getattr(rule, "metric", ""), "check": getattr(rule, "check", ""),
-            "conn": "", "error": "", "fields": ""}  # fmt: skip
+            "conn": "", "error": "", "fields": "", "source": "", "worker": ""}  # fmt: skip
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(_render(rule.fingerprint, {**base, **hit.labels}), []).append(hit)

@@ -1,9 +1,13 @@
 """Run metrics: one run-level summary plus a per-window table, exact from the events.
 
-``metrics(events)`` reads the store's LazyFrame once (see
-:mod:`streambench.analyze.frame`); the returned :class:`Metrics` keeps the
-compact frame so SLO checks, anomaly rules and comparisons reuse it instead of
-reading the store again.
+``metrics(events)`` reads the store's LazyFrame in bounded memory, however
+large the run (see docs/analysis.md#out-of-core-analysis): one streaming pass
+for the run's facts and the value counts behind its percentiles, then one pass
+over time slices (:mod:`streambench.analyze.passes`). The returned
+:class:`Metrics` keeps the small tables rules need (window statistics, payload
+field sets, error texts, reply silences) so SLO checks, anomaly rules and
+comparisons reuse them; a table for another window length is one more pass,
+computed when first asked for and cached.
 """
 
 from __future__ import annotations
@@ -11,23 +15,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from streambench.analyze.frame import Prepared, prepare
-from streambench.analyze.shapes import NON_JSON
+from streambench.analyze.facts import SLICE_ROWS, RunFacts, run_facts
+from streambench.analyze.frame import reply_payload
+from streambench.analyze.passes import (
+    ERRORS,
+    SHAPES,
+    SILENCES,
+    VALUES,
+    WINDOWS,
+    PassOptions,
+    echo_duplicates,
+    slice_pass,
+)
+from streambench.analyze.quantiles import Distribution, distribution
+from streambench.analyze.run_summary import run_summary
+from streambench.analyze.shapes import dominant_skeleton, fields_of
+from streambench.analyze.silences import DEFAULT_FLOORS, Floors, with_pending
 from streambench.analyze.source import scenario_name
 from streambench.analyze.types import iso
-from streambench.analyze.windows import (
-    QUANTILES,
-    latency_summary,
-    send_windows,
-    shape_windows,
-    window_stats,
-)
-from streambench.stats import percentile
-
-_RUN_COUNTS = ("sent", "received", "errors", "timeouts", "lost", "duplicates", "out_of_order",
-               "unsent", "connects", "reconnects", "disconnects")  # fmt: skip
+from streambench.analyze.windows import LATENCY_SUM, send_windows
 
 
 @dataclass
@@ -37,16 +46,21 @@ class Metrics:
     ``run``: the run-level numbers (see :func:`metrics`); ``windows``: one row
     per window (see :mod:`streambench.analyze.windows`); ``schemas``: one row
     per payload schema fingerprint with ``fields``, ``count``, ``first_seen``,
-    ``last_seen``; ``prepared``: the compact event frame, for reuse.
+    ``last_seen``. The rest is for the analysis that follows: the source
+    ``events``, the run's ``facts``, the ``latency`` distribution, and the
+    process ``health`` rows (None when the run has none).
     """
 
     run: dict[str, Any]
     windows: pl.DataFrame
     schemas: pl.DataFrame
     window_s: float
-    prepared: Prepared
+    events: pl.LazyFrame
+    facts: RunFacts
+    latency: Distribution
+    options: PassOptions
     health: pl.DataFrame | None = None
-    _cache: dict[tuple[str, float], pl.DataFrame] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, float], Any] = field(default_factory=dict, repr=False)
 
     @property
     def run_id(self) -> str | None:
@@ -56,18 +70,32 @@ class Metrics:
     def scenario(self) -> str | None:
         return self.run.get("scenario")
 
+    @property
+    def t0(self) -> int:
+        """The run's first event (or due time), floored to a whole second (epoch ns)."""
+        return self.facts.t0
+
     def origin(self, length_ns: int) -> int:
         """Start (epoch ns) of window 0 for windows of ``length_ns``: clock-aligned."""
-        return self.prepared.origin(length_ns)
+        return self.facts.origin(length_ns)
+
+    def _tables(self, window_s: float, name: str) -> Any:
+        key = (name, window_s)
+        if key not in self._cache:
+            result = slice_pass(self.events, self.facts, self.options, window_s=window_s,
+                                want=frozenset({name}), plain=self._plain())  # fmt: skip
+            self._cache[key] = getattr(result, name)
+        return self._cache[key]
+
+    def _plain(self) -> str | None:
+        skeleton = self.options.skeleton
+        return fields_of(skeleton) if skeleton else None
 
     def windows_for(self, window_s: float) -> pl.DataFrame:
-        """The per-window table for another window length (computed once, cached)."""
+        """The per-window table for another window length (one pass, then cached)."""
         if window_s == self.window_s:
             return self.windows
-        key = ("windows", window_s)
-        if key not in self._cache:
-            self._cache[key] = window_stats(self.prepared, window_s=window_s)
-        return self._cache[key]
+        return self._tables(window_s, WINDOWS).drop(LATENCY_SUM)
 
     def send_windows_for(self, window_s: float) -> pl.DataFrame:
         """Sends per window of ``window_s`` (``w``, ``start``, ``active``, ``sent``,
@@ -76,14 +104,38 @@ class Metrics:
             return self.windows
         key = ("send_windows", window_s)
         if key not in self._cache:
-            self._cache[key] = send_windows(self.prepared, window_s=window_s)
+            self._cache[key] = send_windows(self.events, self.facts, window_s=window_s)
         return self._cache[key]
 
     def shapes_for(self, window_s: float) -> pl.DataFrame:
-        """Replies per (window, schema fingerprint) for ``window_s`` (cached)."""
-        key = ("shapes", window_s)
+        """Replies per (window, field set) for ``window_s``: ``w``, ``shape``, ``count``
+        (empty when the metrics were computed with ``payloads=False``)."""
+        if not self.options.payloads:
+            return pl.DataFrame(schema={"w": pl.Int64, "shape": pl.String, "count": pl.UInt32})
+        return self._tables(window_s, SHAPES)
+
+    def errors_for(self, window_s: float) -> pl.DataFrame:
+        """Error and timeout rows per (window, kind, error text): ``w``, ``kind``,
+        ``error``, ``count``."""
+        return self._tables(window_s, ERRORS)
+
+    def silences(self, floors: Floors = DEFAULT_FLOORS) -> pl.DataFrame:
+        """Reply silences at least as long as ``floors`` allow: ``conn`` (null:
+        run-wide), ``start``, ``end``, ``pending`` (see :mod:`.silences`)."""
+        key = (SILENCES, floors)
         if key not in self._cache:
-            self._cache[key] = shape_windows(self.prepared, window_s=window_s)
+            found = slice_pass(self.events, self.facts, self.options, window_s=self.window_s,
+                               want=frozenset({SILENCES}), floors=floors).silences
+            typical = (self.run.get("p50_ms") or 0.0) * 1e6
+            self._cache[key] = with_pending(self.events, found, typical_ns=typical,
+                                            facts=self.facts)
+        return self._cache[key]
+
+    def latency_sample(self, size: int) -> np.ndarray:
+        """Up to ``size`` reply latencies, the same ones however often asked (cached)."""
+        key = ("sample", float(size))
+        if key not in self._cache:
+            self._cache[key] = _sample(self.events, self.facts.replies, size)
         return self._cache[key]
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,66 +149,21 @@ class Metrics:
         return {"run": self.run, "windows": windows.to_dicts(), "schemas": schemas.to_dicts()}
 
 
-def _unclosed_as_non_json(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Reply payloads that open a JSON object but never close it read as ``<non-json>``.
-
-    A truncated object (``{"cid":"0-3","seq":3``, what a ``malformed`` fault
-    echoes back) still has readable keys, so its field set would look like the
-    normal one and schema drift could not see it. Fused into the one collect of
-    :func:`prepare`; cheap (a suffix test per reply).
-    """
-    if "payload" not in events.collect_schema().names():
-        return events
-    payload = pl.col("payload")
-    unclosed = (
-        (pl.col("kind").cast(pl.String) == "recv")
-        & payload.str.starts_with("{")
-        & ~payload.str.strip_chars_end().str.ends_with("}")
-    )
-    return events.with_columns(payload=pl.when(unclosed).then(pl.lit(NON_JSON)).otherwise(payload))
+def _sample(events: pl.LazyFrame, replies: int, size: int) -> np.ndarray:
+    """A deterministic sample of reply latencies: the rows whose hash of
+    (conn, seq, ts) is smallest, so slicing or file order cannot change it."""
+    keep = max(1, replies // max(size * 4, 1))
+    hashed = (events.filter(pl.col("kind") == "recv", pl.col("latency_ms").is_not_null())
+              .select("latency_ms", h=pl.struct("conn", "seq", "ts").hash(seed=7))
+              .filter(pl.col("h") % keep == 0).collect(engine="streaming"))  # fmt: skip
+    return hashed.sort("h", "latency_ms").head(size)["latency_ms"].to_numpy()
 
 
-def _schemas(prep: Prepared) -> pl.DataFrame:
-    plain = prep.frame.filter("plain_shape").select("at", shape=pl.lit(prep.plain_shape, pl.String))
-    shaped = pl.concat([plain, prep.odd_shapes])
-    return (
-        shaped.group_by(pl.col("shape").alias("fingerprint"))
-        .agg(count=pl.len(), first_seen=pl.col("at").min(), last_seen=pl.col("at").max())
-        .with_columns(fields=pl.col("fingerprint").str.split(","))
-        .sort("first_seen")
-    )
-
-
-def _run_summary(prep: Prepared, windows: pl.DataFrame) -> dict[str, Any]:
-    frame = prep.frame
-    counts = {name: int(windows[name].sum()) for name in _RUN_COUNTS} if windows.height else {}
-    sends = prep.rows("send")
-    latency = prep.rows("recv")["latency_ms"].drop_nulls().sort()
-    names = [*QUANTILES, "max_ms", "mean_ms"]
-    quantiles = (
-        pl.select(latency_summary(pl.lit(latency))).row(0, named=True)
-        if latency.len()
-        else dict.fromkeys(names)
-    )
-    replies = prep.rows("recv")["ts"]
-    last = int(replies.max()) if replies.len() else prep.t_end  # type: ignore[arg-type]
-    span_s = (last - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
-    send_span_s = (int(sends["ts"].max()) - int(sends["ts"].min())) / 1e9 if sends.height else 0.0
-    sent = max(counts.get("sent", 0), 1)
-    return {
-        "start": iso(int(sends["ts"].min())) if sends.height else None,
-        "end": iso(prep.t_end) if frame.height else None,
-        "duration_s": round(span_s, 6),
-        **counts,
-        "error_rate": counts.get("errors", 0) / sent,
-        "timeout_rate": counts.get("timeouts", 0) / sent,
-        "loss_rate": counts.get("lost", 0) / sent,
-        "throughput_sent": counts.get("sent", 0) / send_span_s if send_span_s else 0.0,
-        "throughput_recv": counts.get("received", 0) / span_s if span_s else 0.0,
-        **quantiles,
-        "lag_p99_ms": percentile(sends["lag_ms"].drop_nulls().to_numpy(), 0.99),
-        "lag_max_ms": sends["lag_ms"].max() if sends.height else None,
-    }
+def _schemas(rows: pl.DataFrame) -> pl.DataFrame:
+    return (rows.rename({"shape": "fingerprint"})
+            .with_columns(fields=pl.col("fingerprint").str.split(","))
+            .select("fingerprint", "count", "first_seen", "last_seen", "fields")
+            .sort("first_seen", "fingerprint"))  # fmt: skip
 
 
 def metrics(
@@ -166,6 +173,7 @@ def metrics(
     manifest: dict[str, Any] | None = None,
     payloads: bool = True,
     health: pl.LazyFrame | pl.DataFrame | None = None,
+    slice_rows: int | None = SLICE_ROWS,
 ) -> Metrics:
     """Compute a run's metrics from its events (a LazyFrame with EVENT_SCHEMA columns).
 
@@ -175,7 +183,8 @@ def metrics(
     reply from one the capture ended before. ``payloads=False`` skips schema
     fingerprints. ``health``: the run's process health rows
     (``Store.health(run_id)``), if any: generator attribution and soak health
-    rules read them.
+    rules read them. ``slice_rows``: about how many events to hold in memory at
+    once (None: the whole run); the results do not depend on it.
 
     Run-level keys: ``run_id``, ``scenario``, ``window_s``, ``start``, ``end``,
     ``duration_s``, counts (``sent``, ``received``, ``errors``, ``timeouts``,
@@ -190,19 +199,42 @@ def metrics(
     manifest = manifest or {}
     scenario = manifest.get("scenario") if isinstance(manifest.get("scenario"), dict) else {}
     timeout_s = float(((scenario or {}).get("load") or {}).get("timeout") or 5.0)
-    if payloads:
-        events = _unclosed_as_non_json(events)
-    prep = prepare(events, timeout_s=timeout_s, payloads=payloads)
-    windows = window_stats(prep, window_s=window)
-    schemas = _schemas(prep)
+    facts = run_facts(events)
+    payloads = payloads and "payload" in events.collect_schema().names()
+    options = PassOptions(timeout_ns=int(timeout_s * 1e9), slice_rows=slice_rows,
+                          skeleton=dominant_skeleton(events.with_columns(
+                              payload=reply_payload())) if payloads else None,
+                          payloads=payloads, echoes=echo_duplicates(events))  # fmt: skip
+    plain = fields_of(options.skeleton) if options.skeleton else None
+    want = frozenset({WINDOWS, ERRORS, SILENCES, VALUES} | ({SHAPES} if payloads else set()))
+    found = slice_pass(events, facts, options, window_s=window, want=want, plain=plain)
+    kind = pl.col("kind")
+    latency = distribution([events.filter(kind == "recv").select("latency_ms")],
+                           counts=found.latency_counts)
+    lag = distribution([events.filter(kind == "send").select(
+        (pl.col("sent_ns") - pl.col("intended_ns")) / 1e6)], counts=found.lag_counts)
+    schemas = _schemas(found.schemas if found.schemas is not None else pl.DataFrame(
+        schema={"shape": pl.String, "count": pl.UInt32, "first_seen": pl.Int64,
+                "last_seen": pl.Int64}))  # fmt: skip
+    assert found.windows is not None
     run = {
         "run_id": manifest.get("run_id"),
         "scenario": scenario_name(manifest),
         "window_s": window,
-        **_run_summary(prep, windows),
+        **run_summary(found.windows, facts, latency=latency, lag=lag),
         "schemas": schemas.height,
     }
     if isinstance(health, pl.LazyFrame):
         health = health.collect()
-    return Metrics(run=run, windows=windows, schemas=schemas, window_s=window, prepared=prep,
-                   health=health if health is not None and health.height else None)
+    measured = Metrics(run=run, windows=found.windows.drop(LATENCY_SUM), schemas=schemas,
+                       window_s=window, events=events, facts=facts, latency=latency,
+                       options=options, health=health if health is not None and health.height
+                       else None)  # fmt: skip
+    typical = (run.get("p50_ms") or 0.0) * 1e6
+    silences = found.silences if found.silences is not None else pl.DataFrame()
+    measured._cache[(SILENCES, DEFAULT_FLOORS)] = with_pending(events, silences,
+                                                               typical_ns=typical, facts=facts)
+    for name, table in ((SHAPES, found.shapes), (ERRORS, found.errors)):
+        if table is not None:
+            measured._cache[(name, window)] = table
+    return measured

@@ -34,7 +34,7 @@ from streambench.scenario.model import Duration
 
 Severity = Literal["info", "warning", "error", "critical"]
 TEMPLATE_FIELDS = frozenset({"rule", "kind", "scenario", "metric", "check", "conn", "error",
-                             "fields", "severity"})  # fmt: skip
+                             "fields", "severity", "source", "worker"})  # fmt: skip
 
 
 class _Rule(BaseModel):
@@ -159,14 +159,28 @@ class ScheduleLagRule(_Rule):
     min_explained: int = Field(default=1, ge=0)  # raise an incident only if it explains this many
 
 
+class MemoryGrowthRule(_Rule):
+    """Steady growth of a process's resident memory (process health rows; see
+    :mod:`streambench.analyze.soak`)."""
+
+    kind: Literal["memory_growth"]
+    warmup: Duration = Field(default=60.0, ge=0)  # samples before this are not judged
+    min_span: Duration = Field(default=300.0, gt=0)  # judge at least this long
+    min_growth: float = Field(default=0.10, gt=0)  # relative growth of the fitted line
+    min_growth_mb: float = Field(default=16.0, ge=0)  # and absolute, in MiB
+    min_fit: float = Field(default=0.85, ge=0, le=1)  # R^2 of the straight line: steady
+
+
 Rule = Annotated[
     ThresholdRule | RateOfChangeRule | StatisticalRule | SequenceRule | SchemaDriftRule
-    | ErrorPatternRule | ConnectionStormRule | ThroughputDropRule | StallRule | ScheduleLagRule,
+    | ErrorPatternRule | ConnectionStormRule | ThroughputDropRule | StallRule | ScheduleLagRule
+    | MemoryGrowthRule,
     Field(discriminator="kind"),
 ]  # fmt: skip
 RULE_KINDS: tuple[str, ...] = (
     "threshold", "rate_of_change", "statistical", "sequence", "schema_drift",
     "error_pattern", "connection_storm", "throughput_drop", "stall", "schedule_lag",
+    "memory_growth",
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 

@@ -66,30 +66,31 @@ def _conform_pattern(skeleton: str) -> str:
     return r"^\{\s*" + r"\s*,\s*".join(fields) + r"\s*\}$"
 
 
-def shape_columns(skeleton: str | None) -> list[pl.Expr]:
-    """Columns for the one collect: ``_plain`` (has the dominant skeleton), ``_odd`` (else)."""
-    payload = pl.col("payload")
-    reply = (pl.col("kind") == "recv") & payload.is_not_null()
+def shape_columns(skeleton: str | None, payload: pl.Expr) -> list[pl.Expr]:
+    """Columns for the slice's one collect, from ``payload`` (null except on the
+    replies to fingerprint): ``_plain`` (has the dominant skeleton) and ``_odd``
+    (the payload of any other reply). The regex only runs where ``payload`` is
+    not null."""
     if skeleton is None:
-        return [pl.lit(False).alias("_plain"), pl.when(reply).then(payload).alias("_odd")]
+        return [pl.lit(False).alias("_plain"), payload.alias("_odd")]
     conform = payload.str.contains(_conform_pattern(skeleton))
-    return [
-        pl.when(reply).then(conform).otherwise(False).alias("_plain"),
-        pl.when(reply & ~conform).then(payload).alias("_odd"),
-    ]
+    return [conform.fill_null(False).alias("_plain"),
+            pl.when(~conform).then(payload).alias("_odd")]  # fmt: skip
 
 
-def split_shapes(frame: pl.DataFrame, skeleton: str | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Turn ``_plain``/``_odd`` into a boolean ``plain_shape`` column and a small frame.
-
-    Returns the frame (``plain_shape``: the row has the dominant shape) and the
-    odd rows' ``at`` and ``shape`` (every other field set, fingerprinted).
-    """
+def split_shapes(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Take ``_plain``/``_odd`` out of ``frame``: the frame, the ``at`` of the
+    replies with the dominant field set, and ``at`` and ``shape`` of every other
+    one (each odd payload stripped and fingerprinted)."""
+    empty = pl.DataFrame(schema={"at": pl.Int64, "shape": pl.String})
     if "_odd" not in frame.columns:
-        empty = pl.DataFrame(schema={"at": pl.Int64, "shape": pl.String})
-        return frame.with_columns(plain_shape=pl.lit(False)), empty
-    odd = frame.select("at", "_odd").filter(pl.col("_odd").is_not_null())
-    odd = odd.select("at", skeleton_expr(pl.col("_odd")).alias("skeleton"))
+        return frame, empty.select("at"), empty
+    plain = frame.filter("_plain").select("at")
+    payload = pl.col("_odd")
+    unclosed = payload.str.starts_with("{") & ~payload.str.strip_chars_end().str.ends_with("}")
+    odd = frame.filter(payload.is_not_null()).select(
+        "at", skeleton=pl.when(unclosed).then(pl.lit(NON_JSON)).otherwise(skeleton_expr(payload)))
     mapping = {s: fields_of(s) for s in odd["skeleton"].unique().to_list()}
-    odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping, return_dtype=pl.String))
-    return frame.rename({"_plain": "plain_shape"}).drop("_odd"), odd
+    odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping,
+                                                                   return_dtype=pl.String))
+    return frame.drop("_plain", "_odd"), plain, odd

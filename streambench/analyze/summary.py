@@ -37,7 +37,9 @@ from streambench.analyze.diagnose import (
     replies_summary,
     unmatched_line,
 )
+from streambench.analyze.facts import SLICE_ROWS, load_slice, problem_time, run_facts, slices
 from streambench.analyze.generator import behind, generator_windows, warning
+from streambench.analyze.quantiles import distribution
 from streambench.capture.schema import SCHEMA_VERSION
 from streambench.capture.status import (
     HTTP_STATUS_ERROR,
@@ -51,15 +53,15 @@ _SECOND = 1_000_000_000
 
 
 def summarize(
-    events: pl.LazyFrame, manifest: dict[str, Any], *, health: pl.LazyFrame | None = None
+    events: pl.LazyFrame, manifest: dict[str, Any], *, health: pl.LazyFrame | None = None,
+    slice_rows: int | None = SLICE_ROWS,
 ) -> dict[str, Any]:
     """Summarise one run's events; ``manifest`` supplies the scenario and status,
     ``health`` (the run's process health rows, optional) strengthens the
-    generator check."""
+    generator check. Bounded memory (streaming passes, see
+    :mod:`streambench.analyze.quantiles`), however long the run."""
     kind, status = pl.col("kind"), pl.col("status")
     recv = kind == "recv"
-    lat = pl.col("latency_ms").filter(recv)
-    lag = ((pl.col("sent_ns") - pl.col("intended_ns")) / 1e6).filter(kind == "send")
     send_ts = pl.col("ts").filter(kind == "send")
     row = (
         events.select(
@@ -74,22 +76,15 @@ def summarize(
             disconnects=(kind == "disconnect").sum(),
             first_send=send_ts.min(),
             last_send=send_ts.max(),
-            lat_mean=lat.mean(),
-            lat_max=lat.max(),
-            **{f"lat_{k}": nearest_rank_expr(lat, q) for k, q in QUANTILES.items()},
-            lag_p50=nearest_rank_expr(lag, 0.5),
-            lag_p99=nearest_rank_expr(lag, 0.99),
-            lag_max=lag.max(),
-            svc_p50=nearest_rank_expr(pl.col("service_ms").filter(recv), 0.5),
-            svc_p99=nearest_rank_expr(pl.col("service_ms").filter(recv), 0.99),
         )
-        .collect()
+        .collect(engine="streaming")
         .row(0, named=True)
-    )
+    )  # fmt: skip
+    row |= _percentiles(events)
     summary = _shape(row, manifest)
     summary["replies"] = replies_summary(events, manifest)
     summary["closes"] = closes_summary(events)
-    summary["generator"] = _generator(events, health)
+    summary["generator"] = _generator(events, health, slice_rows=slice_rows)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []
     if mostly_unmatched(summary["replies"]):
@@ -97,20 +92,45 @@ def summarize(
     return summary
 
 
-def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None) -> dict[str, Any]:
-    """Schedule lag and latency p99 per one-second window (clock-aligned), judged."""
+def _percentiles(events: pl.LazyFrame) -> dict[str, Any]:
     kind = pl.col("kind")
-    at = pl.coalesce("intended_ns", pl.col("ts").dt.epoch("ns"))
-    lag = ((pl.col("sent_ns") - pl.col("intended_ns")) / 1e6).filter(kind == "send")
-    windows = (
-        events.filter(kind.is_in(["send", "recv"]))
-        .group_by(w=at // _SECOND)
-        .agg(sent=(kind == "send").sum(), lag_p99_ms=nearest_rank_expr(lag, 0.99),
-             lag_max_ms=lag.max(),
-             p99_ms=nearest_rank_expr(pl.col("latency_ms").filter(kind == "recv"), 0.99))
-        .with_columns(start=pl.col("w") * _SECOND)
-        .collect()
-    )  # fmt: skip
+    latency = distribution([events.filter(kind == "recv").select("latency_ms")])
+    lag = distribution([events.filter(kind == "send").select(_lag_ms())])
+    service = distribution([events.filter(kind == "recv").select("service_ms")])
+    found = dict(zip([f"lat_{k}" for k in QUANTILES],
+                     latency.quantiles(list(QUANTILES.values())), strict=True))  # fmt: skip
+    found["lag_p50"], found["lag_p99"] = lag.quantiles([0.5, 0.99])
+    found["svc_p50"], found["svc_p99"] = service.quantiles([0.5, 0.99])
+    return found | {"lat_mean": latency.mean, "lat_max": latency.maximum,
+                    "lag_max": lag.maximum}  # fmt: skip
+
+
+def _lag_ms() -> pl.Expr:
+    return (pl.col("sent_ns") - pl.col("intended_ns")) / 1e6
+
+
+def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None, *,
+               slice_rows: int | None) -> dict[str, Any]:  # fmt: skip
+    """Schedule lag and latency p99 per one-second window (clock-aligned), judged;
+    read one time slice at a time."""
+    kind = pl.col("kind")
+    columns = [kind.cast(pl.String).alias("kind"), problem_time().alias("at"),
+               _lag_ms().alias("lag_ms"), pl.col("latency_ms")]  # fmt: skip
+    facts = run_facts(events)
+    parts = []
+    for start, end in slices(facts, length_ns=_SECOND, slice_rows=slice_rows):
+        rows = load_slice(events, columns, facts=facts, start=start, end=end)
+        rows = rows.filter("due", pl.col("kind").is_in(["send", "recv"]))
+        lag = pl.col("lag_ms").filter(pl.col("kind") == "send")
+        parts.append(rows.group_by(w=pl.col("at") // _SECOND).agg(
+            sent=(pl.col("kind") == "send").sum(), lag_p99_ms=nearest_rank_expr(lag, 0.99),
+            lag_max_ms=lag.max(),
+            p99_ms=nearest_rank_expr(pl.col("latency_ms").filter(pl.col("kind") == "recv"),
+                                     0.99)))  # fmt: skip
+    windows = (pl.concat(parts) if parts else pl.DataFrame(
+        schema={"w": pl.Int64, "sent": pl.UInt32, "lag_p99_ms": pl.Float64,
+                "lag_max_ms": pl.Float64, "p99_ms": pl.Float64}))  # fmt: skip
+    windows = windows.with_columns(start=pl.col("w") * _SECOND)
     rows = health.collect() if health is not None else None
     table = generator_windows(windows, rows, length_ns=_SECOND, origin=0)
     return behind(table, length_ns=_SECOND, origin=0)

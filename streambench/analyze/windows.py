@@ -1,4 +1,4 @@
-"""Per-window statistics of a prepared run: the table metrics, SLOs and rules read.
+"""Per-window statistics: the table metrics, SLOs and rules read, built slice by slice.
 
 Windows are aligned to the clock (window ``w`` covers ``[origin + w*len,
 origin + (w+1)*len)`` where ``origin`` is the last multiple of the length since
@@ -28,9 +28,14 @@ the window's values at or below it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import polars as pl
 
-from streambench.analyze.frame import Prepared
+from streambench.analyze.facts import RunFacts
+from streambench.analyze.frame import Slice
+from streambench.analyze.matching import Exceptions, unsent_between
 from streambench.stats import nearest_rank_expr
 
 QUANTILES: dict[str, float] = {
@@ -50,132 +55,145 @@ WINDOW_METRICS: tuple[str, ...] = (
     "throughput_sent", "throughput_recv", "error_rate", "timeout_rate", "loss_rate", "churn",
 )  # fmt: skip
 """Columns of the per-window table a rule may name as its ``metric``."""
+LATENCY_SUM = "latency_sum_ms"  # kept beside the table: the run's mean is summed from it
 
 
-def latency_summary(sorted_latency: pl.Expr) -> list[pl.Expr]:
-    """Quantile, max and mean expressions over ascending-sorted, null-free latencies."""
-    return [
-        *(nearest_rank_expr(sorted_latency, q, is_sorted=True).alias(name)
-          for name, q in QUANTILES.items()),
-        sorted_latency.max().alias("max_ms"),
-        sorted_latency.mean().alias("mean_ms"),
-    ]
+@dataclass(frozen=True)
+class Grid:
+    """Windows of ``length`` ns from ``origin``; a slice covers windows ``[first, stop)``."""
+
+    length: int
+    origin: int
+
+    def of(self, column: str) -> pl.Expr:
+        return ((pl.col(column) - self.origin) // self.length).alias("w")
+
+    def index(self, times: np.ndarray) -> np.ndarray:
+        return (times - self.origin) // self.length
 
 
-def _kind_counts(frame: pl.DataFrame, w: pl.Expr, names: dict[str, str]) -> pl.DataFrame:
-    """Rows per window and kind, one column per kind (``names``: kind -> column)."""
-    counts = frame.group_by(w, "kind").agg(n=pl.len()).with_columns(pl.col("kind").cast(pl.String))
-    return counts.pivot(on="kind", index="w", values="n", on_columns=list(names)).rename(names)
-
-
-def _by_problem_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
-    names = {"send": "sent", "recv": "replies", "error": "errors", "timeout": "timeouts"}
-    sends = prep.rows("send").select(w, "lag_ms")
-    lag = sends.group_by("w").agg(
-        lag_p99_ms=nearest_rank_expr(pl.col("lag_ms"), 0.99), lag_max_ms=pl.col("lag_ms").max()
-    )
-    return [_kind_counts(prep.frame, w, names), lag]
-
-
-def _last_scheduled(prep: Prepared) -> pl.DataFrame:
-    """Per connection, the intended time of its last message (sent or not)."""
-    rows = prep.rows("send", "error", "timeout").filter(pl.col("seq").is_not_null())
-    return rows.group_by("conn").agg(last_due=pl.col("at").max())
-
-
-def _by_observed_time(prep: Prepared, w: pl.Expr) -> list[pl.DataFrame]:
+def _by_problem_time(sl: Slice, grid: Grid) -> pl.DataFrame:
     k = pl.col("kind")
-    churn = prep.rows("connect", "disconnect").sort("ts", maintain_order=True)
-    churn = (
-        churn.join(_last_scheduled(prep), on="conn", how="left")
-        .with_columns(
-            reconnect=(k == "connect") & ~pl.when(k == "connect").then("conn").is_first_distinct(),
-            mid_run=(k == "disconnect") & (pl.col("ts") < pl.col("last_due")).fill_null(False),
-        )
-        .group_by(w)
-        .agg(reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
-    )
-    return [_kind_counts(prep.frame, w, {"recv": "received", "connect": "connects"}), churn]
+    due = sl.frame.filter("due")
+    counts = due.group_by(grid.of("at")).agg(
+        sent=(k == "send").sum(), replies=(k == "recv").sum(),
+        errors=(k == "error").sum(), timeouts=(k == "timeout").sum(),
+    )  # fmt: skip
+    lag = sl.rows("send").group_by(grid.of("at")).agg(
+        lag_p99_ms=nearest_rank_expr(pl.col("lag_ms"), 0.99), lag_max_ms=pl.col("lag_ms").max())
+    return counts.join(lag, on="w", how="left")
 
 
-def _unsent(prep: Prepared) -> pl.DataFrame:
-    """Gaps in each connection's message numbers: ``at`` (of the next message), ``unsent``.
-
-    One sort of an int64 key ``(conn << 40) | seq``: a step of more than one
-    between neighbours of the same connection is a gap (a step across
-    connections is at least 2**39 and ignored; repeated numbers step by 0).
-    """
-    rows = prep.rows("send", "error", "timeout").filter(pl.col("seq").is_not_null())
-    keyed = rows.select(key=pl.col("conn").cast(pl.Int64) * (1 << 40) + pl.col("seq"), at="at")
-    steps = keyed.sort("key").with_columns(unsent=pl.col("key").diff() - 1)
-    return steps.filter(pl.col("unsent") > 0, pl.col("unsent") < 1 << 39).select("at", "unsent")
-
-
-def _latency(prep: Prepared, w: pl.Expr) -> pl.DataFrame:
-    replies = prep.rows("recv").filter(pl.col("latency_ms").is_not_null())
-    replies = replies.select(w, pl.col("latency_ms")).sort("latency_ms")
-    return replies.group_by("w").agg(latency_summary(pl.col("latency_ms")))
+def _latency(sl: Slice, grid: Grid) -> pl.DataFrame:
+    replies = sl.rows("recv").filter(pl.col("latency_ms").is_not_null())
+    table = replies.group_by(grid.of("at")).agg(
+        *(nearest_rank_expr(pl.col("latency_ms"), q).alias(name) for name, q in QUANTILES.items()),
+        max_ms=pl.col("latency_ms").max(), n=pl.len(),
+    )  # fmt: skip
+    # Sums in row order (numpy, sequential): the same bits however the run is sliced.
+    w = grid.index(replies["at"].to_numpy())
+    if len(w) == 0:
+        return table.with_columns(mean_ms=pl.lit(None, pl.Float64), **{LATENCY_SUM: 0.0}).drop("n")
+    first = int(w.min())
+    sums = np.bincount(w - first, weights=replies["latency_ms"].to_numpy())
+    total = pl.DataFrame({"w": np.arange(first, first + len(sums)), LATENCY_SUM: sums})
+    return (table.join(total, on="w", how="left")
+            .with_columns(mean_ms=pl.col(LATENCY_SUM) / pl.col("n")).drop("n"))  # fmt: skip
 
 
-def _active(prep: Prepared, length: int) -> pl.Expr:
-    """Windows at least 90% inside the sending period (rate rules skip the others)."""
-    sends = prep.rows("send")["at"]
-    if sends.len() == 0:
-        return pl.lit(False)
-    first, last = int(sends.min()), int(sends.max())  # type: ignore[arg-type]
-    start = pl.col("w") * length + prep.origin(length)
-    overlap = pl.min_horizontal(start + length, last) - pl.max_horizontal(start, first)
-    return overlap >= 0.9 * length
+def _by_observed_time(sl: Slice, grid: Grid, facts: RunFacts
+                      ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Counts by observed time, and each connection's first connect in the slice
+    (``conn``, ``ts``): a reconnect if it had connected in an earlier slice."""
+    k = pl.col("kind")
+    seen = sl.frame.filter("seen")
+    counts = seen.group_by(grid.of("ts")).agg(received=(k == "recv").sum(),
+                                              connects=(k == "connect").sum())  # fmt: skip
+    churn = seen.filter(k.is_in(["connect", "disconnect"])).select("kind", "ts", "conn")
+    churn = churn.sort("ts", maintain_order=True).join(
+        facts.connections.select("conn", "last_due"), on="conn", how="left")
+    connect = pl.col("kind") == "connect"
+    first = pl.when(connect).then("conn").is_first_distinct()
+    churn = churn.with_columns(
+        reconnect=connect & ~first,
+        mid_run=(k == "disconnect") & (pl.col("ts") < pl.col("last_due")).fill_null(False),
+    )  # fmt: skip
+    per_window = churn.group_by(grid.of("ts")).agg(
+        reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
+    firsts = churn.filter(connect & first).select("conn", "ts")
+    return counts.join(per_window, on="w", how="full", coalesce=True), firsts
 
 
-def send_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
-    """The cheap subset of :func:`window_stats` for rules about the send rate:
-    ``w``, ``start``, ``active``, ``sent``, ``throughput_sent``."""
-    length = int(window_s * 1e9)
-    origin = prep.origin(length)
-    sends = prep.rows("send").group_by(((pl.col("at") - origin) // length).alias("w"))
-    counts = sends.agg(sent=pl.len())
-    last = int(counts["w"].max()) if counts.height else -1  # type: ignore[arg-type]
-    table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
-    return (
-        table.join(counts, on="w", how="left")
-        .with_columns(pl.col("sent").fill_null(0))
-        .with_columns(
-            active=_active(prep, length),
-            start=pl.from_epoch(pl.col("w") * length + origin, time_unit="ns").dt.replace_time_zone(
-                "UTC"
-            ),
-            throughput_sent=pl.col("sent") / window_s,
-        )
-        .sort("w")
-    )
+def _exceptions(exc: Exceptions, grid: Grid) -> list[pl.DataFrame]:
+    parts = []
+    for name, times in (("lost", exc.lost), ("duplicates", exc.duplicates),
+                        ("out_of_order", exc.reordered)):  # fmt: skip
+        frame = pl.DataFrame({"w": grid.index(times)}, schema={"w": pl.Int64})
+        parts.append(frame.group_by("w").agg(pl.len().alias(name)))
+    unsent = exc.unsent.group_by(grid.of("at")).agg(pl.col("unsent").sum())
+    return [*parts, unsent]
 
 
-def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
-    """One row per window: counts, rates, throughput, latency quantiles, schedule lag."""
-    length = int(window_s * 1e9)
-    if length <= 0:
-        raise ValueError("window must be > 0 seconds")
-    origin = prep.origin(length)
-    at = ((pl.col("at") - origin) // length).alias("w")
-    seen = ((pl.col("ts") - origin) // length).alias("w")
-    parts = [*_by_problem_time(prep, at), *_by_observed_time(prep, seen), _latency(prep, at)]
-    for name, exceptions in (("lost", prep.lost), ("duplicates", prep.duplicates),
-                             ("out_of_order", prep.reordered)):  # fmt: skip
-        parts.append(exceptions.group_by(at).agg(pl.len().alias(name)))
-    parts.append(_unsent(prep).group_by(at).agg(pl.col("unsent").sum().cast(pl.UInt32)))
-    last = max((int(p["w"].max()) for p in parts if p.height), default=-1)  # type: ignore[arg-type]
-    table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
+@dataclass(frozen=True)
+class SliceWindows:
+    """The rows of the per-window table for one slice's windows, and what the
+    merge needs to settle across slices (see :func:`finish_windows`)."""
+
+    table: pl.DataFrame
+    first_connects: pl.DataFrame  # conn, ts: each connection's first connect in the slice
+    edges: pl.DataFrame  # conn, low, low_at, high (see matching.Exceptions)
+
+
+def slice_windows(sl: Slice, exc: Exceptions, *, grid: Grid, facts: RunFacts) -> SliceWindows:
+    """The rows of the per-window table for the windows of one slice (counts not
+    yet filled, derived columns not yet computed: see :func:`finish_windows`)."""
+    first, stop = grid.index(np.array([sl.start, sl.end]))
+    table = pl.DataFrame({"w": pl.int_range(first, stop, eager=True)})
+    observed, connects = _by_observed_time(sl, grid, facts)
+    parts = [_by_problem_time(sl, grid), observed, _latency(sl, grid), *_exceptions(exc, grid)]
     for part in parts:
-        table = table.join(part, on="w", how="left")
+        table = table.join(part.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
+    return SliceWindows(table, connects, exc.edges)
+
+
+def _across_slices(parts: list[SliceWindows], grid: Grid) -> list[pl.DataFrame]:
+    """Reconnects and skipped numbers that only show between slices, per window."""
+    seen: set[int] = set()
+    again = []
+    for part in parts:
+        again.append(part.first_connects.filter(pl.col("conn").is_in(list(seen))))
+        seen.update(part.first_connects["conn"].to_list())
+    reconnects = pl.concat(again).group_by(grid.of("ts")).agg(extra_reconnects=pl.len())
+    unsent = unsent_between([p.edges for p in parts]).group_by(grid.of("at")).agg(
+        extra_unsent=pl.col("unsent").sum())
+    return [reconnects, unsent]
+
+
+def finish_windows(parts: list[SliceWindows], *, grid: Grid, facts: RunFacts,
+                   window_s: float) -> pl.DataFrame:  # fmt: skip
+    """The whole per-window table from the slices' rows, in time order (see the
+    module docstring)."""
+    table = pl.concat([p.table for p in parts], how="diagonal_relaxed") if parts else (
+        pl.DataFrame(schema={"w": pl.Int64}))
+    if parts:
+        for extra in _across_slices(parts, grid):
+            table = table.join(extra.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
+        table = table.with_columns(
+            reconnects=pl.col("reconnects").fill_null(0) + pl.col("extra_reconnects").fill_null(0),
+            unsent=pl.col("unsent").fill_null(0) + pl.col("extra_unsent").fill_null(0),
+        ).drop("extra_reconnects", "extra_unsent")
+    for name in (*COUNT_COLUMNS, *QUANTILES, "max_ms", "mean_ms", "lag_p99_ms", "lag_max_ms",
+                 LATENCY_SUM):
+        if name not in table.columns:
+            dtype = pl.UInt32 if name in COUNT_COLUMNS else pl.Float64
+            table = table.with_columns(pl.lit(None, dtype).alias(name))
     sent = pl.col("sent").clip(lower_bound=1)
     return (
-        table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0))
+        table.with_columns(pl.col(COUNT_COLUMNS).fill_null(0).cast(pl.UInt32))
         .with_columns(
-            active=_active(prep, length),
-            start=pl.from_epoch(pl.col("w") * length + origin, time_unit="ns").dt.replace_time_zone(
-                "UTC"
-            ),
+            active=_active(facts, grid),
+            start=pl.from_epoch(pl.col("w") * grid.length + grid.origin, time_unit="ns")
+            .dt.replace_time_zone("UTC"),
             throughput_sent=pl.col("sent") / window_s,
             throughput_recv=pl.col("received") / window_s,
             error_rate=pl.col("errors") / sent,
@@ -183,15 +201,56 @@ def window_stats(prep: Prepared, *, window_s: float) -> pl.DataFrame:
             loss_rate=pl.col("lost") / sent,
             churn=pl.col("reconnects") + pl.col("disconnects"),
         )
+        .select(_ORDER)
         .sort("w")
-    )
+    )  # fmt: skip
 
 
-def shape_windows(prep: Prepared, *, window_s: float) -> pl.DataFrame:
-    """Replies per (window, schema fingerprint): ``w``, ``shape``, ``count``."""
-    length = int(window_s * 1e9)
-    w = ((pl.col("at") - prep.origin(length)) // length).alias("w")
-    odd = prep.odd_shapes.group_by(w, "shape").agg(count=pl.len())
-    plain = prep.frame.filter("plain_shape").group_by(w).agg(count=pl.len())
-    plain = plain.select("w", shape=pl.lit(prep.plain_shape, pl.String), count="count")
-    return pl.concat([plain, odd.select("w", "shape", "count")]).sort("w", "shape")
+_ORDER = ["w", "sent", "replies", "errors", "timeouts", "lag_p99_ms", "lag_max_ms", "received",
+          "connects", "reconnects", "disconnects", *QUANTILES, "max_ms", "mean_ms", "lost",
+          "duplicates", "out_of_order", "unsent", "active", "start", "throughput_sent",
+          "throughput_recv", "error_rate", "timeout_rate", "loss_rate", "churn",
+          LATENCY_SUM]  # fmt: skip
+
+
+def _active(facts: RunFacts, grid: Grid) -> pl.Expr:
+    """Windows at least 90% inside the sending period (rate rules skip the others)."""
+    if facts.first_send is None or facts.last_send is None:
+        return pl.lit(False)
+    start = pl.col("w") * grid.length + grid.origin
+    overlap = (pl.min_horizontal(start + grid.length, facts.last_send)
+               - pl.max_horizontal(start, facts.first_send))  # fmt: skip
+    return overlap >= 0.9 * grid.length
+
+
+def send_windows(events: pl.LazyFrame, facts: RunFacts, *, window_s: float) -> pl.DataFrame:
+    """The cheap subset of the window table for rules about the send rate: ``w``,
+    ``start``, ``active``, ``sent``, ``throughput_sent`` (one streaming pass)."""
+    from streambench.analyze.facts import problem_time
+
+    grid = Grid(int(window_s * 1e9), facts.origin(int(window_s * 1e9)))
+    counts = (events.filter(pl.col("kind") == "send")
+              .group_by(((problem_time() - grid.origin) // grid.length).alias("w"))
+              .agg(sent=pl.len()).collect(engine="streaming"))  # fmt: skip
+    last = int(counts["w"].max()) if counts.height else -1  # type: ignore[arg-type]
+    table = pl.DataFrame({"w": pl.int_range(0, last + 1, eager=True)})
+    return (
+        table.join(counts.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
+        .with_columns(pl.col("sent").fill_null(0).cast(pl.UInt32))
+        .with_columns(
+            active=_active(facts, grid),
+            start=pl.from_epoch(pl.col("w") * grid.length + grid.origin, time_unit="ns")
+            .dt.replace_time_zone("UTC"),
+            throughput_sent=pl.col("sent") / window_s,
+        )
+        .sort("w")
+    )  # fmt: skip
+
+
+def shape_windows(sl: Slice, grid: Grid, plain_shape: str | None) -> pl.DataFrame:
+    """Replies per (window, schema fingerprint) of one slice: ``w``, ``shape``, ``count``."""
+    odd = sl.odd_shapes.group_by(grid.of("at"), "shape").agg(count=pl.len())
+    plain = sl.plain_shapes.group_by(grid.of("at")).agg(count=pl.len())
+    plain = plain.select("w", shape=pl.lit(plain_shape, pl.String), count="count")
+    return pl.concat([plain, odd.select("w", "shape", "count")]).with_columns(
+        pl.col("w").cast(pl.Int64), pl.col("count").cast(pl.UInt32))

@@ -243,6 +243,18 @@ def _labels(names: list[str]) -> dict[str, str]:
     return labels
 
 
+NICE_WINDOWS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+def window_for(duration_s: float, *, at_most: int = 600) -> float:
+    """A window length (seconds) that shows a run of ``duration_s`` in at most
+    ``at_most`` windows: 1 s for short runs, a minute or more for long soaks."""
+    for length in NICE_WINDOWS_S:
+        if duration_s / length <= at_most:
+            return float(length)
+    return float(NICE_WINDOWS_S[-1])
+
+
 def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart:
     """Anomalies across runs: ``started`` (run start), ``fingerprint``, ``count``,
     ``severity`` (from :func:`streambench.report.history.occurrences`).
@@ -261,6 +273,25 @@ def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart
             range=["#9ecae9", "#f2cf5b", "#f58518", "#d62728"])),
         tooltip=["run_id:N", "fingerprint:N", "count:Q", "severity:N"],
     ).properties(width=WIDTH, title=title)  # fmt: skip
+
+
+def soak_health(table: pl.DataFrame, *, title: str = "Soak health") -> alt.VConcatChart:
+    """Memory, open files and parts written per process over the run (from
+    :func:`streambench.report.tables.soak_health`), one small chart each."""
+    data = _frame(table)
+
+    def panel(column: str, label: str) -> alt.Chart:
+        return alt.Chart(data).mark_line(point=True).encode(
+            _time_axis(), alt.Y(f"{column}:Q", title=label),
+            alt.Color("process:N", title="process"),
+            tooltip=["start:T", "process:N", alt.Tooltip(f"{column}:Q", format=",.1f")],
+        ).properties(width=WIDTH, height=140)  # fmt: skip
+
+    panels = [panel(c, label) for c, label in (("rss_mb", "resident memory (MB)"),
+                                                ("open_files", "open files"),
+                                                ("parts_written", "parts written"))
+              if c in table.columns and table[c].drop_nulls().len()]  # fmt: skip
+    return alt.vconcat(*panels).properties(title=title)
 
 
 def live_series(

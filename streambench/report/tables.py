@@ -15,18 +15,14 @@ from typing import Any
 
 import polars as pl
 
-from streambench.stats import rank
+from streambench.analyze.quantiles import distribution
 
 MAX_NINES = 4.0  # the percentile curve stops at 99.99%
 _STEPS_PER_NINE = 40
 
 
-def _latencies(events: pl.LazyFrame) -> pl.Series:
-    return (
-        events.filter(pl.col("kind") == "recv")
-        .select(pl.col("latency_ms").drop_nulls().sort())
-        .collect()["latency_ms"]
-    )
+def _latencies(events: pl.LazyFrame) -> pl.LazyFrame:
+    return events.filter(pl.col("kind") == "recv").select("latency_ms")
 
 
 def percentiles(runs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
@@ -36,22 +32,22 @@ def percentiles(runs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     x axis of :func:`streambench.report.charts.percentile_curve`),
     ``latency_ms`` (exact nearest-rank value). A run's curve stops where its
     sample size stops supporting the percentile (n replies: log10(n) nines).
+    Reads the store in two streaming passes per run, in bounded memory.
     """
     frames = []
     for label, events in runs.items():
-        values = _latencies(events)
-        if values.len() == 0:
+        values = distribution([_latencies(events)])
+        if values.count == 0:
             continue
-        top = min(MAX_NINES, math.log10(values.len()))
+        top = min(MAX_NINES, math.log10(values.count))
         steps = max(int(top * _STEPS_PER_NINE), 1)
         nines = [top * i / steps for i in range(steps + 1)]
-        qs = [1 - 10 ** (-n) for n in nines]
-        index = [rank(values.len(), q) - 1 for q in qs]
+        qs = [round(1 - 10 ** (-n), 6) for n in nines]
         frames.append(pl.DataFrame({
             "run": [label] * len(qs),
             "percentile": [q * 100 for q in qs],
             "nines": nines,
-            "latency_ms": values.gather(index),
+            "latency_ms": values.quantiles(qs),
         }))  # fmt: skip
     return pl.concat(frames) if frames else pl.DataFrame(
         schema={"run": pl.String, "percentile": pl.Float64, "nines": pl.Float64,
@@ -62,20 +58,65 @@ def histogram(runs: Mapping[str, pl.LazyFrame], *, bins_per_decade: int = 10) ->
     """Share of replies per logarithmic latency bin, for each run (label -> events).
 
     Columns: ``run``, ``bin_ms`` (lower edge of the bin), ``share`` (0-1).
+    One streaming pass per run.
     """
     frames = []
     for label, events in runs.items():
-        values = _latencies(events)
-        if values.len() == 0:
+        latency = pl.col("latency_ms").clip(lower_bound=1e-3)
+        edge = (latency.log10() * bins_per_decade).floor() / bins_per_decade
+        counts = (_latencies(events).drop_nulls().group_by(bin_ms=10**edge).agg(n=pl.len())
+                  .collect(engine="streaming"))  # fmt: skip
+        if counts.height == 0:
             continue
-        frame = pl.DataFrame({"latency_ms": values.clip(lower_bound=1e-3)})
-        edge = (pl.col("latency_ms").log10() * bins_per_decade).floor() / bins_per_decade
-        frames.append(
-            frame.group_by(bin_ms=10**edge).agg(share=pl.len() / values.len())
-            .with_columns(run=pl.lit(label)).select("run", "bin_ms", "share").sort("bin_ms")
-        )  # fmt: skip
+        frames.append(counts.select(run=pl.lit(label), bin_ms="bin_ms",
+                                    share=pl.col("n") / pl.col("n").sum()).sort("bin_ms"))
     return pl.concat(frames) if frames else pl.DataFrame(
         schema={"run": pl.String, "bin_ms": pl.Float64, "share": pl.Float64})  # fmt: skip
+
+
+def soak_health(health: pl.DataFrame | pl.LazyFrame, *, window_s: float = 60.0) -> pl.DataFrame:
+    """Process health rows (``Store.health(run_id)``) per window and process, for
+    :func:`streambench.report.charts.soak_health`: ``start``, ``process``
+    (``target`` or ``client <worker>``), ``rss_mb``, ``open_files``, ``cpu``,
+    ``parts_written``, ``loop_stall_ms``, ``connections``."""
+    from streambench.analyze.soak import health_windows
+
+    frame = health.collect() if isinstance(health, pl.LazyFrame) else health
+    if frame.height == 0:
+        return pl.DataFrame(schema={"start": pl.Datetime("ns", "UTC"), "process": pl.String,
+                                    "rss_mb": pl.Float64})  # fmt: skip
+    first = int(frame["ts"].dt.epoch("ns").min())  # type: ignore[arg-type]
+    length = int(window_s * 1e9)
+    table = health_windows(frame, window_s=window_s, origin=first - first % length)
+    return table.with_columns(process=_process()).drop("w", "source", "worker")
+
+
+def soak_summary(health: pl.DataFrame | pl.LazyFrame, *, warmup_s: float = 60.0
+                 ) -> pl.DataFrame:  # fmt: skip
+    """One row per process: ``process``, ``samples``, memory at the start and end of
+    the judged span (after ``warmup_s``, fitted) and its ``growth_pct``,
+    ``mb_per_hour``, ``r2`` (steadiness), peak ``open_files`` and ``parts_written``."""
+    from streambench.analyze.soak import memory_trends
+
+    frame = health.collect() if isinstance(health, pl.LazyFrame) else health
+    trends = memory_trends(frame, warmup_s=warmup_s)
+    if frame.height == 0 or trends.height == 0:
+        return pl.DataFrame(schema={"process": pl.String, "samples": pl.Int64})
+    peaks = frame.group_by("source", "worker").agg(
+        open_files=pl.col("open_files").max(), parts_written=pl.col("parts_written").max())
+    return (
+        trends.join(peaks, on=["source", "worker"], how="left", nulls_equal=True)
+        .with_columns(process=_process(), growth_pct=pl.col("growth") * 100)
+        .select("process", "samples", "start_mb", "end_mb", "growth_pct", "mb_per_hour", "r2",
+                "open_files", "parts_written")
+        .sort("process")
+    )  # fmt: skip
+
+
+def _process() -> pl.Expr:
+    return (pl.when(pl.col("source") == "client")
+            .then(pl.format("client {}", pl.col("worker").fill_null(0)))
+            .otherwise(pl.col("source")))  # fmt: skip
 
 
 def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
@@ -91,7 +132,7 @@ def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
                 .otherwise(pl.coalesce(pl.col("status"), pl.lit("error"))))
         .group_by("kind").agg(count=pl.len())
         .sort(["count", "kind"], descending=[True, False])
-        .collect()
+        .collect(engine="streaming")
     )  # fmt: skip
 
 

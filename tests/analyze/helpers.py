@@ -75,3 +75,45 @@ def exchange(seq: int, intended: float, latency_ms: float, *, conn: int = 0) -> 
 def write_synthetic(root: Path, **options: Any) -> dict:
     """Write one synthetic run into the store at ``root``; returns its manifest."""
     return write_run(root, SyntheticRun(**options))
+
+
+def write_health(root: Path, run_id: str, rows: list[dict[str, Any]], *,
+                 date: str = "2024-01-01") -> None:
+    """Write process health rows (HEALTH_SCHEMA, ``ts`` in epoch ns) as one part of
+    ``run_id`` in the store at ``root``, the way the engine records them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from streambench.capture.schema import HEALTH_SCHEMA
+    from streambench.capture.store import Store
+
+    schema = HEALTH_SCHEMA.remove(HEALTH_SCHEMA.get_field_index("run_id"))
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    folder = Path(Store(root).partition_dir("health", date, run_id))
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns, schema=schema), folder / "part-00000.parquet")
+
+
+def health_rows(*, minutes: float, growth: dict[str, float], start_ns: int = T0_NS,
+                base_mb: float = 180.0, step: dict[str, float] | None = None,
+                seed: int = 0) -> list[dict[str, Any]]:
+    """One sample a second per process (``target`` and client worker 0): memory
+    growing linearly by ``growth[source]`` (relative, over the whole span) or
+    jumping once by ``step[source]`` halfway, with a little noise."""
+    import random
+
+    rng = random.Random(seed)
+    seconds = int(minutes * 60)
+    rows = []
+    for source in ("target", "client"):
+        for s in range(seconds):
+            grown = growth.get(source, 0.0) * s / seconds
+            jump = (step or {}).get(source, 0.0) if s >= seconds // 2 else 0.0
+            mb = base_mb * (1 + grown + jump) + rng.uniform(-0.5, 0.5)
+            rows.append({"ts": start_ns + s * S, "interval_s": 1.0, "source": source,
+                         "worker": 0 if source == "client" else None, "pid": 100,
+                         "rss_bytes": int(mb * 1024 * 1024), "open_files": 40 + s % 3,
+                         "cpu_s": 0.3, "parts_written": s if source == "client" else None,
+                         "loop_stall_ms": 1.0 if source == "client" else None,
+                         "connections": 4})  # fmt: skip
+    return rows
