@@ -331,15 +331,6 @@ def _encode(manifest: Mapping[str, Any]) -> bytes:
     return json.dumps(scrub_obj(manifest), indent=2, default=str).encode()
 
 
-def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write bytes under a hidden temporary name, then rename into place (any fsspec fs).
-
-    Inside a store, prefer ``store.files.write_atomic``: it also sets the store's modes.
-    """
-    local = "file" in _protocols(fs)
-    StoreFiles(fs, path.rpartition("/")[0], local=local, where=path).write_atomic(path, data)
-
-
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
