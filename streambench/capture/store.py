@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -51,10 +50,11 @@ from streambench.errors import (
     RunNotFound,
     StoreError,
 )
+from streambench.logs import get_logger
 from streambench.scrub import scrub_obj
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
-log = logging.getLogger("streambench.store")
+log = get_logger("streambench.store")
 
 
 DEFAULT_STORE = "./data"

@@ -9,10 +9,11 @@ event loop they were hundreds of milliseconds apart.
 
 The machine is shared (other test runs, other developers), and one run's p99
 (the 20th worst of 2,000 messages) can move by more than 2 ms on its own. So
-each attempt brackets the dashboard run between two CLI runs and asks for the
-dashboard's figures within 2 ms of the CLI's range (the range is as narrow as
-the machine is quiet); an attempt that disagrees is measured again, up to
-``ATTEMPTS``. A systematic distortion fails every attempt.
+each attempt brackets the dashboard run between two CLI runs and asks that the
+dashboard's figures be at most 2 ms above the CLI's (the worse of the two, so
+the bound is as tight as the machine is quiet; a dashboard run that came out
+better is not a distortion); an attempt that does not is measured again, up
+to ``ATTEMPTS``. A systematic distortion fails every attempt.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def test_smoke_under_the_dashboard_measures_what_the_cli_measures(
         after = figures(cli_run(tmp_path / f"cli-{attempt}-b"))
         attempts.append({"cli before (lag p99, latency p99)": before, "dashboard": dash,
                          "cli after": after})
-        if all(min(b, a) - TOLERANCE_MS <= d <= max(b, a) + TOLERANCE_MS
-               for b, d, a in zip(before, dash, after, strict=True)):
+        # a distortion makes the dashboard's run worse; one that came out better is noise
+        if all(d <= max(b, a) + TOLERANCE_MS for b, d, a in zip(before, dash, after, strict=True)):
             return
     pytest.fail(f"the dashboard run was never within {TOLERANCE_MS} ms of the CLI's: {attempts}")

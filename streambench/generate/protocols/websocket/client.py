@@ -165,10 +165,15 @@ class WebSocketConnection(EventRecorder):
                                    f"connection closed ({code})", self.topic)
 
     async def _close_when_done(self, ws: WebSocketPump) -> None:
-        """Close once the schedule is done and every reply is in (or timed out)."""
+        """Close once the schedule is done and every reply is in (or timed out), and the
+        open streams have ended (for at most ``load.timeout`` more)."""
         await self.sending_done.wait()
         # Polled: signalling "empty" from the reply path would cost every reply.
-        while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
+        inflight, stop = self.inflight, self.ctx.stop
+        while inflight.pending and not stop.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        streams_end = time.monotonic_ns() + self.ctx.timeout_ns
+        while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await ws.close()
 
