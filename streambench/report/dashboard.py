@@ -26,6 +26,7 @@ steps back.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import os
@@ -189,16 +190,25 @@ class Dashboard:
         return await asyncio.shield(task)
 
     async def _watch(self) -> LiveState:
-        while True:
-            number, state, views = await asyncio.to_thread(self._poll)
-            self._apply(number, state, views)
-            if state.done:
-                return state
-            assert self._wake is not None
-            self._wake.clear()
-            # the next progress report, or the interval for a run of another process
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+        loop = asyncio.get_running_loop()
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dashboard.poll",
+                                                     initializer=_lower_priority)
+        try:
+            while True:
+                number, state, views = await loop.run_in_executor(pool, self._poll)
+                self._apply(number, state, views)
+                if state.done:
+                    return state
+                await self._next_report()
+        finally:
+            pool.shutdown(wait=False)  # never block the kernel's loop on a last poll
+
+    async def _next_report(self) -> None:
+        """Until the next progress report, or the interval for a run of another process."""
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.interval_s)
 
     def _on_progress(self, _progress: Any) -> None:
         """A progress report arrived (on the run's reader thread): refresh soon."""
@@ -266,6 +276,14 @@ class Dashboard:
 
         state = self.state or self.refresh()
         return HTML(view.snapshot_html(view.render(state)))
+
+
+def _lower_priority() -> None:
+    """The dashboard's reading and drawing thread yields the CPU to everything else
+    (on Linux a thread has its own nice value): on a busy machine the run's own
+    processes and the target come first."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _chain_progress(handle: Any, hook: Any) -> None:

@@ -12,7 +12,6 @@ when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from pathlib import Path
@@ -37,7 +36,6 @@ from streambench.scenario.conversation import (
     Replies,
     Step,
     Variable,
-    check_variables,
     defined_names,
     path_problem,
 )
@@ -45,11 +43,12 @@ from streambench.scenario.conversation import FieldProblem as FieldProblem  # no
 from streambench.scenario.durations import Duration as Duration  # noqa: PLC0414
 from streambench.scenario.durations import parse_duration as parse_duration  # noqa: PLC0414
 from streambench.scenario.faults import Fault
+from streambench.scenario.fit import PRESET_IDS, check_conversation
+from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import (
     ANY_NAME,
     BUILTIN,
-    GENERATORS,
     check_body,
     placeholder_names,
     pool_problem,
@@ -138,6 +137,8 @@ class _TargetBase(_Model):
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
     max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger replies are errors
+    # proxy: through streambench's TCP fault proxy; unset: the proxy iff network_faults
+    via: Literal["direct", "proxy"] | None = None
 
     @property
     def embedded(self) -> bool:
@@ -599,6 +600,7 @@ class Scenario(_Model):
     replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
     variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
     preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
+    network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
 
     def kinds(self) -> tuple[Message, ...]:
         """The message kinds: ``messages``, or ``message`` alone."""
@@ -615,7 +617,7 @@ class Scenario(_Model):
     def looked_for(self) -> str:
         """What an answer had to carry, in words (the summary shows it when none matched)."""
         if self.preset is not None:
-            return _PRESET_IDS[self.preset]
+            return PRESET_IDS[self.preset]
         if getattr(self.target, "correlation_data", False):
             return "the request's id in the reply's MQTT 5 correlation data"
         path = self.reply_id()
@@ -637,7 +639,19 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _conversation(self) -> Scenario:
-        check_conversation(self)
+        check_conversation(self)  # how messages, replies, steps and variables fit
+        return self
+
+    @property
+    def proxied(self) -> bool:
+        """True when the run goes through the fault proxy (``via: proxy`` or network faults)."""
+        return self.target.via == "proxy" or bool(self.network_faults)
+
+    @model_validator(mode="after")
+    def _network_needs_proxy(self) -> Scenario:
+        if self.network_faults and self.target.via == "direct":
+            raise FieldProblem(("target", "via"), "network_faults go through the fault proxy: "
+                               "remove via: direct (or the network_faults)")
         return self
 
     @model_validator(mode="after")
@@ -674,121 +688,3 @@ class Scenario(_Model):
                 and "protocol" not in data["target"]:
             return {**data, "target": {"protocol": "websocket", **data["target"]}}
         return data
-
-
-_PRESET_IDS = {
-    "jsonrpc": "the request's integer id at 'id' (a JSON-RPC 2.0 response)",
-    "graphql-ws": "the operation's id at 'id' of next/complete/error messages",
-    "socketio": "an ack (43<id>[...]) with the event's ack id",
-}
-_PRESET_PROTOCOLS = {"jsonrpc": ("websocket", "mqtt"), "graphql-ws": ("websocket",),
-                     "socketio": ("websocket",)}
-
-
-def check_conversation(scenario: Scenario) -> None:
-    """How messages, replies, steps and variables fit together (FieldProblem if not)."""
-    if scenario.messages and scenario.message != Message():
-        raise FieldProblem(("messages",), "give message (one kind) or messages (a mix), "
-                           "not both")
-    names = [kind.name for kind in scenario.messages]
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise FieldProblem(("messages", index, "name"), f"kind name {name!r} is used twice")
-    if scenario.target.protocol == "grpc":  # a protobuf request: its own fields
-        kind = scenario.message
-        if scenario.messages or scenario.variables or isinstance(kind.body, str) \
-                or kind.cid_field is None or kind.seq_field is None \
-                or scenario.replies.model_copy(update={"id": None}) != Replies():
-            raise FieldProblem(("message",), "a gRPC request carries its id and seq in fields "
-                               "of the request message: messages, variables, reply rules, "
-                               "text bodies and null cid_field/seq_field do not apply "
-                               "(replies.id, where a bidi reply carries the id, does)")
-    check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
-    _check_placeholders(scenario)
-    _check_preset(scenario)
-    _check_correlation(scenario)
-
-
-def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:
-    return ("messages", index) if scenario.messages else ("message",)
-
-
-def _check_placeholders(scenario: Scenario) -> None:
-    target = scenario.target
-    steps: tuple[Step, ...] = getattr(target, "on_connect", ())
-    known = {*BUILTIN, *GENERATORS, *scenario.variables,
-             *(name for step in steps for name in step.capture)}
-    where: list[tuple[tuple[str | int, ...], Any]] = []  # bodies are checked by Message
-    where += [(("target", "on_connect", i, "send"), step.send) for i, step in enumerate(steps)]
-    where += [(("replies", "rules", i, "respond"), rule.respond)
-              for i, rule in enumerate(scenario.replies.rules)]
-    for loc, value in where:
-        for inner, name in placeholder_names(value):
-            if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-                hint = f"; did you mean {{{{{close[0]}}}}}?" if close else \
-                    " (not a placeholder, a variable or a captured value)"
-                raise FieldProblem((*loc, *inner), f"unknown placeholder {{{{{name}}}}}{hint}")
-
-
-def _check_preset(scenario: Scenario) -> None:
-    preset = scenario.preset
-    if preset is None:
-        return
-    protocol = scenario.target.protocol
-    if protocol not in _PRESET_PROTOCOLS[preset]:
-        raise FieldProblem(("preset",), f"preset {preset} speaks over "
-                           f"{' or '.join(_PRESET_PROTOCOLS[preset])}, not {protocol}")
-    for index, kind in enumerate(scenario.kinds()):
-        for key in ("cid_field", "cid_type", "seq_field"):
-            if getattr(kind, key) != Message.model_fields[key].default:
-                raise FieldProblem((*_kind_loc(scenario, index), key),
-                                   f"preset {preset} decides {key}; remove it")
-        if not isinstance(kind.body, dict):
-            raise FieldProblem((*_kind_loc(scenario, index), "body"),
-                               f"preset {preset} sends an object body (its envelope wraps it)")
-    if scenario.replies.id is not None or scenario.replies.in_order:
-        raise FieldProblem(("replies", "id"), f"preset {preset} decides where replies carry "
-                           "the id; remove it")
-
-
-def _check_correlation(scenario: Scenario) -> None:
-    if scenario.preset is not None:
-        return
-    kinds = scenario.kinds()
-    answered = [(i, k) for i, k in enumerate(kinds) if k.expect != "none"]
-    by_property = getattr(scenario.target, "correlation_data", False)
-    replies = scenario.replies
-    if by_property:
-        if replies.id is not None or replies.in_order:
-            raise FieldProblem(("replies", "id"), "with target.correlation_data replies are "
-                               "matched by their correlation data; remove replies.id")
-        return
-    if replies.id is not None:
-        for index, kind in answered:
-            if not kind.carries_id:
-                raise FieldProblem(("replies", "id"), f"{kind.name} carries no id "
-                                   f"({'.'.join(map(str, _kind_loc(scenario, index)))}.cid_field"
-                                   " is null and its body has no {{cid}}), so no reply can carry "
-                                   "it: remove replies.id to match replies in order")
-        return
-    if replies.in_order:
-        streams = [i for i, k in answered if k.expect == "stream"]
-        if streams:
-            raise FieldProblem(("replies", "in_order"), "a stream's replies are told apart by "
-                               "their id: in_order cannot match them")
-        return
-    carrying = {k.cid_field for _, k in answered if k.carries_id}
-    if None in carrying:
-        index = next(i for i, k in answered if k.carries_id and k.cid_field is None)
-        raise FieldProblem((*_kind_loc(scenario, index), "body"), "the request carries its id "
-                           "as {{cid}} in the body: say where replies carry it (replies.id), "
-                           "or match replies in order (replies.in_order: true)")
-    if len(carrying) > 1:
-        raise FieldProblem(("replies", "id"), "the message kinds carry their id in different "
-                           "places: say where replies carry it (replies.id)")
-    if carrying and any(not k.carries_id for _, k in answered):
-        index = next(i for i, k in answered if not k.carries_id)
-        raise FieldProblem((*_kind_loc(scenario, index), "cid_field"), "this kind expects a "
-                           "reply but carries no id while others do: give it a cid_field, or "
-                           "expect: none")

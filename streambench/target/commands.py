@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -22,6 +20,7 @@ from typing import IO, Any
 import orjson
 import pydantic
 
+from streambench.cli_common import exit_with_parent
 from streambench.errors import ConfigError, TargetError
 from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
@@ -30,8 +29,6 @@ from streambench.scenario.model import ServerFaults, parse_duration, server_knob
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
 _RATE_FLAGS = ("drop_rate", "error_rate", "disconnect_rate")
 
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def register(subparsers: Any) -> None:
     """Add ``serve`` to the ``streambench`` command."""
@@ -132,7 +129,7 @@ def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
     _log_to_stderr()
     if args.exit_with_parent:
-        _exit_with_parent(args.exit_with_parent)
+        exit_with_parent(args.exit_with_parent)
     faults = faults_from_args(args)
     sink = JsonLinesSink(args.faults_out) if args.faults_out else None
     try:
@@ -142,17 +139,6 @@ def serve(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
     return 0
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Get SIGTERM when the parent dies, so a run killed by -9 leaves no target behind."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return  # not Linux: the parent's clean shutdown still ends the target
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _log_to_stderr() -> None:

@@ -205,9 +205,11 @@ async def start_grpc_server(
     faults: ServerFaults = ServerFaults(),  # noqa: B008 -- frozen model, safe as a default
     fault_sink: FaultSink | None = None,
     tls: tuple[bytes, bytes] | None = None,
+    client_ca: bytes | None = None,
 ) -> RunningGrpcServer:
     """Start the echo service on ``host:port`` (0: any free port); ``tls`` is
-    ``(private key PEM, certificate chain PEM)`` for ``grpcs://``.
+    ``(private key PEM, certificate chain PEM)`` for ``grpcs://``, ``client_ca`` (PEM)
+    makes clients prove who they are with a certificate it signed (mutual TLS).
 
     Raises :class:`OSError` when the port cannot be bound.
     """
@@ -219,7 +221,9 @@ async def start_grpc_server(
         if tls is None:
             bound = server.add_insecure_port(address)
         else:
-            bound = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+            credentials = grpc.ssl_server_credentials(
+                [tls], root_certificates=client_ca, require_client_auth=client_ca is not None)
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     if not bound:

@@ -26,6 +26,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,6 +181,34 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: st
         return f"{http_url}sse?count=100000&interval={interval_ms:.3f}ms"
     raise ConfigError(f"target.url: embedded is a WebSocket/HTTP/gRPC target; a {protocol} "
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
+
+
+def dial_address(ctx: RunContext, host: str, port: int) -> tuple[str, int]:
+    """Where a client opens its TCP connections: the fault proxy when the run goes
+    through one (``ctx.dial``), else the URL's ``host:port``."""
+    return ctx.dial if ctx.dial is not None else (host, port)
+
+
+@dataclass(frozen=True)
+class Dialled:
+    """A URL as an aiohttp client requests it through the fault proxy."""
+
+    url: str  # the proxy's address in place of the target's
+    headers: dict[str, str]  # Host: the target, as if dialled directly
+    server_hostname: str | None  # the TLS server name (None: the URL's host)
+
+
+def dialled(url: str, dial: tuple[str, int] | None) -> Dialled:
+    """``url`` with its address replaced by ``dial`` (no change when ``dial`` is None)."""
+    if dial is None:
+        return Dialled(url, {}, None)
+    parts = urlsplit(url)
+    host = f"[{dial[0]}]" if ":" in dial[0] else dial[0]
+    userinfo, at, netloc = parts.netloc.rpartition("@")
+    proxied = urlunsplit((parts.scheme, f"{userinfo}{at}{host}:{dial[1]}", parts.path,
+                          parts.query, parts.fragment))
+    secure = parts.scheme in ("https", "wss")
+    return Dialled(proxied, {"Host": netloc}, parts.hostname if secure else None)
 
 
 def os_reason(exc: OSError) -> str:

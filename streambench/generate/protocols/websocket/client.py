@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.exceptions import (
@@ -32,7 +31,12 @@ from streambench.generate.engine.context import Inflight, RunContext, sleep_unti
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, serve_reconnecting, target_as
+from streambench.generate.protocols.base import (
+    EventRecorder,
+    os_reason,
+    serve_reconnecting,
+    target_as,
+)
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
 from streambench.logs import get_logger
 from streambench.scenario.model import WebSocketTarget
@@ -109,7 +113,8 @@ class WebSocketConnection(EventRecorder):
                 return await open_pump(self.url, self.on_reply,
                                        headers=self.ctx.headers or None,
                                        max_size=target.max_message_bytes,
-                                       subprotocols=self.plan.subprotocols)
+                                       subprotocols=self.plan.subprotocols,
+                                       dial=self.ctx.dial)
         except TimeoutError as exc:
             raise TargetUnreachable(self.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
@@ -123,7 +128,7 @@ class WebSocketConnection(EventRecorder):
             raise TargetError(f"target {self.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
-            raise TargetUnreachable(self.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
         """Serve an open connection, reconnecting with backoff when it is lost."""
@@ -136,7 +141,7 @@ class WebSocketConnection(EventRecorder):
         helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
         heartbeat = self.ctx.scenario.load.heartbeat
         if heartbeat:
-            helpers.append(asyncio.create_task(_ping_every(ws, heartbeat, conn=self.conn),
+            helpers.append(asyncio.create_task(self._ping_every(ws, heartbeat),
                                                name=f"{self.name}.heartbeat"))
         try:
             await asyncio.shield(ws.closed)
@@ -160,10 +165,15 @@ class WebSocketConnection(EventRecorder):
                                    f"connection closed ({code})", self.topic)
 
     async def _close_when_done(self, ws: WebSocketPump) -> None:
-        """Close once the schedule is done and every reply is in (or timed out)."""
+        """Close once the schedule is done and every reply is in (or timed out), and the
+        open streams have ended (for at most ``load.timeout`` more)."""
         await self.sending_done.wait()
         # Polled: signalling "empty" from the reply path would cost every reply.
-        while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
+        inflight, stop = self.inflight, self.ctx.stop
+        while inflight.pending and not stop.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        streams_end = time.monotonic_ns() + self.ctx.timeout_ns
+        while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         await ws.close()
 
@@ -276,16 +286,22 @@ class WebSocketConnection(EventRecorder):
         if ws is not None:
             ws.abort()
 
+    async def _ping_every(self, ws: WebSocketPump, interval: float) -> None:
+        """Heartbeats keep idle connections alive through proxies and NAT, and find
+        dead ones: a ping still unanswered when the next is due means the connection
+        is gone (half-open: a blackhole, a dead peer). It is recorded as a
+        ``heartbeat_timeout`` error and aborted; the client reconnects.
 
-
-async def _ping_every(ws: WebSocketPump, interval: float, *, conn: int) -> Any:
-    """Heartbeats keep idle connections alive through proxies and NAT.
-
-    Each connection pings at its own phase of the interval (a golden-ratio
-    spread), so 10,000 connections opened together do not all ping in the
-    same instant and stall the event loop every interval.
-    """
-    await asyncio.sleep(interval * ((conn * 0.6180339887) % 1.0))
-    while ws.open:
-        ws.ping()
-        await asyncio.sleep(interval)
+        Each connection pings at its own phase of the interval (a golden-ratio
+        spread), so 10,000 connections opened together do not all ping in the
+        same instant and stall the event loop every interval.
+        """
+        await asyncio.sleep(interval * ((self.conn * 0.6180339887) % 1.0))
+        while ws.open:
+            pongs = ws.pongs
+            ws.ping()
+            await asyncio.sleep(interval)
+            if ws.open and ws.pongs == pongs:
+                self.record_event(Kind.ERROR, status="heartbeat_timeout",
+                                  error=f"heartbeat timeout: no pong within {interval:g}s")
+                ws.abort()

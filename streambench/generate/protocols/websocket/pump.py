@@ -47,6 +47,7 @@ class WebSocketPump(asyncio.Protocol):
         self._writable.set()
         self._fragments: list[bytes] = []
         self._fragment_text = False
+        self.pongs = 0  # pong frames received (the heartbeat's evidence of life)
 
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +79,8 @@ class WebSocketPump(asyncio.Protocol):
             else:
                 self._fragments = [bytes(frame.data)]
                 self._fragment_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.PONG:
+            self.pongs += 1
         elif opcode is Opcode.CONT:
             self._fragments.append(bytes(frame.data))
             if frame.fin:
@@ -183,9 +186,12 @@ class WebSocketPump(asyncio.Protocol):
 
 
 async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, str] | None = None,
-                    max_size: int | None = 1 << 20, subprotocols: Sequence[str] = ()
-                    ) -> WebSocketPump:
+                    max_size: int | None = 1 << 20, subprotocols: Sequence[str] = (),
+                    dial: tuple[str, int] | None = None) -> WebSocketPump:
     """Connect and complete the opening handshake; the caller bounds it with a timeout.
+
+    ``dial`` is where the TCP connection goes (the fault proxy) when it is not
+    the URL's address; the URL still names the host (Host header, TLS server name).
 
     Raises ``OSError`` when the TCP connection fails, and websockets'
     ``InvalidHandshake`` family (``InvalidStatus`` for an HTTP refusal) when
@@ -200,8 +206,10 @@ async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, st
     protocol.send_request(request)
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context() if uri.secure else None
+    host, port = dial or (uri.host, uri.port)
     _, pump = await loop.create_connection(lambda: WebSocketPump(protocol, on_message),
-                                           uri.host, uri.port, ssl=context)
+                                           host, port, ssl=context,
+                                           server_hostname=uri.host if context else None)
     pump._flush()
     try:
         await pump.handshake

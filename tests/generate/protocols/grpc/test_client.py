@@ -13,7 +13,7 @@ import trustme
 
 from streambench.api import run_async
 from streambench.capture.store import Store
-from streambench.errors import TargetUnreachable
+from streambench.errors import TargetError, TargetUnreachable
 from streambench.scenario.model import BUILTIN_PROTO, ServerFaults
 from streambench.scenario.proto import compile_proto
 from streambench.target.grpc_echo import RunningGrpcServer, start_grpc_server
@@ -180,6 +180,26 @@ async def test_tls_with_the_scenarios_ca(store: Store, echo: Start, tmp_path: Pa
     assert result.summary["received"] == 100
 
 
+async def test_mutual_tls_with_the_scenarios_client_certificate(store: Store, echo: Start,
+                                                                tmp_path: Path):
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    client_cert = ca.issue_cert("streambench-client@example.com")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    client_cert.cert_chain_pems[0].write_to_path(str(tmp_path / "client.pem"))
+    client_cert.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    server = await echo(tls=(server_cert.private_key_pem.bytes(),
+                             server_cert.cert_chain_pems[0].bytes()),
+                        client_ca=ca.cert_pem.bytes())
+    tls = {"ca": str(tmp_path / "ca.pem")}
+    with pytest.raises(TargetError, match="no gRPC channel came up"):  # no certificate
+        await run_async(grpc_scenario(server.url, "Unary", tls=tls, connect_timeout="1s"),
+                        store=store)
+    tls |= {"cert": str(tmp_path / "client.pem"), "key": str(tmp_path / "client.key")}
+    result = await run_async(grpc_scenario(server.url, "Unary", tls=tls), store=store)
+    assert result.summary["received"] == 100
+
+
 async def test_an_unreachable_target_is_one_clear_error(store: Store):
     url = f"grpc://127.0.0.1:{free_port()}"
     with pytest.raises(TargetUnreachable, match=r"grpc://127\.0\.0\.1:\d+ is unreachable: "
@@ -211,3 +231,26 @@ async def test_client_faults_apply_to_a_stream(store: Store, echo: Start):
     assert len(unmatched) >= len(copied) - 1 > 0  # ...unless the cut at 1 s took it
     assert result.summary["received"] >= 150
     assert result.status == "completed"
+
+
+async def test_malformed_and_drifted_requests(store: Store, echo: Start):
+    """malformed: the encoded request cut short (the server cannot decode it); a drift
+    that no longer fits the request type cannot be encoded: a send_failed row."""
+    server = await echo()
+    sc = scenario(target={"protocol": "grpc", "url": server.url, "method": "Unary"},
+                  load={"connections": 1, "rate": 100, "duration": "1s", "timeout": "1s"},
+                  faults=[{"kind": "malformed", "probability": 0.1},
+                          {"kind": "schema_drift", "at": "500ms", "retype": {"text": "int"}}])
+    result = await run_async(sc, store=store)
+    events = store.events(result.run_id).collect()
+    malformed = set(events.filter(pl.col("status") == "malformed")["cid"])
+    drifted = events.filter(pl.col("status") == "send_failed")
+    assert malformed
+    assert drifted.height >= 40  # every message from 0.5 s on
+    assert drifted["error"][0].startswith("cannot encode as EchoRequest: ")
+    answered = set(events.filter(pl.col("kind") == "recv")["cid"])
+    failed = events.filter((pl.col("kind") == "error") & pl.col("cid").is_in(list(malformed))
+                           & (pl.col("status") != "send_failed"))
+    assert not (malformed - set(drifted["cid"])) & answered  # no cut request was answered
+    assert failed.height >= 1
+    assert set(failed["status"]) <= {"INTERNAL", "UNKNOWN", "CANCELLED"}
