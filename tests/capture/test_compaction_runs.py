@@ -31,7 +31,7 @@ def data_files(store: Store, table: str = "events") -> list[Path]:
                   if not p.name.startswith("."))
 
 
-async def test_a_run_ends_with_one_file_per_partition_and_an_audit_entry(store: Store):
+async def test_a_run_ends_with_one_file_per_partition_and_an_audit_entry(store: Store) -> None:
     sc = scenario(load={"connections": 2, "rate": 200, "duration": "1s"},
                   capture={"redaction": {"allow": ["text", "value"]}, "flush_every": "100ms"})
     result = await run_async(sc, store=store)
@@ -47,7 +47,7 @@ async def test_a_run_ends_with_one_file_per_partition_and_an_audit_entry(store: 
     assert entry["changed"]["rows"] == manifest["counts"]["events"]
 
 
-def test_one_compaction_of_a_run_at_a_time_locally(store: Store):
+def test_one_compaction_of_a_run_at_a_time_locally(store: Store) -> None:
     finished(store, "r")
     for i in range(8):
         write_part(store, "r", range(i * 10, (i + 1) * 10))
@@ -60,12 +60,13 @@ def test_one_compaction_of_a_run_at_a_time_locally(store: Store):
             refused.append(str(caught.value))
 
     report = compact_run(store, "r", on_step=second)
-    assert refused and "run r is being compacted or erased by another process" in refused[0]
+    (message,) = refused
+    assert "run r is being compacted or erased by another process" in message
     assert report.files_after == 1
     assert store.events("r").collect()["seq"].sort().to_list() == list(range(80))
 
 
-def test_one_compaction_of_a_run_at_a_time_on_s3(aws_env: dict[str, str]):
+def test_one_compaction_of_a_run_at_a_time_on_s3(aws_env: dict[str, str]) -> None:
     store = Store(f"s3://{BUCKET}/guard")
     finished(store, "r")
     for i in range(4):
@@ -79,7 +80,8 @@ def test_one_compaction_of_a_run_at_a_time_on_s3(aws_env: dict[str, str]):
             refused.append(str(caught.value))
 
     compact_run(store, "r", on_step=second)
-    assert refused and f"run r is being compacted by pid {os.getpid()}" in refused[0]
+    (message,) = refused
+    assert f"run r is being compacted by pid {os.getpid()}" in message
     assert len(store.parts("events", "r")) == 1
     assert store.events("r").select(pl.len()).collect().item() == 40
     assert store.list_dir(".compaction") == []  # the lease went with its holder
@@ -108,7 +110,8 @@ compact.compact_run(Store(sys.argv[1]), sys.argv[2], on_step=at)
 
 
 @pytest.mark.parametrize("step", ["committed", "moved"])
-def test_kill_9_without_directory_swaps_loses_nothing(store: Store, tmp_path: Path, step: str):
+def test_kill_9_without_directory_swaps_loses_nothing(store: Store, tmp_path: Path,
+                                                     step: str) -> None:
     finished(store, "r")
     for i in range(20):
         write_part(store, "r", range(i * 10, (i + 1) * 10))
