@@ -62,6 +62,9 @@ class Case:
     name: str  # the intensity, in words
     faults: tuple[Spec, ...] = ()
     server: Spec | None = None
+    network: tuple[Spec, ...] = ()  # network_faults (the run goes through the fault proxy)
+    via: bool = False  # through the fault proxy even without network faults
+    heartbeat: str | None = None  # load.heartbeat: dead connections are found by pings
     rate: float = 300.0
     connections: int = 3
     seed: int = 1
@@ -77,17 +80,26 @@ class Case:
         """Nothing to detect: no fault, at most a steady latency (a baseline property)."""
         return self.group in ("clean", "baseline")
 
+    def wanted(self, kinds: list[str]) -> bool:
+        """Whether ``--kinds`` selects this case: its group (``network:reset``), its
+        source (``network``) or its kind (``reset``); clean cases always run."""
+        source, _, kind = self.group.partition(":")
+        return self.clean or not kinds or bool({self.group, source, kind} & set(kinds))
+
     def scenario(self, *, duration: float) -> Scenario:
         server = {**self.server, "seed": self.seed} if self.server else None
         return Scenario.model_validate({
             "name": "eval-" + self.group.replace(":", "-").replace("_", "-"),
             "seed": self.seed,
             "target": {"url": "embedded", "reconnect": {"initial": "50ms", "max": "500ms"},
-                       **({"server": server} if server else {})},
+                       **({"server": server} if server else {}),
+                       **({"via": "proxy"} if self.via else {})},
             "load": {"connections": self.connections, "rate": self.rate,
-                     "arrival": self.arrival, "duration": duration, "timeout": 1},
+                     "arrival": self.arrival, "duration": duration, "timeout": 1,
+                     **({"heartbeat": self.heartbeat} if self.heartbeat else {})},
             "message": {"body": {"text": "{{sentence}}", "value": "{{int:1:100}}"}},
             "faults": list(self.faults),
+            "network_faults": list(self.network),
             "capture": {"redaction": {"allow": ["text", "body", "value"]}},
         })  # fmt: skip
 
@@ -98,6 +110,14 @@ def _client(kind: str, name: str, spec: Spec, **options: Any) -> Case:
 
 def _target(kind: str, name: str, knobs: Spec, **options: Any) -> Case:
     return Case(f"target:{kind}", name, server=knobs, **options)
+
+
+def _network(kind: str, name: str, *specs: Spec, **options: Any) -> Case:
+    """A network fault case: ``specs`` are network_faults (the first one's kind is
+    ``kind``; more set the scene, e.g. a reset that makes clients reconnect)."""
+    return Case(f"network:{kind}", name, network=tuple({"kind": kind, **specs[0]} if i == 0
+                                                       else s for i, s in enumerate(specs)),
+                **options)
 
 
 # Windowed faults start 1.5 s in (after the first full window), so a 3 s run
@@ -149,6 +169,40 @@ CASES: list[Case] = [
     _target("disconnect", "rate 0.001", {"disconnect_rate": 0.001}, **Q),
     _target("disconnect", "rate 0.005", {"disconnect_rate": 0.005}, seed=2),
     _target("disconnect", "every 1.5s", {"disconnect_every": "1.5s"}, connections=4, seed=3),
+    # Network faults: the run goes through the fault proxy (docs/network-faults.md).
+    Case("clean", "through the proxy, 300 msg/s x 3", via=True, **Q),
+    Case("clean", "through the proxy, 400 msg/s x 4 poisson", via=True, rate=400,
+         connections=4, seed=4, arrival="poisson"),
+    _network("latency", "100ms downstream for 1s", {"delay": "100ms", "direction": "downstream",
+             "at": "1.5s", "for": "1s"}, **Q),
+    _network("latency", "30ms+-20ms, half the connections", {"delay": "30ms", "jitter": "20ms",
+             "share": 0.5, "at": "1.5s", "for": "1s"}, connections=4, seed=2),
+    _network("bandwidth", "6KB/s downstream for 1s", {"rate": "6KB/s",
+             "direction": "downstream", "at": "1.5s", "for": "1s"}, **Q),
+    _network("bandwidth", "4KB/s both for 500ms", {"rate": "4KB/s", "at": "2s",
+             "for": "500ms"}, seed=2),
+    _network("slicer", "16 B slices 1ms apart downstream", {"size": 16, "delay": "1ms",
+             "direction": "downstream", "at": "1.5s", "for": "1s"}, **Q),
+    _network("slicer", "8+-4 B slices upstream", {"size": 8, "variation": 4, "delay": "1ms",
+             "direction": "upstream", "at": "1.5s", "for": "1s"}, rate=200, connections=2,
+             seed=2),
+    _network("blackhole", "some connections, found by heartbeats", {"share": 0.5,
+             "at": "1.5s", "for": "1s"}, heartbeat="300ms", connections=4, **Q),
+    _network("blackhole", "all downstream from 2s, no heartbeat", {"direction": "downstream",
+             "at": "2s"}, seed=2),
+    _network("reset", "all at 1.5s", {"at": "1.5s", "direction": "downstream"}, **Q),
+    _network("reset", "half upstream every 1s", {"at": "1.5s", "every": "1s", "share": 0.5,
+             "direction": "upstream"}, connections=4, seed=2),
+    _network("slow_close", "500ms on the target's closes", {"delay": "500ms",
+             "direction": "downstream", "at": "1.5s", "for": "1s"},
+             server={"disconnect_every": "1s"}, **Q),
+    _network("refuse", "for 1s after a reset", {"at": "1.5s", "for": "1s"},
+             {"kind": "reset", "at": "1.5s"}, **Q),
+    _network("close_after", "2 KB upstream for 1s", {"bytes": 2000, "direction": "upstream",
+             "at": "1.5s", "for": "1s"}, **Q),
+    _network("close_after", "5 KB downstream, half", {"bytes": 5000,
+             "direction": "downstream", "at": "1.5s", "for": "1s", "share": 0.5},
+             connections=4, seed=2),
 ]  # fmt: skip
 
 
@@ -315,12 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one case per kind, 3 s runs")
     parser.add_argument("--duration", type=float, help="seconds per run (default 4, quick 3)")
     parser.add_argument("--only", help="run only the cases whose label contains this text")
+    parser.add_argument("--kinds", help="run only these fault kinds (and the clean runs): a "
+                        "comma list of groups (network:reset), sources (network) or kinds")
     parser.add_argument("--verbose", action="store_true", help="list every run's anomalies")
     parser.add_argument("--keep", help="write the store here instead of a temporary directory")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     duration = args.duration or (3.0 if args.quick else 4.0)
-    cases = [c for c in CASES if (c.quick or not args.quick)
+    kinds = [k.strip() for k in (args.kinds or "").split(",") if k.strip()]
+    cases = [c for c in CASES if (c.quick or not args.quick) and c.wanted(kinds)
              and (not args.only or args.only in c.label)]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="detect-eval-") as tmp:
         started = time.perf_counter()

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "streambench.generate.commands",  # run
     "streambench.scenario.commands",  # validate
     "streambench.target.commands",  # serve
+    "streambench.generate.faults.network.commands",  # proxy
     "streambench.capture.commands",  # runs
     "streambench.capture.retention_commands",  # prune, forget
     "streambench.capture.store_commands",  # compact, audit, permissions

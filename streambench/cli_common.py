@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
+import os
+import signal
 import sys
 from typing import Any
 
 from streambench.capture.store import store_root
 
-__all__ = ["add_json", "add_store", "is_terminal", "print_json", "store_root"]
+__all__ = ["add_json", "add_store", "exit_with_parent", "is_terminal", "print_json",
+           "store_root"]
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:
@@ -32,3 +39,18 @@ def print_json(obj: Any) -> None:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Get SIGTERM when the parent dies, so a run killed by -9 leaves no child behind.
+
+    For the child processes a run starts (``serve`` for ``url: embedded``,
+    ``proxy`` for ``via: proxy``); Linux only, elsewhere a no-op.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: the parent's clean shutdown still ends the child
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

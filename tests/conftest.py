@@ -17,6 +17,19 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture(autouse=True)
+def no_borrowed_running_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Playwright's sync API (one browser per session, tests/report) leaves its loop marked
+    as running on the main thread between calls; a test that does not use the browser runs
+    without it, or asyncio.run and pytest-asyncio refuse to start a loop of their own."""
+    borrowed = None if "browser" in request.fixturenames else asyncio._get_running_loop()
+    if borrowed is not None:
+        asyncio._set_running_loop(None)
+    yield
+    if borrowed is not None:
+        asyncio._set_running_loop(borrowed)
+
+
+@pytest.fixture(autouse=True)
 def known_secrets() -> Iterator[None]:
     """Secrets registered by one test (resolved ``${...}``) are not scrubbed in the next."""
     yield

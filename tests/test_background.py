@@ -98,3 +98,15 @@ def test_interrupting_sb_run_in_a_cell_stops_the_run(tmp_path: Path) -> None:
     (manifest,) = store.runs()
     assert manifest["status"] == "aborted"
     assert store.events(manifest["run_id"]).collect().height == manifest["counts"]["events"]
+
+
+def test_a_run_that_fails_in_its_process_raises_its_error_here(tmp_path: Path) -> None:
+    from streambench.errors import TargetUnreachable
+    from tests.helpers import free_port, scenario
+
+    unreachable = scenario(target={"protocol": "websocket",
+                                   "url": f"ws://127.0.0.1:{free_port()}/"})
+    handle = start_run(unreachable, store=Store(tmp_path / "store"))
+    with pytest.raises(TargetUnreachable, match="unreachable"):
+        handle.result(timeout=60)
+    assert handle.done()

@@ -29,6 +29,7 @@ import fcntl
 import getpass
 import json
 import os
+import re
 import secrets
 import socket
 import urllib.parse
@@ -61,8 +62,8 @@ def record(store: Any, command: str, *, arguments: dict[str, Any],
         if store.local:
             _append_local(store, store.join(FOLDER, LOG), line)
         else:
-            name = f"{now.replace(':', '')}-{socket.gethostname()}-{os.getpid()}-" \
-                   f"{secrets.token_hex(3)}.json"
+            host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())  # a name, not a path
+            name = f"{now.replace(':', '')}-{host}-{os.getpid()}-{secrets.token_hex(3)}.json"
             store.files.write_atomic(store.join(FOLDER, name), line)
     return entry
 

@@ -15,15 +15,15 @@ really running (or running on another host, which cannot be checked) is
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 from collections.abc import Mapping
 from typing import Any
 
 from streambench.capture.names import is_run_id
+from streambench.logs import get_logger
 
-log = logging.getLogger("streambench.store")
+log = get_logger("streambench.store")
 MANIFEST_SUFFIX = ".json"
 
 

@@ -23,7 +23,6 @@ compaction that changed something is recorded in the audit log.
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import os
 import time
@@ -33,9 +32,10 @@ from typing import Any
 from streambench.capture import audit
 from streambench.capture.compact import CompactionReport, compact_run
 from streambench.errors import StreambenchError
+from streambench.logs import get_logger
 
 DEFAULT_EVERY_S = 300.0
-log = logging.getLogger("streambench.compaction")
+log = get_logger("streambench.compaction")
 
 
 def compact_finished(store: Any, run: str) -> CompactionReport:

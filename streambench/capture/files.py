@@ -33,6 +33,7 @@ import fsspec
 from streambench.errors import StoreError, StreambenchError
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+RESERVE_BYTES = 256 * 1024  # room kept for a run's last manifest on a disk that fills up
 SHARED_DIR, SHARED_FILE = 0o2770, 0o660
 
 
@@ -148,9 +149,28 @@ class StoreFiles:
                 self.fs.rm_file(tmp)
             raise
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        with self.atomic(path) as f:
+    def write_atomic(self, path: str, data: bytes, *, reserve: str | None = None) -> None:
+        """Write ``data`` at ``path`` atomically. On a full disk, a ``reserve`` file
+        (space allocated earlier, :data:`RESERVE_BYTES`) takes the data instead: its
+        blocks are overwritten, not allocated, then it is renamed to ``path``."""
+        try:
+            with self.atomic(path) as f:
+                f.write(data)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not (full and reserve and self.local and self._fill_reserve(reserve, data)):
+                raise
+            os.replace(reserve, path)
+
+    def _fill_reserve(self, reserve: str, data: bytes) -> bool:
+        if len(data) > RESERVE_BYTES or not os.path.exists(reserve):
+            return False
+        with open(reserve, "r+b") as f:
             f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        return True
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Publish ``data`` at ``path`` only if nothing is there; False if something is."""

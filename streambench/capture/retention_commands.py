@@ -52,7 +52,7 @@ def _prune_command(args: argparse.Namespace) -> int:
 
 
 def _forget_command(args: argparse.Namespace) -> int:
-    from streambench.capture.retention import forget
+    from streambench.capture.erase import forget
     from streambench.capture.store import Store
 
     report = forget(Store(store_root(args.store)), subject=args.subject)

@@ -23,16 +23,13 @@ translation live in files.py, locks in locks.py, manifest rules in catalog.py.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import fsspec
 import polars as pl
-import pyarrow as pa
 
 from streambench.capture import commits
 from streambench.capture.catalog import (
@@ -41,9 +38,10 @@ from streambench.capture.catalog import (
     owner,
     parse_manifest,
 )
-from streambench.capture.files import StoreFiles, store_errors
+from streambench.capture.files import RESERVE_BYTES, StoreFiles, store_errors
 from streambench.capture.locks import RunLocks
 from streambench.capture.names import check_run_id, is_run_id
+from streambench.capture.scanning import empty_frame, polars_s3_options, scan_files
 from streambench.capture.schema import EVENT_SCHEMA, FAULT_SCHEMA, HEALTH_SCHEMA
 from streambench.errors import (
     ConfigError,
@@ -52,11 +50,11 @@ from streambench.errors import (
     RunNotFound,
     StoreError,
 )
+from streambench.logs import get_logger
 from streambench.scrub import scrub_obj
 
 TABLES = {"events": EVENT_SCHEMA, "faults": FAULT_SCHEMA, "health": HEALTH_SCHEMA}
-RESERVE_BYTES = 256 * 1024  # room kept for a run's last manifest on a disk that fills up
-log = logging.getLogger("streambench.store")
+log = get_logger("streambench.store")
 
 
 DEFAULT_STORE = "./data"
@@ -157,26 +155,8 @@ class Store:
                 self.files.remove(self._reserve_path(run_id))
 
     def _replace_manifest(self, run_id: str, data: bytes) -> None:
-        path = self.manifest_path(run_id)
-        try:
-            self.files.write_atomic(path, data)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._use_reserve(
-                    run_id, data):
-                raise
-
-    def _use_reserve(self, run_id: str, data: bytes) -> bool:
-        """Write ``data`` into the run's reserved (already allocated) file, rename it over."""
-        reserve = self._reserve_path(run_id)
-        if not self.local or len(data) > RESERVE_BYTES or not os.path.exists(reserve):
-            return False
-        with open(reserve, "r+b") as f:
-            f.write(data)
-            f.truncate()
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(reserve, self.manifest_path(run_id))
-        return True
+        self.files.write_atomic(self.manifest_path(run_id), data,
+                                reserve=self._reserve_path(run_id))
 
     def _reserve_path(self, run_id: str) -> str:
         return self.join("runs", f".{check_run_id(run_id)}.reserve")
@@ -315,20 +295,8 @@ class Store:
         if not parts:
             if run_id is not None and self._raw_manifest(run_id) is None:
                 raise RunNotFound(self.root, run_id)
-            return pl.LazyFrame(schema=_polars_schema(schema))
-        frames = [self._scan_partition(files, run, schema)
-                  for (_, run), files in _by_partition(parts).items()]
-        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
-
-    def _scan_partition(self, files: list[str], run_id: str,
-                        schema: pa.Schema) -> pl.LazyFrame:
-        # The run id comes from our own listing, not from polars' parsing of the
-        # path: a store root holding '=' or '[' would confuse that.
-        frame = pl.scan_parquet(
-            [self.url(p) for p in files], glob=False, hive_partitioning=False,
-            storage_options=self.storage_options(), missing_columns="insert",
-            extra_columns="ignore", schema=_file_schema(schema))
-        return frame.with_columns(run_id=pl.lit(run_id)).select(schema.names)
+            return empty_frame(schema)
+        return scan_files(self, parts, schema)
 
     def events(self, run_id: str | None = None) -> pl.LazyFrame:
         """Events of one run (``latest`` allowed), or of every run when None."""
@@ -353,54 +321,6 @@ class Store:
         return options or None
 
 
-def polars_s3_options(options: dict[str, Any]) -> dict[str, str] | None:
-    """s3fs options (and the standard AWS variables) as polars' ``aws_*`` options.
-
-    An endpoint such as ``AWS_ENDPOINT_URL=http://127.0.0.1:9000`` (MinIO,
-    moto, Ceph) needs ``aws_allow_http`` for plain HTTP and a region, which
-    s3fs does not need but polars does.
-    """
-    env = os.environ
-    client = options.get("client_kwargs") or {}
-    endpoint = (options.get("endpoint_url") or client.get("endpoint_url")
-                or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"))
-    region = (client.get("region_name") or env.get("AWS_REGION")
-              or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None))
-    key = options.get("key") or env.get("AWS_ACCESS_KEY_ID")
-    secret = options.get("secret") or env.get("AWS_SECRET_ACCESS_KEY")
-    token = options.get("token") or env.get("AWS_SESSION_TOKEN")
-    found = {"aws_endpoint_url": endpoint, "aws_region": region,
-             "aws_allow_http": "true" if str(endpoint).startswith("http://") else None,
-             "aws_skip_signature": "true" if options.get("anon") else None}
-    if key and secret:
-        found |= {"aws_access_key_id": key, "aws_secret_access_key": secret,
-                  "aws_session_token": token}
-    return {k: str(v) for k, v in found.items() if v} or None
-
-
-def _file_schema(schema: pa.Schema) -> pl.Schema:
-    """Columns inside the part files: ``run_id`` lives in the partition path only.
-
-    Keeping partition columns out of the files is what lets pyarrow, DuckDB
-    and Spark read the store with plain Hive partitioning (Spark refuses a
-    column that is both in the data and in the path).
-    """
-    return _polars_schema(schema.remove(schema.get_field_index("run_id")))
-
-
-def _polars_schema(schema: pa.Schema) -> pl.Schema:
-    return pl.DataFrame(schema.empty_table()).schema
-
-
-def _by_partition(paths: list[str]) -> dict[tuple[str, str], list[str]]:
-    groups: dict[tuple[str, str], list[str]] = {}
-    for path in paths:
-        *_, day, run, _name = path.split("/")
-        groups.setdefault((day.removeprefix("date="), run.removeprefix("run_id=")),
-                          []).append(path)
-    return groups
-
-
 def _is_data_file(name: str) -> bool:
     return name.endswith(".parquet") and not name.startswith((".", "_"))
 
@@ -409,15 +329,6 @@ def _encode(manifest: Mapping[str, Any]) -> bytes:
     """A manifest as written: every string passes :func:`streambench.scrub.scrub_obj`
     (secrets never reach disk)."""
     return json.dumps(scrub_obj(manifest), indent=2, default=str).encode()
-
-
-def write_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write bytes under a hidden temporary name, then rename into place (any fsspec fs).
-
-    Inside a store, prefer ``store.files.write_atomic``: it also sets the store's modes.
-    """
-    local = "file" in _protocols(fs)
-    StoreFiles(fs, path.rpartition("/")[0], local=local, where=path).write_atomic(path, data)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

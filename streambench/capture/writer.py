@@ -19,7 +19,10 @@ leaves a part a reader would trip over.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
@@ -204,7 +207,8 @@ class CaptureWriter:
         self.failure: BaseException | None = None
         self.rows_dropped = 0
         self._reported = False
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture")
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="capture",
+                                                           initializer=_yield_cpu)
         self._pending: list[concurrent.futures.Future[None]] = []
 
     def submit(self, rows: list[Row], *,
@@ -259,7 +263,10 @@ class CaptureWriter:
                              parts=self.events.parts_written, faults=self.faults.rows_written)
 
     def warm_up(self, rows: Sequence[Row], *,
-                then: Callable[[pa.Table], None] | None = None) -> None:
+                then: Callable[[pa.Table], object] | None = None) -> None:
+        self._pool.submit(self._warm_up, rows, then).result()
+
+    def _warm_up(self, rows: Sequence[Row], then: Callable[[pa.Table], object] | None) -> None:
         """Take ``rows`` through every step of writing but the disk (conversion,
         redaction, Parquet encoding into memory), so the first real batch does not
         pay for imports and first-use set-up: that costs tens of milliseconds of
@@ -324,3 +331,12 @@ def faults_table(faults: Sequence[dict[str, Any]], *, run_id: str) -> pa.Table:
         },
         schema=FAULT_SCHEMA,
     )
+
+
+def _yield_cpu() -> None:
+    """The capture thread runs at nice 10 (Linux: a thread has its own nice value, and
+    the thread pools it starts, Polars' for redaction, inherit it): on a busy machine
+    the event loop, which measures, gets the CPU first and capture catches up after.
+    The warm-up runs on this thread so those pools are started from it."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

@@ -45,10 +45,25 @@ def check_conversation(scenario: Scenario) -> None:
                                "of the request message: messages, variables, reply rules, "
                                "text bodies and null cid_field/seq_field do not apply "
                                "(replies.id, where a bidi reply carries the id, does)")
+    if scenario.target.protocol in ("http", "sse"):
+        _check_request_response(scenario)
     check_variables(scenario.variables, set(BUILTIN) | set(GENERATORS))
     _check_placeholders(scenario)
     _check_preset(scenario)
     _check_correlation(scenario)
+
+
+def _check_request_response(scenario: Scenario) -> None:
+    """HTTP answers each request on its own exchange (SSE sends nothing): no reply to read."""
+    protocol = scenario.target.protocol
+    if scenario.replies != Replies():
+        raise FieldProblem(("replies",), f"{protocol} matches each answer to its request: "
+                           "replies (ids and rules) apply to websocket and mqtt")
+    for index, kind in enumerate(scenario.kinds()):
+        if kind.expect not in (None, "reply"):
+            raise FieldProblem((*_kind_loc(scenario, index), "expect"), f"over {protocol} "
+                               "every request gets one answer: expect none or stream apply "
+                               "to websocket and mqtt")
 
 
 def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:

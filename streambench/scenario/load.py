@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from streambench import limits
 from streambench.errors import ConfigError, Problem, ScenarioError
 from streambench.scenario.model import FieldProblem, Scenario, parse_duration
+from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import REDACTED, register_scenario
 from streambench.scenario.synth import BodyProblem, text_problem
 from streambench.scrub import register_url
@@ -37,6 +38,10 @@ EXTENSION_PREFIX = "x-"
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Read and validate the scenario at ``path``; raise ScenarioError listing every problem."""
     file = os.fspath(path)
+    return parse_scenario(_read(file), file=file)
+
+
+def _read(file: str) -> str:
     try:
         with open(file, encoding="utf-8") as handle:
             text = handle.read(limits.SCENARIO_BYTES + 1)  # bounded: /dev/zero is a file too
@@ -54,7 +59,7 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     if len(text) > limits.SCENARIO_BYTES:
         message = f"larger than {limits.SCENARIO_BYTES >> 20} MiB; a scenario file is a few KB"
         raise ScenarioError(file, [Problem("", message)])
-    return parse_scenario(text, file=file)
+    return text
 
 
 def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
@@ -67,6 +72,12 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         got = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
         message = f"expected a mapping of keys (name, target, load, ...) at top level, got {got}"
         raise ScenarioError(file, [Problem("", message, node.start_mark.line + 1)])
+    return _validated(node, file)
+
+
+def _validated(node: yaml.MappingNode, file: str, *,
+               fill: dict[str, Any] | None = None) -> Scenario:
+    """The scenario in ``node`` (``fill``: keys it may leave out), or every problem."""
     # Index before constructing: construction flattens `<<:` merges in the nodes.
     # Indexing also bounds the size and depth of the file with its aliases
     # expanded, before anything else walks it.
@@ -76,6 +87,7 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         raise ScenarioError(file, problems)
     data = {key: value for key, value in _construct(node, file).items()
             if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
+    data = {**(fill or {}), **data}
     # Paths in a scenario (a gRPC proto, TLS files) are relative to its file.
     base_dir = os.path.dirname(os.path.abspath(file)) if file != "<string>" else None
     try:
@@ -87,6 +99,31 @@ def parse_scenario(text: str, *, file: str = "<string>") -> Scenario:
         raise ScenarioError(file, problems)
     register_scenario(scenario)  # its credentials are scrubbed from all this process writes
     return scenario
+
+
+def load_network_faults(path: str | os.PathLike[str]) -> tuple[tuple[NetworkFault, ...], int]:
+    """The ``network_faults`` and ``seed`` of a faults file for ``streambench proxy``.
+
+    The file is a list of network faults, a mapping with ``network_faults:``
+    (and maybe ``seed:``), or a whole scenario. Problems are reported as for
+    scenarios (:class:`ScenarioError`, with field paths and lines).
+    """
+    file = os.fspath(path)
+    node = _compose(_read(file), file)
+    if isinstance(node, yaml.SequenceNode):  # a bare list: the network_faults themselves
+        key = yaml.ScalarNode("tag:yaml.org,2002:str", "network_faults",
+                              start_mark=node.start_mark, end_mark=node.start_mark)
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [(key, node)])
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioError(file, [Problem("", "expected a list of network faults, or a mapping "
+                                           "with network_faults:")])
+    keys = {key.value for key, _ in node.value}
+    if "network_faults" not in keys:
+        raise ScenarioError(file, [Problem("", "no network_faults: list in this file")])
+    fill = None if {"name", "load"} & keys else {  # faults only: the rest is a stand-in
+        "name": "proxy", "load": {"rate": 1, "duration": 1}}
+    scenario = _validated(node, file, fill=fill)
+    return scenario.network_faults, scenario.seed
 
 
 def with_overrides(

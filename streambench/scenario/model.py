@@ -47,6 +47,7 @@ from streambench.scenario.durations import Duration as Duration  # noqa: PLC0414
 from streambench.scenario.durations import parse_duration as parse_duration  # noqa: PLC0414
 from streambench.scenario.faults import Fault
 from streambench.scenario.fit import PRESET_IDS, check_conversation
+from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
 from streambench.scenario.synth import (
     ANY_NAME,
@@ -139,6 +140,8 @@ class _TargetBase(_Model):
     url: str = "embedded"  # "embedded" starts the built-in target for the run
     connect_timeout: Duration = 5.0
     max_message_bytes: int = Field(default=1 << 20, ge=1024)  # bigger replies are errors
+    # proxy: through streambench's TCP fault proxy; unset: the proxy iff network_faults
+    via: Literal["direct", "proxy"] | None = None
 
     @property
     def embedded(self) -> bool:
@@ -624,6 +627,7 @@ class Scenario(_Model):
     replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
     variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
     preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
+    network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
 
     def kinds(self) -> tuple[Message, ...]:
         """The message kinds: ``messages``, or ``message`` alone."""
@@ -663,6 +667,18 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _conversation(self) -> Scenario:
         check_conversation(self)  # how messages, replies, steps and variables fit
+        return self
+
+    @property
+    def proxied(self) -> bool:
+        """True when the run goes through the fault proxy (``via: proxy`` or network faults)."""
+        return self.target.via == "proxy" or bool(self.network_faults)
+
+    @model_validator(mode="after")
+    def _network_needs_proxy(self) -> Scenario:
+        if self.network_faults and self.target.via == "direct":
+            raise FieldProblem(("target", "via"), "network_faults go through the fault proxy: "
+                               "remove via: direct (or the network_faults)")
         return self
 
     @model_validator(mode="after")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -23,6 +21,7 @@ from typing import IO, Any
 import orjson
 import pydantic
 
+from streambench.cli_common import exit_with_parent
 from streambench.errors import ConfigError, TargetError
 from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
@@ -32,8 +31,6 @@ from streambench.target.processes import Helpers, helper_argv
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
 _RATE_FLAGS = ("drop_rate", "error_rate", "disconnect_rate")
 
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def register(subparsers: Any) -> None:
     """Add ``serve`` to the ``streambench`` command."""
@@ -138,7 +135,7 @@ class JsonLinesSink:
     def __init__(self, path: str, *, append: bool = False) -> None:
         try:
             if not append:
-                open(path, "wb").close()  # noqa: SIM115 -- truncate only
+                open(path, "wb").close()
             self._file: IO[bytes] = open(path, "ab")  # noqa: SIM115 -- closed by close()
         except OSError as exc:
             raise ConfigError(f"--faults-out {path}: {exc.strerror}") from None
@@ -155,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
     _log_to_stderr()
     if args.exit_with_parent:
-        _exit_with_parent(args.exit_with_parent)
+        exit_with_parent(args.exit_with_parent)
     from streambench.generate.scale.limits import raise_open_files
 
     raise_open_files()  # a connection is a descriptor
@@ -170,17 +167,6 @@ def serve(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
     return 0
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Get SIGTERM when the parent dies, so a run killed by -9 leaves no target behind."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return  # not Linux: the parent's clean shutdown still ends the target
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _log_to_stderr() -> None:

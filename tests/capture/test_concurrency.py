@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from streambench.capture.compact import compact_run
-from streambench.capture.retention import forget
+from streambench.capture.erase import forget
 from streambench.capture.store import Store
 from streambench.cli import main
 from tests.capture.storetools import ROOT, cli, error_line, hashing_run, one_line, users_part

@@ -8,9 +8,12 @@ lag p99 and latency p99 within 2 ms. When the generator shared the kernel's
 event loop they were hundreds of milliseconds apart.
 
 The machine is shared (other test runs, other developers), and one run's p99
-(the 20th worst of 2,000 messages) can move by more than 2 ms on its own; so a
-pair of runs that disagrees is measured again, up to ``ATTEMPTS`` pairs, and the
-test fails only if no pair agrees. A systematic distortion fails every pair.
+(the 20th worst of 2,000 messages) can move by more than 2 ms on its own. So
+each attempt brackets the dashboard run between two CLI runs and asks that the
+dashboard's figures be at most 2 ms above the CLI's (the worse of the two, so
+the bound is as tight as the machine is quiet; a dashboard run that came out
+better is not a distortion); an attempt that does not is measured again, up
+to ``ATTEMPTS``. A systematic distortion fails every attempt.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from streambench.capture.store import Store
 from tests.jupyter import jupyter_env
 
 REPO = Path(__file__).resolve().parents[2]
-ATTEMPTS = 3
+ATTEMPTS = 2
 TOLERANCE_MS = 2.0
 
 
@@ -56,17 +59,19 @@ def figures(summary: dict[str, Any]) -> tuple[float, float]:
     return summary["schedule_lag_ms"]["p99"], summary["latency_ms"]["p99"]
 
 
-@pytest.mark.timeout(ATTEMPTS * 100)
+@pytest.mark.timeout(ATTEMPTS * 150)
 def test_smoke_under_the_dashboard_measures_what_the_cli_measures(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in jupyter_env(tmp_path / "jupyter").items():
         monkeypatch.setenv(name, value)
-    pairs = []
+    attempts = []
     for attempt in range(ATTEMPTS):
-        cli = figures(cli_run(tmp_path / f"cli-{attempt}"))
+        before = figures(cli_run(tmp_path / f"cli-{attempt}-a"))
         dash = figures(dashboard_run(tmp_path / f"dash-{attempt}", tmp_path / f"{attempt}.ipynb"))
-        pairs.append({"cli (lag p99, latency p99)": cli, "dashboard": dash})
-        print(pairs[-1])
-        if all(abs(a - b) <= TOLERANCE_MS for a, b in zip(cli, dash, strict=True)):
+        after = figures(cli_run(tmp_path / f"cli-{attempt}-b"))
+        attempts.append({"cli before (lag p99, latency p99)": before, "dashboard": dash,
+                         "cli after": after})
+        # a distortion makes the dashboard's run worse; one that came out better is noise
+        if all(d <= max(b, a) + TOLERANCE_MS for b, d, a in zip(before, dash, after, strict=True)):
             return
-    pytest.fail(f"no pair of runs within {TOLERANCE_MS} ms: {pairs}")
+    pytest.fail(f"the dashboard run was never within {TOLERANCE_MS} ms of the CLI's: {attempts}")

@@ -73,3 +73,12 @@ def test_a_sound_conversation_is_valid() -> None:
         """))
     assert scenario.reply_id() == "reply_to"
     assert scenario.looked_for() == "the request's id at 'reply_to' (a number such as 3000000017)"
+
+
+@pytest.mark.parametrize(("text", "path"), [
+    ("target: {protocol: http, url: 'http://h/'}\nreplies: {id: x}\n", "replies"),
+    ("target: {protocol: http, url: 'http://h/'}\nmessage: {body: {a: 1}, expect: stream}\n",
+     "message.expect"),
+])
+def test_http_reads_no_replies(text: str, path: str) -> None:
+    assert path in [p for p, _, _ in problems(text)]

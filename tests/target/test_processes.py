@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import orjson
-import psutil
 import polars as pl
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 from streambench.capture.store import Store

@@ -36,6 +36,9 @@ class RunContext:
     conn_offset: int = 0  # first global connection index of this worker
     connections: int = 1  # connections this process drives
     topics: dict[int, str] = field(default_factory=dict)
+    # Where clients open TCP connections when the run goes through the fault proxy; the
+    # URL still names the target (Host header, TLS server name). None: the URL's address.
+    dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
     # local addresses connections are opened from (resolved, checked); () for the default
     source_addresses: tuple[str, ...] = ()

@@ -93,7 +93,8 @@ def injector_for(scenario: Scenario, recorder: Recorder) -> FaultInjector | None
 
 
 def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: RunControl,
-                injector: FaultInjector | None, gate: StartGate | None) -> RunContext:
+                injector: FaultInjector | None, gate: StartGate | None,
+                dial: tuple[str, int] | None = None) -> RunContext:
     """What every client of this process is handed (secrets resolved here, never logged)."""
     load = scenario.load
     offset = 0 if gate is None else gate.conn_offset
@@ -116,7 +117,7 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset,
-        connections=load.connections if gate is None else gate.connections,
+        connections=load.connections if gate is None else gate.connections, dial=dial,
         source_addresses=resolve_source_addresses(
             getattr(scenario.target, "source_addresses", ())),
     )
@@ -136,7 +137,8 @@ def check_fits(ctx: RunContext) -> None:
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                 tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
                 injector: FaultInjector | None = None, gate: StartGate | None = None,
-                target_pid: int | None = None) -> None:
+                target_pid: int | None = None, dial: tuple[str, int] | None = None,
+                on_start: Callable[[int], None] | None = None) -> None:
     """Open the connections, fix the schedule's zero, send and receive until done.
 
     ``gate`` makes this process drive global connections ``[conn_offset,
@@ -144,7 +146,9 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
     take the schedule's zero from the driver; without it this process drives
     them all. Meanwhile this process (and the built-in target, ``target_pid``)
     is sampled once a second into the run's health rows
-    (:mod:`streambench.generate.engine.health`).
+    (:mod:`streambench.generate.engine.health`). ``dial`` is where clients
+    connect when the run goes through the fault proxy; ``on_start`` is told the
+    schedule's zero (monotonic ns).
     """
     stalls = LoopStalls()
     client = Watched("client", writer.worker, os.getpid(), stalls=stalls,
@@ -156,7 +160,7 @@ async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Cap
         try:
             await _drive(scenario, url=url, recorder=recorder, writer=writer, tracker=tracker,
                          control=control, on_progress=on_progress, injector=injector, gate=gate,
-                         stalls=stalls)
+                         stalls=stalls, dial=dial, on_start=on_start)
         except BaseExceptionGroup as group:  # capture failing (a full disk): one clear error
             raise first_error(group) from None
 
@@ -170,9 +174,10 @@ def health_writer(writer: CaptureWriter) -> HealthWriter:
 async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
                  tracker: ProgressTracker, control: RunControl, on_progress: OnProgress,
                  injector: FaultInjector | None, gate: StartGate | None,
-                 stalls: LoopStalls) -> None:
+                 stalls: LoopStalls, dial: tuple[str, int] | None,
+                 on_start: Callable[[int], None] | None) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
-                      injector=injector, gate=gate)
+                      injector=injector, gate=gate, dial=dial)
     check_fits(ctx)
     await asyncio.to_thread(warm_up, writer, ctx)
     opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
@@ -181,14 +186,7 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
     conns, first = opened
     for c in conns:
         c.faults = injector
-    if gate is None:
-        ctx.start_mono = time.monotonic_ns() + start_headroom_ns(len(conns))
-    else:  # the zero common to every shard of the run
-        ctx.start_mono = await gate.start_mono()
-    tracker.start(ctx.start_mono)
-    if injector is not None:
-        injector.start_mono = ctx.start_mono
-        injector.record_bursts(conns)
+    await fix_zero(ctx, conns, gate=gate, tracker=tracker, injector=injector, on_start=on_start)
     async with asyncio.TaskGroup() as tg:
         clients = tg.create_task(serve_all(conns, first), name="connections")
         background = [
@@ -217,6 +215,23 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
     await asyncio.to_thread(writer.wait)  # every batch counted before the final line
     if on_progress is not None:
         on_progress(tracker.update(recorder.rows, final=True))
+
+
+async def fix_zero(ctx: RunContext, conns: list[Connection], *, gate: StartGate | None,
+                   tracker: ProgressTracker, injector: FaultInjector | None,
+                   on_start: Callable[[int], None] | None) -> None:
+    """Set the schedule's zero and tell what counts from it: progress, the client faults,
+    the fault proxy (``on_start``)."""
+    if gate is None:
+        ctx.start_mono = time.monotonic_ns() + start_headroom_ns(len(conns))
+    else:  # the zero common to every shard of the run
+        ctx.start_mono = await gate.start_mono()
+    tracker.start(ctx.start_mono)
+    if on_start is not None:
+        on_start(ctx.start_mono)
+    if injector is not None:
+        injector.start_mono = ctx.start_mono
+        injector.record_bursts(conns)
 
 
 async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T | None:

@@ -41,6 +41,7 @@ from streambench.generate.engine.lifecycle import (
     target_url,
 )
 from streambench.generate.engine.progress import ProgressTracker
+from streambench.generate.faults.network.child import proxied
 from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 from streambench.scenario.secrets import public_url, register_scenario
@@ -109,11 +110,13 @@ async def run_async(
         with stop_on_signals(control, enabled=handle_signals), compacting(
                 store, run_id, every_s=scenario.capture.compact_every,
                 planned_s=scenario.load.total_duration):
-            async with target_url(scenario, writer) as (url, target_pid):
+            async with target_url(scenario, writer) as (url, target_pid), \
+                    proxied(scenario, url, writer) as via:
                 await drive(scenario, url=url, target_pid=target_pid, recorder=recorder,
                             writer=writer,
                             tracker=ProgressTracker(total_s=scenario.load.total_duration),
-                            control=control, on_progress=on_progress, injector=injector)
+                            control=control, on_progress=on_progress, injector=injector,
+                            dial=via.dial, on_start=via.start)
         if control.reason is not None:
             status = "aborted"
     except BaseException as exc:  # recorded in the manifest, raised below

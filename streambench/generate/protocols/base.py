@@ -26,6 +26,7 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 log = get_logger("streambench.connection")
 Handle = TypeVar("Handle")
+OpenedHandle = TypeVar("OpenedHandle", covariant=True)  # what Reopening.open() returns
 AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 
 
@@ -87,16 +89,19 @@ class Connection(Protocol):
         """Drop the connection abruptly (a disconnect fault)."""
 
 
-class Reopening(Protocol[Handle]):
+class Reopening(Protocol[OpenedHandle]):
     """A persistent-connection client that :func:`reconnect` can open again."""
 
     ctx: RunContext
     conn: int
     inflight: Inflight
     faults: FaultInjector | None
-    sending_done: Flag | asyncio.Event
 
-    async def open(self) -> Handle: ...
+    @property
+    def sending_done(self) -> Flag | asyncio.Event:
+        """Set once the schedule is over (read-only here: each client has its own kind)."""
+
+    async def open(self) -> OpenedHandle: ...
 
     def record_event(self, kind: Kind, *, status: str | None = None,
                      error: str | None = None) -> None: ...
@@ -200,6 +205,34 @@ def host_port(url: str) -> str:
     except ValueError:
         port = None
     return f"{parts.hostname}:{port or default.get(parts.scheme, 0)}"
+
+
+def dial_address(ctx: RunContext, host: str, port: int) -> tuple[str, int]:
+    """Where a client opens its TCP connections: the fault proxy when the run goes
+    through one (``ctx.dial``), else the URL's ``host:port``."""
+    return ctx.dial if ctx.dial is not None else (host, port)
+
+
+@dataclass(frozen=True)
+class Dialled:
+    """A URL as an aiohttp client requests it through the fault proxy."""
+
+    url: str  # the proxy's address in place of the target's
+    headers: dict[str, str]  # Host: the target, as if dialled directly
+    server_hostname: str | None  # the TLS server name (None: the URL's host)
+
+
+def dialled(url: str, dial: tuple[str, int] | None) -> Dialled:
+    """``url`` with its address replaced by ``dial`` (no change when ``dial`` is None)."""
+    if dial is None:
+        return Dialled(url, {}, None)
+    parts = urlsplit(url)
+    host = f"[{dial[0]}]" if ":" in dial[0] else dial[0]
+    userinfo, at, netloc = parts.netloc.rpartition("@")
+    proxied = urlunsplit((parts.scheme, f"{userinfo}{at}{host}:{dial[1]}", parts.path,
+                          parts.query, parts.fragment))
+    secure = parts.scheme in ("https", "wss")
+    return Dialled(proxied, {"Host": netloc}, parts.hostname if secure else None)
 
 
 def os_reason(exc: OSError) -> str:

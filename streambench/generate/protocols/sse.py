@@ -35,7 +35,7 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, backoff, wait_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, os_reason, target_as
+from streambench.generate.protocols.base import EventRecorder, dialled, os_reason, target_as
 from streambench.scenario.model import SseTarget
 
 _HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -153,7 +153,9 @@ class SseConnection(EventRecorder):
                    ) -> aiohttp.ClientResponse:
         try:
             async with asyncio.timeout(within_s):
-                return await session.get(self.ctx.url, headers=_HEADERS)
+                via = dialled(self.ctx.url, self.ctx.dial)  # the fault proxy, if any
+                return await session.get(via.url, headers={**_HEADERS, **via.headers},
+                                         server_hostname=via.server_hostname)
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {within_s:g}s") from exc
         except aiohttp.ClientConnectorError as exc:

@@ -54,6 +54,7 @@ from streambench.generate.engine.run import (
     raise_if_signalled,
     redactor_for,
 )
+from streambench.generate.faults.network.child import proxied
 from streambench.generate.scale.limits import raise_open_files
 from streambench.generate.scale.shards import (
     ShardSpec,
@@ -161,16 +162,18 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
         with stop_on_signals(control, enabled=handle_signals), compacting(
                 store, run_id, every_s=scenario.capture.compact_every,
                 planned_s=scenario.load.total_duration):
-            async with target_url(scenario, truth) as (url, target_pid):
+            async with target_url(scenario, truth) as (url, target_pid), \
+                    proxied(scenario, url, truth) as via:
                 shards = [_Shard(s) for s in plan_shards(
                     scenario, run_id=run_id, store_root=_shared_root(store), url=url,
-                    workers=workers)]
+                    workers=workers, dial=via.dial)]
                 # the shards sample themselves; the driver samples the built-in target
                 targets = [Watched("target", None, target_pid)] if target_pid else []
                 with sampling(health_writer(truth), targets):
                     await _supervise(backend, shards, control, on_progress, scenario,
                                      announce=lambda: store.write_manifest(
-                                         {**manifest, "workers": _listing(shards)}))
+                                         {**manifest, "workers": _listing(shards)}),
+                                     on_start=via.start)
         shard_failure = next((s.result["exception"] for s in shards
                               if s.result and s.result.get("exception") is not None), None)
         if shard_failure is not None:
@@ -196,10 +199,12 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
 
 async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl,
                      on_progress: OnProgress, scenario: Scenario, *,
-                     announce: Callable[[], None]) -> None:
+                     announce: Callable[[], None],
+                     on_start: Callable[[int], None] = lambda zero_mono_ns: None) -> None:
     """Launch, start together, relay progress, forward a stop; until all are done or lost.
 
-    ``announce`` is called once every shard is ready (or finished), before the start.
+    ``announce`` is called once every shard is ready (or finished), before the start;
+    ``on_start`` gets the start as monotonic ns of this host (the fault proxy's zero).
     """
     backend.launch([s.spec for s in shards])
     every = scenario.capture.flush_every
@@ -218,8 +223,10 @@ async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl
             announce()
             if not stopping:
                 largest = max(s.spec.connections for s in shards)
-                backend.start(time.time_ns() + int(backend.start_margin_s * 1e9)
-                              + start_headroom_ns(largest))
+                zero_ns = (time.time_ns() + int(backend.start_margin_s * 1e9)
+                           + start_headroom_ns(largest))
+                backend.start(zero_ns)
+                on_start(zero_ns - time.time_ns() + time.monotonic_ns())  # the fault proxy
         if on_progress is not None and started and time.monotonic() >= next_line:
             next_line = time.monotonic() + every
             on_progress(_line(shards, total_s))

@@ -73,6 +73,7 @@ class ShardSpec:
     worker: int
     conn_offset: int
     connections: int
+    dial: tuple[str, int] | None = None  # the run's fault proxy (clients connect there)
 
     @property
     def conns(self) -> tuple[int, int]:
@@ -107,9 +108,9 @@ def split(connections: int, workers: int) -> list[tuple[int, int]]:
 
 
 def plan_shards(scenario: Scenario, *, run_id: str, store_root: str, url: str,
-                workers: int) -> list[ShardSpec]:
+                workers: int, dial: tuple[str, int] | None = None) -> list[ShardSpec]:
     return [ShardSpec(run_id=run_id, scenario=scenario, store_root=store_root, url=url,
-                      worker=k, conn_offset=offset, connections=count)
+                      worker=k, conn_offset=offset, connections=count, dial=dial)
             for k, (offset, count) in enumerate(split(scenario.load.connections, workers))]
 
 
@@ -186,7 +187,7 @@ async def run_shard_async(spec: ShardSpec, link: ShardLink) -> dict[str, Any]:
             await drive(scenario, url=spec.url, recorder=recorder, writer=writer,
                         tracker=ProgressTracker(total_s=scenario.load.total_duration),
                         control=control, on_progress=progress, injector=injector,
-                        gate=ShardStart(spec, link, control))
+                        gate=ShardStart(spec, link, control), dial=spec.dial)
         if control.reason is not None:
             status = "aborted"
     except BaseException as exc:  # reported, not raised: the driver decides

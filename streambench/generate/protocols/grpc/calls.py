@@ -203,7 +203,8 @@ class CallPump:
         if c.sending_done.is_set():
             return
         try:
-            c.channel = await open_channel(c.ctx.url, c.target, c.ctx.scenario.load)
+            c.channel = await open_channel(c.ctx.url, c.target, c.ctx.scenario.load,
+                                           dial=c.ctx.dial)
         except Exception as exc:  # a failed reopen is a row, not a crash
             c.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
             return

@@ -77,13 +77,23 @@ def _read(path: str | None, field: str) -> bytes | None:
         raise ConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None
 
 
-async def open_channel(url: str, target: GrpcTarget, load: Load) -> grpc.aio.Channel:
-    """A ready channel to ``url``, or the error that says why there is none."""
+async def open_channel(url: str, target: GrpcTarget, load: Load, *,
+                       dial: tuple[str, int] | None = None) -> grpc.aio.Channel:
+    """A ready channel to ``url``, or the error that says why there is none.
+
+    ``dial`` is where the TCP connection goes (the fault proxy) when it is not
+    the URL's address; the URL still names the service (``:authority``, TLS name).
+    """
     host, port, tls = authority(url)
     timeout = target.connect_timeout
+    options = channel_options(target, load)
+    if dial is not None:
+        options += [("grpc.default_authority", f"{host}:{port}")]
+        if tls:
+            options += [("grpc.ssl_target_name_override", host)]
+        host, port = dial
     await _probe(url, host, port, within_s=timeout)
     address = f"{host}:{port}"
-    options = channel_options(target, load)
     channel = (grpc.aio.secure_channel(address, credentials(target.tls), options=options)
                if tls else grpc.aio.insecure_channel(address, options=options))
     try:

@@ -107,7 +107,8 @@ class GrpcConnection(EventRecorder):
     async def open(self) -> Any:
         """Open the channel if there is none, then what the pump needs on it."""
         if self.channel is None:
-            self.channel = await open_channel(self.ctx.url, self.target, self.ctx.scenario.load)
+            self.channel = await open_channel(self.ctx.url, self.target, self.ctx.scenario.load,
+                                              dial=self.ctx.dial)
         return await self.pump.open(self.channel)
 
     async def run(self, handle: Any) -> None:

@@ -36,7 +36,13 @@ from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.context import Inflight, RunContext, sleep_until
 from streambench.generate.faults.inject import FaultInjector
-from streambench.generate.protocols.base import EventRecorder, os_reason, target_as
+from streambench.generate.protocols.base import (
+    EventRecorder,
+    dial_address,
+    dialled,
+    os_reason,
+    target_as,
+)
 from streambench.generate.protocols.http.lean import BodyTooBig, LeanSession
 from streambench.scenario.model import HttpTarget
 
@@ -76,7 +82,8 @@ class HttpConnection(EventRecorder):
                               "aiohttp (or auto)")
         self.lean = engine == "lean" or (engine == "auto" and parts.scheme == "http"
                                          and self.method != "HEAD")
-        self.url = URL(ctx.url)  # parsed once, not per request
+        self.dialled = dialled(ctx.url, ctx.dial)  # through the fault proxy, if any
+        self.url = URL(self.dialled.url)  # parsed once, not per request
         self.inflight = Inflight(conn, ctx.record)
         self.session: aiohttp.ClientSession | LeanSession | None = None
         self.sending_done = asyncio.Event()
@@ -91,7 +98,8 @@ class HttpConnection(EventRecorder):
         timeout = self.ctx.scenario.target.connect_timeout
         try:
             async with asyncio.timeout(timeout):
-                _, writer = await asyncio.open_connection(self.host, self.port)
+                _, writer = await asyncio.open_connection(
+                    *dial_address(self.ctx, self.host, self.port))
         except TimeoutError as exc:
             raise TargetUnreachable(self.ctx.url, f"no answer in {timeout:g}s") from exc
         except OSError as exc:
@@ -108,7 +116,7 @@ class HttpConnection(EventRecorder):
                 return LeanSession(host=self.host, port=self.port, path=self.path_and_query,
                                    method=self.method, headers=headers, size=POOL_SIZE,
                                    timeout=2 * self.ctx.scenario.load.timeout + 1,
-                                   max_body=self.max_body)
+                                   max_body=self.max_body, dial=self.ctx.dial)
             except ValueError as exc:
                 raise ConfigError(f"target: {exc} (the lean HTTP engine writes them as they "
                                   "are; percent-encode the URL)") from None
@@ -117,6 +125,7 @@ class HttpConnection(EventRecorder):
         # One timer per request: a bound so that no request outlives the run. The
         # measured timeout is the sweeper's (load.timeout from the intended time).
         timeout = aiohttp.ClientTimeout(total=2 * self.ctx.scenario.load.timeout + 1)
+        headers = {**self.dialled.headers, **headers}  # Host: the target, via the proxy
         return aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout,
                                      auto_decompress=False)
 
@@ -206,7 +215,9 @@ class HttpConnection(EventRecorder):
             if isinstance(session, LeanSession):
                 status, reason, body = await session.request(data)
             else:
-                async with session.request(self.method, self.url, data=data) as response:
+                async with session.request(self.method, self.url, data=data,
+                                           server_hostname=self.dialled.server_hostname
+                                           ) as response:
                     body = await read_bounded(response, self.max_body)
                     status, reason = response.status, response.reason or ""
         except TimeoutError:  # first: TimeoutError is an OSError, and aiohttp's are both

@@ -123,11 +123,13 @@ class LeanSession:
 
     def __init__(self, *, host: str, port: int, path: str, method: str,
                  headers: Mapping[str, str], size: int, timeout: float,
-                 max_body: int = 1 << 20) -> None:
+                 max_body: int = 1 << 20, dial: tuple[str, int] | None = None) -> None:
         """``method`` and ``headers`` must be valid HTTP (the scenario model checks them:
-        no CR or LF, ASCII values): they are written as they are."""
+        no CR or LF, ASCII values): they are written as they are. ``dial``: where sockets
+        connect (the fault proxy) when not ``host:port``, which the Host header names."""
         self.host, self.port, self.size, self.timeout = host, port, size, timeout
         self.max_body = max_body
+        self.address = dial or (host, port)
         lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}",
                  *(f"{name}: {value}" for name, value in headers.items())]
         if any(not line.isascii() or any(c in line for c in "\r\n\0") for line in lines):
@@ -167,7 +169,7 @@ class LeanSession:
                 self._busy += 1
                 try:
                     _, sock = await asyncio.get_running_loop().create_connection(
-                        lambda: _Socket(self.max_body), self.host, self.port)
+                        lambda: _Socket(self.max_body), *self.address)
                 except BaseException:
                     self._release(None)
                     raise

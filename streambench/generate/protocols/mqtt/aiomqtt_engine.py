@@ -53,8 +53,12 @@ class AiomqttSession:
         v5 = s.version == "5"
         # paho refuses clean_start on 3.1.1 and clean_session on 5
         session: dict[str, Any] = {"clean_start": s.clean} if v5 else {"clean_session": s.clean}
+        if s.dial is not None and s.tls:
+            raise ConfigError("MQTT over wss:// through the fault proxy is not supported "
+                              "(the TLS server name would be the proxy's); use mqtts://")
+        host, port = s.dial or (s.host, s.port)  # the fault proxy, if any
         client = aiomqtt.Client(
-            s.host, s.port, username=s.username, password=s.password, identifier=s.client_id,
+            host, port, username=s.username, password=s.password, identifier=s.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=will, **session,
             transport="websockets" if s.scheme in ("ws", "wss") else "tcp",

@@ -61,7 +61,8 @@ class MqttConnection(EventRecorder):
         self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         self.settings = mqtt_settings(target, url=ctx.url, conn=ctx.conn_offset + conn,
                                       heartbeat=ctx.scenario.load.heartbeat,
-                                      headers=ctx.headers, variables=self.framer.values)
+                                      headers=ctx.headers, variables=self.framer.values,
+                                      dial=ctx.dial)
         self.name = f"mqtt[{conn}]"
         self.topic = self.settings.publish_topic
         self.inflight = Inflight(conn, ctx.record)

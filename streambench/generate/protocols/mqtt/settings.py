@@ -49,6 +49,7 @@ class MqttSettings:
     max_message_bytes: int = 1 << 20  # a bigger incoming packet ends the connection
     session_expiry: int = SESSION_EXPIRY_S
     correlation_data: bool = False  # MQTT 5: ids travel as correlation data
+    dial: tuple[str, int] | None = None  # the fault proxy's address, when the run has one
 
     def ssl_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context() if self.tls else None
@@ -59,7 +60,8 @@ class MqttSettings:
 
 def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float | None,
                   headers: dict[str, str] | None = None,
-                  variables: Mapping[str, Any] | None = None) -> MqttSettings:
+                  variables: Mapping[str, Any] | None = None,
+                  dial: tuple[str, int] | None = None) -> MqttSettings:
     """Settings for global connection ``conn``; ``url`` and ``headers`` are resolved."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -93,7 +95,7 @@ def mqtt_settings(target: MqttTarget, *, url: str, conn: int, heartbeat: float |
         subscribe_topic=subscribe, qos=target.qos, retain=target.retain, will=will,
         connect_timeout=target.connect_timeout, headers=dict(headers or {}),
         max_message_bytes=target.max_message_bytes,
-        correlation_data=target.correlation_data,
+        correlation_data=target.correlation_data, dial=dial,
     )
 
 

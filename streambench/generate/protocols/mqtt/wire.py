@@ -49,6 +49,7 @@ class WireSession(asyncio.Protocol):
         # incoming QoS 2 ids between PUBREC and PUBREL: bounded by the 16-bit id space
         self._qos2_in: set[int] = set()
         self._pinger: asyncio.Task[None] | None = None
+        self._pongs = 0  # PINGRESP packets received
 
     # -- connecting -------------------------------------------------------------
     async def connect(self) -> None:
@@ -57,7 +58,8 @@ class WireSession(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(s.connect_timeout):
-                await loop.create_connection(lambda: self, s.host, s.port, ssl=s.ssl_context(),
+                host, port = s.dial or (s.host, s.port)  # the fault proxy, if any
+                await loop.create_connection(lambda: self, host, port, ssl=s.ssl_context(),
                                              server_hostname=s.host if s.tls else None)
                 await self._handshake()
         except TimeoutError as exc:
@@ -110,8 +112,15 @@ class WireSession(asyncio.Protocol):
                           f"handshake: {self.closed.result()}")
 
     async def _ping(self, keepalive: int) -> None:
+        """PINGREQ every half keep-alive; no PINGRESP by the next one: the connection is
+        dead (half-open) and is ended, so the client reconnects."""
+        answered: int | None = None
         while not self.closed.done():
             await asyncio.sleep(keepalive / 2)
+            if answered is not None and self._pongs == answered and not self.closed.done():
+                self._end(f"keepalive timeout: no PINGRESP within {keepalive / 2:g}s")
+                return
+            answered = self._pongs
             self._write(codec.PINGREQ_PACKET)
 
     # -- sending ----------------------------------------------------------------
@@ -202,6 +211,8 @@ class WireSession(asyncio.Protocol):
             packet_id = codec.packet_id_of(body, what="PUBREL")
             self._qos2_in.discard(packet_id)
             acks.append(codec.ack_packet(codec.PUBCOMP, packet_id))
+        elif kind == codec.PINGRESP:
+            self._pongs += 1
         elif kind == codec.DISCONNECT:
             reason = f"broker sent DISCONNECT (reason {body[0]:#x})" if body else \
                 "broker sent DISCONNECT"

@@ -49,6 +49,7 @@ from streambench.generate.protocols.base import (
     EventRecorder,
     done_serving,
     healthy_uptime,
+    os_reason,
     reconnect,
     reconnect_settings,
     target_as,
@@ -148,7 +149,7 @@ class WebSocketConnection(EventRecorder):
                                        headers=self.ctx.headers or None,
                                        max_size=target.max_message_bytes,
                                        subprotocols=self.plan.subprotocols,
-                                       source_address=source)
+                                       source_address=source, dial=self.ctx.dial)
         except TimeoutError as exc:
             raise TargetUnreachable(self.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
@@ -165,7 +166,7 @@ class WebSocketConnection(EventRecorder):
             refusal = kernel_refusal(exc, source=source)
             if refusal is not None:
                 raise refusal from exc
-            raise TargetUnreachable(self.url, exc.strerror or str(exc)) from exc
+            raise TargetUnreachable(self.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
         """Adopt the connection the engine opened, and return: an open connection needs no
@@ -246,11 +247,20 @@ class WebSocketConnection(EventRecorder):
             finally:
                 self._drained = None
             pending = self.inflight.pending
+        await self._streams_ended()
         if self._reconnecting is not None:  # it closes what it opens now that sending is done
             await asyncio.shield(self._reconnecting)
         ws = self.ws
         if ws is not None:
             await ws.close()
+
+    async def _streams_ended(self) -> None:
+        """Wait (at most ``load.timeout``) for the open streams to end: polled, since a
+        signal from the reply path would cost every reply, and it runs once, at the end."""
+        inflight, stop = self.inflight, self.ctx.stop
+        streams_end = time.monotonic_ns() + self.ctx.timeout_ns
+        while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
     def _end(self) -> None:
         """The connection's task ends (or is cancelled): nothing may stay open or running."""
@@ -376,8 +386,16 @@ class WebSocketConnection(EventRecorder):
     def ping(self) -> None:
         """A heartbeat (``load.heartbeat``; the engine's one heartbeat task calls this)."""
         ws = self.ws
-        if ws is not None:
-            ws.ping()
+        if ws is None:
+            return
+        if ws.awaiting_pong:  # the last ping is still unanswered: half-open (a blackhole,
+            # a dead peer); recorded and aborted, the client reconnects
+            interval = self.ctx.scenario.load.heartbeat or 0.0
+            self.record_event(Kind.ERROR, status="heartbeat_timeout",
+                              error=f"heartbeat timeout: no pong within {interval:g}s")
+            ws.abort()
+            return
+        ws.ping()
 
     def abort(self) -> None:
         ws = self.ws

@@ -48,7 +48,8 @@ class WebSocketPump(asyncio.Protocol):
     """One client connection: websockets' protocol state, our transport handling."""
 
     __slots__ = ("_close_waiters", "_fragment_text", "_fragments", "_lost",
-                 "_write_waiter", "handshake", "on_lost", "on_message", "protocol", "transport")
+                 "_write_waiter", "awaiting_pong", "handshake", "on_lost", "on_message",
+                 "protocol", "transport")
 
     def __init__(self, protocol: ClientProtocol, on_message: OnMessage) -> None:
         self.protocol = protocol
@@ -63,6 +64,7 @@ class WebSocketPump(asyncio.Protocol):
         self._write_waiter: asyncio.Future[None] | None = None  # set while writing is paused
         self._fragments: list[bytes] | None = None
         self._fragment_text = False
+        self.awaiting_pong = False  # a ping went out and no pong came back yet (heartbeat)
 
     # -- asyncio.Protocol ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,6 +105,8 @@ class WebSocketPump(asyncio.Protocol):
             else:
                 self._fragments = [bytes(frame.data)]
                 self._fragment_text = opcode is Opcode.TEXT
+        elif opcode is Opcode.PONG:
+            self.awaiting_pong = False
         elif opcode is Opcode.CONT and self._fragments is not None:
             self._fragments.append(bytes(frame.data))
             if frame.fin:
@@ -181,6 +185,7 @@ class WebSocketPump(asyncio.Protocol):
     def ping(self, data: bytes = b"") -> None:
         if self.protocol.state is State.OPEN:
             self.protocol.send_ping(data)
+            self.awaiting_pong = True
             self._flush()
 
     def closed_future(self) -> asyncio.Future[None]:
@@ -274,14 +279,18 @@ def drop_handshake_parser(protocol: ClientProtocol) -> None:
 
 async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, str] | None = None,
                     max_size: int | None = 1 << 20, subprotocols: Sequence[str] = (),
-                    source_address: str | None = None) -> WebSocketPump:
+                    source_address: str | None = None, dial: tuple[str, int] | None = None
+                    ) -> WebSocketPump:
     """Connect and complete the opening handshake; the caller bounds it with a timeout.
 
     ``source_address`` binds the connection's local end to that address (the
-    port is left to the kernel, per 4-tuple). Raises ``OSError`` when the TCP
-    connection fails, and websockets' ``InvalidHandshake`` family
-    (``InvalidStatus`` for an HTTP refusal) when the upgrade fails, so callers
-    translate them in one place.
+    port is left to the kernel, per 4-tuple). ``dial`` is where the TCP
+    connection goes (the fault proxy) when it is not the URL's address; the URL
+    still names the host (Host header, TLS server name).
+
+    Raises ``OSError`` when the TCP connection fails, and websockets'
+    ``InvalidHandshake`` family (``InvalidStatus`` for an HTTP refusal) when
+    the upgrade fails, so callers translate them in one place.
     """
     uri = parse_uri(url)
     protocol = ClientProtocol(uri, max_size=max_size,
@@ -292,14 +301,17 @@ async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, st
     protocol.send_request(request)
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context() if uri.secure else None
+    host, port = dial or (uri.host, uri.port)
+    server_hostname = uri.host if context else None
     if source_address is None:
         _, pump = await loop.create_connection(lambda: WebSocketPump(protocol, on_message),
-                                               uri.host, uri.port, ssl=context)
+                                               host, port, ssl=context,
+                                               server_hostname=server_hostname)
     else:
-        sock = await connect_from(source_address, uri.host, uri.port)
+        sock = await connect_from(source_address, host, port)
         _, pump = await loop.create_connection(lambda: WebSocketPump(protocol, on_message),
                                                sock=sock, ssl=context,
-                                               server_hostname=uri.host if context else None)
+                                               server_hostname=server_hostname)
     pump._flush()
     try:
         assert pump.handshake is not None
