@@ -45,4 +45,6 @@ def test_a_room_per_connection_in_the_url_and_the_group_is_valid() -> None:
         variables: {room: [a, b]}
         fanout: {group: '{{room}}', self: true, senders: 2}
         """), file="s.yaml")
-    assert scenario.fans_out and scenario.fanout is not None and scenario.fanout.self_
+    assert scenario.fans_out
+    assert scenario.fanout is not None
+    assert scenario.fanout.self_
