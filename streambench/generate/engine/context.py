@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 from streambench.generate.engine.conversation import Plan, compile_plan
+from streambench.generate.engine.fanout import Ledger
 from streambench.scenario.model import Scenario
 
 
@@ -40,6 +41,7 @@ class RunContext:
     # URL still names the target (Host header, TLS server name). None: the URL's address.
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
+    fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
 
     def __post_init__(self) -> None:
         if self.plan is None:
@@ -50,6 +52,11 @@ class RunContext:
         """The compiled plan (set by ``__post_init__``)."""
         assert self.plan is not None
         return self.plan
+
+    @property
+    def drained(self) -> bool:
+        """No fan-out message can still reach a member (always, without fan-out)."""
+        return self.fanout is None or self.fanout.drained
 
     @property
     def timeout_ns(self) -> int:

@@ -7,9 +7,11 @@ once and classified by the scenario's plan
 
 =========  ===============================================================
 answer     resolves the message in flight with its id: a ``recv`` row (an
-           ``error``/``error_reply`` row when its error field is set); an id
-           nothing awaits is ``unmatched``, one that timed out ``late``; a
-           further answer on an open stream (``expect: stream``) is ``other``
+           ``error``/``error_reply`` row when its error field is set); the id
+           of another member's fan-out message is a ``delivery`` row
+           (:mod:`.fanout`); an id nothing awaits is ``unmatched``, one that
+           timed out ``late``; a further answer on an open stream
+           (``expect: stream``) is ``other``
 end        closes a stream: an ``other`` row named after its rule
 other      a reply that is no answer (welcome, ping, push): an ``other`` row
            with the rule's name as status, and its ``respond`` frame sent
@@ -40,7 +42,7 @@ Respond = Callable[[str, int], None]  # (rule name, receive time): send the rule
 class ReplyMatcher:
     """Resolves replies against one connection's :class:`Inflight`."""
 
-    __slots__ = ("classifier", "conn", "decode", "error_key", "handlers", "id_key",
+    __slots__ = ("classifier", "conn", "decode", "error_key", "fanout", "handlers", "id_key",
                  "in_order", "inflight", "plan", "record", "respond", "topic")
 
     def __init__(self, ctx: RunContext, inflight: Inflight, *, conn: int, topic: str,
@@ -54,6 +56,7 @@ class ReplyMatcher:
         self.decode = plan.decode
         self.in_order = plan.in_order
         self.respond = respond
+        self.fanout = ctx.fanout  # copies of other members' fan-out messages
         # The plain echo's fast path: one kind, a top-level id and error field, no rules.
         self.id_key = self.error_key = None
         classifier = self.classifier
@@ -85,6 +88,10 @@ class ReplyMatcher:
                     self.record((Kind.RECV, now, self.conn, seq, found, intended, sent_at,
                                  len(message), self.topic, status, None, message))
                     return found
+                fanout = self.fanout
+                if fanout is not None and type(found) is str and \
+                        fanout.delivered(found, self.conn, now, message, self.topic):
+                    return None
             if doc is not NOT_JSON and too_deep(message):
                 doc = NOT_JSON  # what follows walks the document: it must be bounded
             verdict = self.classifier.classify(message, doc)
@@ -114,6 +121,9 @@ class ReplyMatcher:
         sent = None if cid is None else inflight.pending.pop(cid, None)
         name = verdict.rule.name if verdict.rule is not None else status
         if sent is None:
+            if cid is not None and self.fanout is not None and \
+                    self.fanout.delivered(cid, self.conn, now, message, self.topic):
+                return None
             if cid is not None and cid in inflight.streams:
                 self._row(Kind.OTHER, now, message, cid=cid, status=name or "stream")
                 return None
