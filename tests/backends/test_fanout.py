@@ -16,7 +16,7 @@ from streambench.api import run_async
 from streambench.capture.store import Store
 from streambench.scenario.load import load_scenario, with_overrides
 from streambench.scenario.model import Scenario
-from tests.backends.conftest import REPO
+from tests.backends.conftest import REPO, Serve
 from tests.mosquitto import Mosquitto
 
 
@@ -71,3 +71,24 @@ async def test_the_subscribers_of_an_mqtt_topic_are_its_group(store: Store,
     # 3 subscribers per topic, the sender among them (fanout.self)
     assert events.filter(pl.col("kind") == "delivery").height == 3 * sent.height
     assert set(sent["status"]) == {"chat/a", "chat/b"}
+
+
+async def test_a_django_channels_room_broadcast_is_measured_as_fan_out(
+        serve: Serve, redis_port: int, store: Store) -> None:
+    port = serve("channels_chat", "--redis-port", str(redis_port))
+    scenario = load_scenario(REPO / "scenarios" / "channels_chat.yaml")
+    url = f"ws://127.0.0.1:{port}/ws/chat/{{{{room}}}}/"
+    target = scenario.target.model_copy(update={
+        "url": url, "headers": {"Origin": f"http://127.0.0.1:{port}"}})
+    scenario = short(scenario.model_copy(update={"target": target}), connections=6)
+    result = await run_async(scenario, store=store)
+    assert result.status == "completed"
+    events = store.events(result.run_id).collect()
+    sent = events.filter(pl.col("kind") == "notify")
+    assert sent.height >= 30
+    assert kinds(events).keys() == {"connect", "notify", "delivery", "disconnect"}
+    # 6 connections in 2 rooms: each message reaches its room's 3 members, sender included
+    deliveries = events.filter(pl.col("kind") == "delivery")
+    assert deliveries.height == 3 * sent.height
+    assert set(deliveries["topic"]) == {"/ws/chat/lobby/", "/ws/chat/garden/"}
+    assert result.summary["protocol_errors"] == 0
