@@ -29,6 +29,7 @@ class Kind(IntEnum):
     STEP = 7  # a set-up step answered (status: the step's name; latency from its send)
     NOTIFY = 8  # a message sent that expects no reply (not part of ``send``)
     OTHER = 9  # a reply the scenario classified as no answer (status: the rule's name)
+    PUSH = 10  # a message the server pushed on a stream (generate/engine/pushes.py)
 
 
 TIMED_KINDS = (Kind.RECV, Kind.STEP)
