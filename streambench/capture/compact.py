@@ -78,8 +78,9 @@ def compact_run(store: Any, run_id: str, *, target_bytes: int = TARGET_BYTES,
     """Compact every partition of ``run_id`` (see the module docstring).
 
     Safe while the run writes. ``on_step(name)`` is called after each step
-    (``merged``, ``committed``, ``swapped``, ``cleaned``); tests use it to
-    kill the process at a chosen point.
+    (``merged``, ``committed``, ``swapped``, ``moved``, ``cleaned``: which of
+    them depends on the protocol); tests use it to kill the process at a
+    chosen point.
     """
     check_run_id(run_id)
     report = CompactionReport(run_id=run_id)
@@ -183,6 +184,7 @@ def _commit_local(job: _Job, staging: str, merged: list[Merged]) -> list[Merged]
     job.step("committed")
     for m in merged:
         os.replace(f"{staging}/{m.name}", f"{job.folder}/{m.name}")
+    job.step("moved")  # new file and old parts both in the folder: the record hides the old
     _finish(job.store, record)
     return merged
 

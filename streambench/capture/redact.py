@@ -159,7 +159,8 @@ class Redactor:
         """Redact loose payload strings as if captured at ``ts`` (default now)."""
         when = pa.array([ts or datetime.now(UTC)] * len(payloads), pa.timestamp("ns", "UTC"))
         table = pa.table({"ts": when, "payload": pa.array(payloads, pa.string())})
-        return self.redact_table(table).column("payload").to_pylist()
+        redacted: list[str | None] = self.redact_table(table).column("payload").to_pylist()
+        return redacted
 
     # -- columns -------------------------------------------------------------
     def _periods(self, table: pa.Table) -> pa.Array:

@@ -263,10 +263,10 @@ class CaptureWriter:
                              parts=self.events.parts_written, faults=self.faults.rows_written)
 
     def warm_up(self, rows: Sequence[Row], *,
-                then: Callable[[pa.Table], None] | None = None) -> None:
+                then: Callable[[pa.Table], object] | None = None) -> None:
         self._pool.submit(self._warm_up, rows, then).result()
 
-    def _warm_up(self, rows: Sequence[Row], then: Callable[[pa.Table], None] | None) -> None:
+    def _warm_up(self, rows: Sequence[Row], then: Callable[[pa.Table], object] | None) -> None:
         """Take ``rows`` through every step of writing but the disk (conversion,
         redaction, Parquet encoding into memory), so the first real batch does not
         pay for imports and first-use set-up: that costs tens of milliseconds of

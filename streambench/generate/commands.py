@@ -68,9 +68,9 @@ def _run(args: argparse.Namespace) -> int:
     except StreambenchError:
         # a run that failed after capturing something (a full disk): say what was kept,
         # then the one-line error (printed by the CLI's main)
-        summary = _summary_after_failure(store, run_id)
-        if summary is not None:
-            _print(summary, as_json=args.json, format_summary=format_summary)
+        kept = _summary_after_failure(store, run_id)
+        if kept is not None:
+            _print(kept, as_json=args.json, format_summary=format_summary)
         raise
     _print(result.summary, as_json=args.json, format_summary=format_summary)
     replies = result.summary.get("replies")

@@ -181,6 +181,28 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+class Fanout(_Model):
+    """``fanout:``: a message kind with ``expect: fanout`` is sent on one connection and
+    expected on every other member of the sender's group (docs/backends.md#fan-out).
+
+    Over WebSocket the members of a group are the connections whose ``group``
+    renders the same (``{{room}}``, ``room-{{conn}}``; unset: every connection);
+    over MQTT the group is the sender's publish topic and its members the
+    connections subscribed to it.
+    """
+
+    group: str | None = None  # websocket: a template of {{conn}} and variables
+    self_: bool = Field(default=False, alias="self")  # the sender gets its own copy too
+    senders: int | None = Field(default=None, ge=1)  # only connections 0..senders-1 send
+
+    @model_validator(mode="after")
+    def _check(self) -> Fanout:
+        if self.group is not None and not self.group.strip():
+            raise FieldProblem(("group",), "an empty group: give a template such as "
+                               "'{{room}}', or leave group out (every connection)")
+        return self
+
+
 Variable = str | list[str | int | float | bool]
 """A per-connection variable: a text template (``user-{conn}``) or a list, of which
 connection ``conn`` gets item ``conn % len``."""

@@ -33,6 +33,7 @@ from streambench import limits
 from streambench.scenario.conversation import (
     DEFINED_NAMES,
     NAME,
+    Fanout,
     Replies,
     Step,
     Variable,
@@ -448,7 +449,8 @@ class Message(_Model):
     cid_field: FieldName | None = "cid"
     cid_type: Literal["string", "integer"] = "string"
     seq_field: FieldName | None = "seq"
-    expect: Literal["reply", "none", "stream"] | None = None  # None: reply (a preset may say)
+    # None: reply (a preset may say); fanout: delivered to the other members of a group
+    expect: Literal["reply", "none", "stream", "fanout"] | None = None
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
 
     @field_validator("body", mode="before")
@@ -603,10 +605,16 @@ class Scenario(_Model):
     variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
     preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
     network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
+    fanout: Fanout | None = None  # groups for expect: fanout kinds (docs/backends.md#fan-out)
 
     def kinds(self) -> tuple[Message, ...]:
         """The message kinds: ``messages``, or ``message`` alone."""
         return self.messages or (self.message,)
+
+    @property
+    def fans_out(self) -> bool:
+        """Some message kind is a fan-out (``expect: fanout``)."""
+        return any(k.expect == "fanout" for k in self.kinds())
 
     def reply_id(self) -> str | None:
         """Where answers carry the id: ``replies.id``, else the path the requests use;

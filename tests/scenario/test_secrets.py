@@ -123,7 +123,7 @@ def test_public_dump_is_json_and_complete() -> None:
     assert json.loads(json.dumps(dump)) == dump
     assert set(dump) == {"name", "description", "seed", "target", "load", "message", "capture",
                          "slo", "faults", "messages", "replies", "stream", "variables", "preset",
-                         "network_faults"}
+                         "network_faults", "fanout"}
 
 
 @pytest.mark.parametrize("url", ["embedded", "${URL}", "ws://127.0.0.1:8765/echo",

@@ -7,9 +7,11 @@ once and classified by the scenario's plan
 
 =========  ===============================================================
 answer     resolves the message in flight with its id: a ``recv`` row (an
-           ``error``/``error_reply`` row when its error field is set); an id
-           nothing awaits is ``unmatched``, one that timed out ``late``; a
-           further answer on an open stream (``expect: stream``) is a ``push``
+           ``error``/``error_reply`` row when its error field is set); the id
+           of another member's fan-out message is a ``delivery`` row
+           (:mod:`.fanout`); an id nothing awaits is ``unmatched``, one that
+           timed out ``late``; a further answer on an open stream
+           (``expect: stream``) is a ``push``
 end        closes a stream: an ``other`` row named after its rule
 push       a message the server pushed: a ``push`` row (engine/pushes.py)
 other      a reply that is no answer (welcome, ping, push): an ``other`` row
@@ -41,7 +43,7 @@ Respond = Callable[[str, int], None]  # (rule name, receive time): send the rule
 class ReplyMatcher:
     """Resolves replies against one connection's :class:`Inflight`."""
 
-    __slots__ = ("classifier", "conn", "decode", "error_key", "handlers", "id_key",
+    __slots__ = ("classifier", "conn", "decode", "error_key", "fanout", "handlers", "id_key",
                  "in_order", "inflight", "plan", "pushes", "record", "respond", "topic")
 
     def __init__(self, ctx: RunContext, inflight: Inflight, *, conn: int, topic: str,
@@ -55,6 +57,7 @@ class ReplyMatcher:
         self.decode = plan.decode
         self.in_order = plan.in_order
         self.respond = respond
+        self.fanout = ctx.fanout  # copies of other members' fan-out messages
         self.pushes = ctx.push_log(conn)
         # The plain echo's fast path: one kind, a top-level id and error field, no rules.
         self.id_key = self.error_key = None
@@ -87,6 +90,10 @@ class ReplyMatcher:
                     self.record((Kind.RECV, now, self.conn, seq, found, intended, sent_at,
                                  len(message), self.topic, status, None, message))
                     return found
+                fanout = self.fanout
+                if fanout is not None and type(found) is str and \
+                        fanout.delivered(found, self.conn, now, message, self.topic):
+                    return None
             if doc is not NOT_JSON and too_deep(message):
                 doc = NOT_JSON  # what follows walks the document: it must be bounded
             verdict = self.classifier.classify(message, doc)
@@ -116,6 +123,9 @@ class ReplyMatcher:
         sent = None if cid is None else inflight.pending.pop(cid, None)
         name = verdict.rule.name if verdict.rule is not None else status
         if sent is None:
+            if cid is not None and self.fanout is not None and \
+                    self.fanout.delivered(cid, self.conn, now, message, self.topic):
+                return None
             if cid is not None and cid in inflight.streams:
                 self.pushes.push(message, now, stream=cid, topic=self.topic,
                                  status=name or "stream", doc=verdict.doc)

@@ -174,6 +174,33 @@ def test_slow_close_delays_the_targets_close(broken):
     assert broken.rows("slow_close")[0]["detail"].startswith("slow_close 600ms downstream")
 
 
+def test_workers_share_one_proxy_and_its_clock(tmp_path):
+    store = Store(tmp_path / "store")
+    sc = websocket(network_faults=[{"kind": "latency", "delay": "150ms", "at": "500ms",
+                                    "for": "500ms", "direction": "downstream"}],
+                   load={"connections": 4, "rate": 200, "duration": "1.5s"})
+    result = execute_workers(sc, store, workers=2)
+    events = store.events(result).collect()
+    zero = events.filter(pl.col("kind") == "send")["intended_ns"].min()
+    assert isinstance(zero, int)
+    recv = events.filter(pl.col("kind") == "recv").with_columns(
+        at=(pl.col("intended_ns") - zero) / S)
+    slow = recv.filter(pl.col("at").is_between(0.55, 0.95))
+    assert set(slow["worker"].to_list()) == {0, 1}  # both shards' connections went through it
+    assert slow["latency_ms"].median() >= 150  # type: ignore[operator]
+    assert recv.filter(pl.col("at") < 0.45)["latency_ms"].median() < 50  # type: ignore[operator]
+    [row] = store.faults(result).collect().to_dicts()
+    assert row["detail"].startswith("latency 150ms downstream on 4 connections")
+
+
+def execute_workers(sc: Any, store: Store, *, workers: int) -> str:
+    from streambench.api import execute
+
+    result = execute(sc, store=store, workers=workers, handle_signals=False)
+    assert result.status == "completed"
+    return result.run_id
+
+
 def test_a_clean_run_through_the_proxy_is_clean(tmp_path):
     run = execute(websocket(target={"url": "embedded", "via": "proxy"},
                             load={"connections": 2, "rate": 100, "duration": "1s"}),
