@@ -38,6 +38,9 @@ from streambench.target.processes import knob_argv
 
 STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
+# The folder of a target's ground truth and stderr, under $TMPDIR; removed by the run, or
+# by the target itself when the run was killed (see streambench.target.commands).
+TEMP_PREFIX = "streambench-target-"
 
 
 def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False,
@@ -72,7 +75,7 @@ class EmbeddedTarget:
         self.pids: list[int] = []  # every process of the target (several with processes > 1)
 
     async def __aenter__(self) -> EmbeddedTarget:
-        self._dir = tempfile.mkdtemp(prefix="streambench-target-")
+        self._dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         try:
             await self._start()
         except BaseException:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = get_logger("streambench.connection")
 Handle = TypeVar("Handle")
-OpenedHandle = TypeVar("OpenedHandle", covariant=True)  # what Reopening.open() returns
+OpenedHandle_co = TypeVar("OpenedHandle_co", covariant=True)  # what Reopening.open() returns
 AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 
 
@@ -89,7 +89,7 @@ class Connection(Protocol):
         """Drop the connection abruptly (a disconnect fault)."""
 
 
-class Reopening(Protocol[OpenedHandle]):
+class Reopening(Protocol[OpenedHandle_co]):
     """A persistent-connection client that :func:`reconnect` can open again."""
 
     ctx: RunContext
@@ -101,7 +101,7 @@ class Reopening(Protocol[OpenedHandle]):
     def sending_done(self) -> Flag | asyncio.Event:
         """Set once the schedule is over (read-only here: each client has its own kind)."""
 
-    async def open(self) -> OpenedHandle: ...
+    async def open(self) -> OpenedHandle_co: ...
 
     def record_event(self, kind: Kind, *, status: str | None = None,
                      error: str | None = None) -> None: ...
@@ -176,11 +176,15 @@ def http_twin(url: str) -> str:
 def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: str = "") -> str:
     """The URL a scenario with ``url: embedded`` drives, from the started target's URLs.
 
-    WebSocket: ``ws://.../echo``; HTTP: ``http://.../echo``; SSE: the target's
-    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
+    WebSocket: ``ws://.../echo`` (a fan-out scenario: ``ws://.../broadcast/<group>``,
+    the group's ``{{placeholders}}`` filled per connection); HTTP: ``http://.../echo``;
+    SSE: the target's ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
     gRPC: the gRPC echo service (``grpc://...``). MQTT has no embedded broker.
     """
     protocol = scenario.target.protocol
+    if protocol == "websocket" and scenario.fans_out:  # the target's broadcast rooms
+        group = scenario.fanout.group if scenario.fanout and scenario.fanout.group else "all"
+        return f"{ws_url.rsplit('/', 1)[0]}/broadcast/{group}"
     if protocol == "websocket":
         return ws_url
     if protocol == "grpc":
@@ -311,9 +315,11 @@ def reconnect_settings(ctx: RunContext) -> Reconnect:
 
 
 def done_serving(client: Reopening[Handle]) -> bool:
-    """The run stopped, or the schedule is done and nothing is in flight: no reconnect."""
-    return client.ctx.stop.is_set() or (client.sending_done.is_set()
-                                        and not client.inflight.pending)
+    """The run stopped, or the schedule is done and nothing is in flight (no reply, no
+    fan-out copy still on its way to a member): no reconnect."""
+    ctx = client.ctx
+    return ctx.stop.is_set() or (client.sending_done.is_set() and not client.inflight.pending
+                                 and ctx.drained)
 
 
 async def reconnect(client: Reopening[Handle], delays: Iterator[float]) -> Handle | None:

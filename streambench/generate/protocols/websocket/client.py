@@ -42,6 +42,7 @@ from streambench.generate.engine.context import (
     backoff,
     sleep_until,
 )
+from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
@@ -63,7 +64,8 @@ log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 _SWEEP_SLACK_S = 0.1  # the engine's timeout sweep runs every <= 50 ms
 
-Due = tuple[int, str, int, bytes, bool]  # (seq, cid, intended_mono, frame, expects no reply)
+Due = tuple[int, str, int, bytes, str]  # (seq, cid, intended_mono, frame, what it expects)
+_NO_REPLY = ("none", "fanout")  # kinds sent as notify rows: nothing comes back to the sender
 
 
 class WebSocketConnection(EventRecorder):
@@ -71,17 +73,24 @@ class WebSocketConnection(EventRecorder):
 
     __slots__ = ("_adopted", "_delays", "_drained", "_early", "_opening", "_ready",
                  "_reconnecting", "_waiter", "conn",
-                 "ctx", "faults", "framer", "inflight", "matcher", "plan", "sending_done",
-                 "topic", "url", "ws")
+                 "ctx", "faults", "framer", "group", "inflight", "matcher", "plan",
+                 "sending_done", "topic", "url", "ws")
 
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
-        self.topic = sys.intern(urlsplit(self.url).path or "/")  # one string per process
-        self.inflight = Inflight(conn, ctx.record)
         self.plan = ctx.conversation
         self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
+        url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
+        self.url = render_group(url, self.framer.values) if "{{" in url else url
+        self.topic = sys.intern(urlsplit(self.url).path or "/")  # one string per process
+        self.inflight = Inflight(conn, ctx.record)
+        self.group = ""  # the fan-out group this connection is a member of
+        if ctx.fanout is not None:
+            fanout = ctx.scenario.fanout
+            template = fanout.group if fanout is not None and fanout.group else "all"
+            self.group = render_group(template, self.framer.values)
+            ctx.fanout.join(conn, self.group)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
                                     respond=self._respond if ctx.conversation.responses else None)
         self.ws: WebSocketPump | None = None
@@ -229,7 +238,7 @@ class WebSocketConnection(EventRecorder):
         """Hold the connection to the schedule's end, wait for the replies, then close."""
         ctx = self.ctx
         await sleep_until(ctx.end_mono)  # `duration` holds every connection that long
-        self.sending_done.set()
+        self._sending_over()
         loop = asyncio.get_running_loop()
         pending = self.inflight.pending
         while pending and not ctx.stop.is_set():
@@ -247,6 +256,10 @@ class WebSocketConnection(EventRecorder):
             finally:
                 self._drained = None
             pending = self.inflight.pending
+        # members stay until the last fan-out message has reached them (or timed out):
+        # polled, once, at the end, and only in a run that fans out
+        while not ctx.drained and not ctx.stop.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
         await self._streams_ended()
         if self._reconnecting is not None:  # it closes what it opens now that sending is done
             await asyncio.shield(self._reconnecting)
@@ -262,9 +275,17 @@ class WebSocketConnection(EventRecorder):
         while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
+    def _sending_over(self) -> None:
+        """Nothing more will be sent: no reconnect after a loss, one sender less to wait for."""
+        if self.sending_done.is_set():
+            return
+        self.sending_done.set()
+        if self.ctx.fanout is not None:
+            self.ctx.fanout.sender_done()
+
     def _end(self) -> None:
         """The connection's task ends (or is cancelled): nothing may stay open or running."""
-        self.sending_done.set()
+        self._sending_over()
         if self._reconnecting is not None:
             self._reconnecting.cancel()
         ws = self.ws
@@ -327,10 +348,10 @@ class WebSocketConnection(EventRecorder):
                 expect = kind.expect
                 if expect == "stream":
                     self.inflight.open_stream(cid)
-                if faults is not None and expect != "none":
+                if faults is not None and expect not in _NO_REPLY:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
-                due.append((seq, cid, intended, data, expect == "none"))
+                due.append((seq, cid, intended, data, expect))
                 if len(due) >= _BATCH_MAX:
                     await self._send_due(due)
                     due = []
@@ -356,26 +377,32 @@ class WebSocketConnection(EventRecorder):
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "not_connected", "not connected when due", None))
             return
-        pending = self.inflight.pending
-        for seq, cid, intended, _, notify in due:
-            if not notify:
+        pending, fanout, group = self.inflight.pending, self.ctx.fanout, self.group
+        for seq, cid, intended, _, expect in due:
+            if expect == "fanout":
+                assert fanout is not None
+                fanout.sent(cid, conn=conn, seq=seq, intended=intended, sent=now, group=group)
+            elif expect != "none":
                 pending[cid] = (seq, intended, now)
         try:
             ws.send_many([d[3] for d in due])
         except ConnectionClosed:
             for seq, cid, intended, _, _ in due:
                 pending.pop(cid, None)  # a close may already have failed it
+                if fanout is not None:
+                    fanout.cancel(cid)
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "send_failed", "connection closed while sending", None))
             return
-        for seq, cid, intended, data, notify in due:
+        for seq, cid, intended, data, expect in due:
+            notify = expect in _NO_REPLY
             record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended, now,
-                    len(data), topic, None, None, data))
+                    len(data), topic, group if expect == "fanout" else None, None, data))
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
         """Send one message now and record it, as the send loop does."""
-        await self._send_due([(seq, cid, intended, data, False)])
+        await self._send_due([(seq, cid, intended, data, "reply")])
 
     async def send_copy(self, data: bytes) -> None:
         ws = self.ws
