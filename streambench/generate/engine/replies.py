@@ -137,7 +137,8 @@ class ReplyMatcher:
                          message[:PAYLOAD_LIMIT]))
             return None
         seq, intended, sent_at = sent
-        if cid is not None and cid in inflight.streams:  # later pushes of the stream measure their gap from here
+        # later pushes of the stream measure their gap from here
+        if cid is not None and cid in inflight.streams:
             self.pushes.opened(cid, now)
         if verdict.action == "error":
             self.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent_at, len(message),
