@@ -18,6 +18,11 @@ by the scenario's rules (per rule name) or matched nothing, what an answer had
 to carry and one (redacted) sample of an unmatched reply; ``closes`` how
 connections ended (see :mod:`streambench.analyze.diagnose`).
 
+``fanout`` (only for a run with ``expect: fanout`` kinds) counts the fan-out
+deliveries expected and received, missed, duplicated, late or stray, their
+latency from the sender's intended send, the time until the last member got
+each message, and the same per group (:mod:`streambench.analyze.fanout`).
+
 ``generator`` says whether the load generator kept to its schedule: how many
 one-second windows were client-bound (its schedule lag explains their
 latency, see :mod:`streambench.analyze.generator`), where, and how far behind
@@ -38,6 +43,7 @@ from streambench.analyze.diagnose import (
     unmatched_line,
 )
 from streambench.analyze.facts import SLICE_ROWS, load_slice, problem_time, run_facts, slices
+from streambench.analyze.fanout import fanout_summary, format_fanout
 from streambench.analyze.generator import behind, generator_windows, warning
 from streambench.analyze.quantiles import distribution
 from streambench.capture.schema import SCHEMA_VERSION
@@ -69,7 +75,8 @@ def summarize(
             received=recv.sum(),
             errors=((kind == "error") & (status.is_in(MESSAGE_ERRORS)
                                          | status.str.contains(HTTP_STATUS_ERROR))).sum(),
-            timeouts=(kind == "timeout").sum(),
+            # a member that missed a fan-out message is in ``fanout``, not a sent message
+            timeouts=((kind == "timeout") & status.ne_missing("delivery")).sum(),
             send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
             protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
             connects=(kind == "connect").sum(),
@@ -84,6 +91,9 @@ def summarize(
     summary = _shape(row, manifest)
     summary["replies"] = replies_summary(events, manifest)
     summary["closes"] = closes_summary(events)
+    fanout = fanout_summary(events)
+    if fanout is not None:
+        summary["fanout"] = fanout
     summary["generator"] = _generator(events, health, slice_rows=slice_rows)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []
@@ -230,6 +240,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  error rate {summary['error_rate']:.4%}",
         *(format_replies(summary["replies"], summary.get("closes", []))
           if "replies" in summary else []),
+        *(format_fanout(summary["fanout"]) if "fanout" in summary else []),
         *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)
