@@ -33,6 +33,7 @@ class Kind(IntEnum):
     # receiver, ``seq``/``cid``/``intended_ns``/``sent_ns`` the sender's message,
     # ``status`` the group; latency from the sender's intended send time.
     DELIVERY = 10
+    PUSH = 11  # a message the server pushed on a stream (generate/engine/pushes.py)
 
 
 TIMED_KINDS = (Kind.RECV, Kind.STEP, Kind.DELIVERY)

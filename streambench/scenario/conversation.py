@@ -25,7 +25,7 @@ from streambench.scenario.secrets import template_problem
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 PRESETS = ("jsonrpc", "graphql-ws", "socketio")
-RULE_ACTIONS = ("answer", "error", "end", "other")
+RULE_ACTIONS = ("answer", "error", "end", "other", "push")
 
 
 # The names a scenario defines ({{variables}}, captured values) while it is validated,
@@ -92,13 +92,14 @@ def check_match(match: dict[str, Any] | None, pattern: str | None, *, key: str
 
 class ReplyRule(_Model):
     """``{name: welcome, match: {type: welcome}}``: replies that fit are recorded as ``other``
-    rows with status ``welcome`` (or what ``as`` says), never as protocol errors."""
+    rows with status ``welcome`` (or what ``as`` says), never as protocol errors.
+    ``as: push`` records them as server pushes (``push`` rows, see the ``stream`` section)."""
 
     name: str = Field(pattern=NAME)
     match: dict[str, Any] | None = None  # path -> value (or a list of values); null: missing
     pattern: str | None = None  # a regular expression searched in the raw text
-    as_: Literal["answer", "error", "end", "other"] = Field(default="other", alias="as")
-    id: str | None = None  # where these replies carry the id (answer, error, end)
+    as_: Literal["answer", "error", "end", "other", "push"] = Field(default="other", alias="as")
+    id: str | None = None  # where these replies carry the id (answer, error, end, push)
     respond: dict[str, Any] | str | None = None  # sent back at once (a pong for a ping)
 
     @model_validator(mode="after")
@@ -107,7 +108,8 @@ class ReplyRule(_Model):
         if self.id is not None and (problem := path_problem(self.id)) is not None:
             raise FieldProblem(("id",), problem)
         if self.id is not None and self.as_ == "other":
-            raise FieldProblem(("id",), "id applies to rules with as: answer, error or end")
+            raise FieldProblem(("id",), "id applies to rules with as: answer, error, end or "
+                               "push")
         return self
 
 

@@ -51,6 +51,7 @@ def check_conversation(scenario: Scenario) -> None:
     _check_placeholders(scenario)
     _check_preset(scenario)
     _check_correlation(scenario)
+    _check_stream(scenario)
     check_fanout(scenario)
     _check_url_placeholders(scenario)
 
@@ -126,6 +127,25 @@ def _check_request_response(scenario: Scenario) -> None:
             raise FieldProblem((*_kind_loc(scenario, index), "expect"), f"over {protocol} "
                                "every request gets one answer: expect none or stream apply "
                                "to websocket and mqtt")
+
+
+def _check_stream(scenario: Scenario) -> None:
+    """The ``stream`` section reads pushes: the scenario must have some."""
+    if scenario.stream == type(scenario.stream)():
+        return
+    protocol = scenario.target.protocol
+    if protocol not in ("websocket", "mqtt", "sse"):
+        raise FieldProblem(("stream",), f"{protocol} answers requests and pushes nothing: "
+                           "stream applies to websocket, mqtt and sse")
+    if protocol == "sse":
+        return  # every event is a push
+    rules = any(rule.as_ == "push" for rule in scenario.replies.rules)
+    kinds = scenario.kinds()
+    streams = any(kind.expect == "stream" for kind in kinds) or (
+        scenario.preset == "graphql-ws" and any(kind.expect is None for kind in kinds))
+    if not rules and not streams:
+        raise FieldProblem(("stream",), "no pushes to read: add a reply rule with as: push "
+                           "(replies.rules) or a message with expect: stream")
 
 
 def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:

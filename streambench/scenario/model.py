@@ -47,6 +47,7 @@ from streambench.scenario.faults import Fault
 from streambench.scenario.fit import PRESET_IDS, check_conversation
 from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
+from streambench.scenario.streams import PushStream
 from streambench.scenario.synth import (
     ANY_NAME,
     BUILTIN,
@@ -600,6 +601,7 @@ class Scenario(_Model):
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
     messages: tuple[Message, ...] = ()  # a weighted mix of kinds instead of one message
     replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
+    stream: PushStream = Field(default_factory=PushStream)  # what pushes carry (docs/backends.md)
     variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
     preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
     network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)

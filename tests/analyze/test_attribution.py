@@ -139,3 +139,25 @@ def _ns(iso: str) -> int:
     from streambench.analyze.types import parse_time_ns
 
     return parse_time_ns(iso)
+
+
+def test_a_run_without_sends_bound_by_loop_stalls_is_one_warning_line():
+    """An SSE run sends nothing (no schedule lag): event-loop stalls alone make a window
+    client-bound, and the summary's line says so instead of failing the run's summary."""
+    from datetime import UTC, datetime
+
+    from streambench.analyze.generator import behind, generator_windows, warning
+
+    origin = 1_700_000_000 * 10**9
+    windows = pl.DataFrame({"w": [0, 1], "start": [origin, origin + 10**9], "sent": [0, 0],
+                            "lag_p99_ms": [None, None], "lag_max_ms": [None, None],
+                            "p99_ms": [40.0, 40.0]}, schema_overrides={
+                                "lag_p99_ms": pl.Float64, "lag_max_ms": pl.Float64})
+    health = pl.DataFrame({"source": ["client"], "loop_stall_ms": [250.0], "cpu_s": [0.9],
+                           "interval_s": [1.0],
+                           "ts": [datetime.fromtimestamp(origin / 1e9 + 1.5, UTC)]})
+    table = generator_windows(windows, health, length_ns=10**9, origin=origin)
+    line = warning(behind(table, length_ns=10**9, origin=origin))
+    assert line is not None
+    assert "\n" not in line
+    assert "event-loop stalls" in line

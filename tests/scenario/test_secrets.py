@@ -122,7 +122,7 @@ def test_public_dump_is_json_and_complete() -> None:
     dump = public_dump(parse_scenario(SCENARIO))
     assert json.loads(json.dumps(dump)) == dump
     assert set(dump) == {"name", "description", "seed", "target", "load", "message", "capture",
-                         "slo", "faults", "messages", "replies", "variables", "preset",
+                         "slo", "faults", "messages", "replies", "stream", "variables", "preset",
                          "network_faults", "fanout"}
 
 

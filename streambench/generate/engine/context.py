@@ -19,6 +19,7 @@ from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 from streambench.generate.engine.conversation import Plan, compile_plan
 from streambench.generate.engine.fanout import Ledger
+from streambench.generate.engine.pushes import PushLog, PushReader
 from streambench.scenario.model import Scenario
 
 
@@ -42,10 +43,19 @@ class RunContext:
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
     fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
+    # epoch ns = monotonic ns + this; server timestamps of pushes are turned into
+    # monotonic time with it (see engine/pushes.py)
+    epoch_offset_ns: int = field(default_factory=lambda: time.time_ns() - time.monotonic_ns())
 
     def __post_init__(self) -> None:
         if self.plan is None:
             self.plan = compile_plan(self.scenario)
+        self.push_reader = PushReader.build(self.scenario.stream)
+
+    def push_log(self, conn: int) -> PushLog:
+        """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
+        return PushLog(self.push_reader, self.record, conn=conn,
+                       epoch_offset_ns=self.epoch_offset_ns)
 
     @property
     def conversation(self) -> Plan:
