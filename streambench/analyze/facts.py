@@ -63,7 +63,7 @@ class RunFacts:
     replies: int
     first_reply: int | None  # observed time of the first and last reply
     last_reply: int | None
-    connections: pl.DataFrame  # conn, last_due, replies, first_reply, last_reply
+    connections: pl.DataFrame  # conn, replies, first_reply, last_reply (those with replies)
 
     @property
     def empty(self) -> bool:
@@ -77,19 +77,15 @@ class RunFacts:
 def run_facts(events: pl.LazyFrame) -> RunFacts:
     """One streaming pass over ``events`` (the store's LazyFrame of one run)."""
     kind, ts, at = pl.col("kind"), ts_ns(), problem_time()
-    recv, send = kind == "recv", kind == "send"
+    send = kind == "send"
     totals = events.select(
         rows=pl.len(), ts_min=ts.min(), t_end=ts.max(), at_min=at.min(), at_max=at.max(),
         reach=(ts - pl.col("intended_ns")).max(), lead=(pl.col("intended_ns") - ts).max(),
         first_send=at.filter(send).min(), last_send=at.filter(send).max(),
         first_sent=ts.filter(send).min(), last_sent=ts.filter(send).max(),
-        replies=recv.sum(), first_reply=ts.filter(recv).min(), last_reply=ts.filter(recv).max(),
     )  # fmt: skip
-    scheduled = kind.is_in(["send", "error", "timeout"]) & pl.col("seq").is_not_null()
-    conns = events.group_by("conn").agg(
-        last_due=at.filter(scheduled).max(), replies=recv.sum(),
-        first_reply=ts.filter(recv).min(), last_reply=ts.filter(recv).max(),
-    )  # fmt: skip
+    conns = events.filter(kind == "recv").group_by("conn").agg(
+        replies=pl.len(), first_reply=ts.min(), last_reply=ts.max())
     row, connections = pl.collect_all([totals, conns], engine="streaming")
     row = row.row(0, named=True)
     if not row["rows"]:
@@ -102,9 +98,10 @@ def run_facts(events: pl.LazyFrame) -> RunFacts:
         reach=max(int(row["reach"] or 0), 0), lead=max(int(row["lead"] or 0), 0),
         first_send=row["first_send"],
         last_send=row["last_send"], first_sent=row["first_sent"], last_sent=row["last_sent"],
-        replies=int(row["replies"]),
-        first_reply=row["first_reply"], last_reply=row["last_reply"],
-        connections=connections.sort("conn"),
+        replies=int(connections["replies"].sum()),
+        first_reply=connections["first_reply"].min(),  # type: ignore[arg-type]
+        last_reply=connections["last_reply"].max(),  # type: ignore[arg-type]
+        connections=connections.with_columns(pl.col("conn").cast(pl.Int32)).sort("conn"),
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from streambench.analyze.facts import KIND, RunFacts, load_slice, problem_time, ts_ns
-from streambench.analyze.shapes import NON_JSON, shape_columns, split_shapes
+from streambench.analyze.shapes import NON_JSON, split_shapes
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Slice:
         return parts[0] if len(parts) == 1 else pl.concat(parts)
 
 
-def _columns(names: set[str], skeleton: str | None, payloads: bool, *, start: int,
+def _columns(names: set[str], payloads: bool, *, start: int,
              end: int) -> list[pl.Expr]:  # fmt: skip
     kind = pl.col("kind").cast(KIND)
 
@@ -68,8 +68,7 @@ def _columns(names: set[str], skeleton: str | None, payloads: bool, *, start: in
         due = (problem_time() >= start) & (problem_time() < end)
         # the regex needs a closing brace, so an unclosed payload is odd: it is read as
         # <non-json> when fingerprinted (split_shapes), not tested row by row here
-        replies = pl.when((kind == "recv") & due).then(pl.col("payload"))
-        columns += shape_columns(skeleton, replies)
+        columns.append(pl.when((kind == "recv") & due).then(pl.col("payload")).alias("_payload"))
     return columns
 
 
@@ -94,7 +93,7 @@ def read_slice(events: pl.LazyFrame, *, facts: RunFacts, start: int, end: int,
     skips schema fingerprints (the costliest column).
     """
     names = set(events.collect_schema().names())
-    columns = _columns(names, skeleton, payloads, start=start, end=end)
+    columns = _columns(names, payloads, start=start, end=end)
     frame, plain, odd = split_shapes(load_slice(events, columns, facts=facts, start=start,
-                                                end=end))  # fmt: skip
+                                                end=end), skeleton)  # fmt: skip
     return Slice(frame, plain, odd, start, end)

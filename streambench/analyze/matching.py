@@ -101,7 +101,7 @@ def find_exceptions(sl: Slice, *, t_end: int, timeout_ns: int) -> Exceptions:
     numbered = _Slots(scheduled.select("conn", "seq"))
     unsent = _dense_unsent(numbered, scheduled) if numbered.dense else _hashed_unsent(scheduled)
     edges = scheduled.group_by("conn").agg(
-        low=pl.col("seq").min(), low_at=pl.col("at").sort_by("seq").first(),
+        low=pl.col("seq").min(), low_at=pl.col("at").get(pl.col("seq").arg_min()),
         high=pl.col("seq").max())
     timeouts = sl.rows("timeout")["at"].to_numpy()
     return Exceptions(np.concatenate([lost, timeouts]), duplicates, _reordered(sl), unsent,

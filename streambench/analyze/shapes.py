@@ -66,31 +66,31 @@ def _conform_pattern(skeleton: str) -> str:
     return r"^\{\s*" + r"\s*,\s*".join(fields) + r"\s*\}$"
 
 
-def shape_columns(skeleton: str | None, payload: pl.Expr) -> list[pl.Expr]:
-    """Columns for the slice's one collect, from ``payload`` (null except on the
-    replies to fingerprint): ``_plain`` (has the dominant skeleton) and ``_odd``
-    (the payload of any other reply). The regex only runs where ``payload`` is
-    not null."""
-    if skeleton is None:
-        return [pl.lit(False).alias("_plain"), payload.alias("_odd")]
-    conform = payload.str.contains(_conform_pattern(skeleton))
-    return [conform.fill_null(False).alias("_plain"),
-            pl.when(~conform).then(payload).alias("_odd")]  # fmt: skip
-
-
-def split_shapes(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Take ``_plain``/``_odd`` out of ``frame``: the frame, the ``at`` of the
+def split_shapes(frame: pl.DataFrame, skeleton: str | None
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Take the reply payloads (column ``_payload``: null except on the replies to
+    fingerprint) out of ``frame``: the frame without them, the ``at`` of the
     replies with the dominant field set, and ``at`` and ``shape`` of every other
-    one (each odd payload stripped and fingerprinted)."""
+    one (each odd payload stripped and fingerprinted).
+
+    The regex runs once over the payloads gathered in one chunk: compiled per
+    chunk of a scan, a pattern this size costs more than matching.
+    """
     empty = pl.DataFrame(schema={"at": pl.Int64, "shape": pl.String})
-    if "_odd" not in frame.columns:
+    if "_payload" not in frame.columns:
         return frame, empty.select("at"), empty
-    plain = frame.filter("_plain").select("at")
-    payload = pl.col("_odd")
+    replies = frame.select("at", "_payload").filter(pl.col("_payload").is_not_null()).rechunk()
+    frame = frame.drop("_payload")
+    if skeleton is None:
+        conform = pl.Series([False] * replies.height, dtype=pl.Boolean)
+    else:
+        conform = replies["_payload"].str.contains(_conform_pattern(skeleton))
+    plain = replies.filter(conform).select("at")
+    payload = pl.col("_payload")
     unclosed = payload.str.starts_with("{") & ~payload.str.strip_chars_end().str.ends_with("}")
-    odd = frame.filter(payload.is_not_null()).select(
+    odd = replies.filter(~conform).select(
         "at", skeleton=pl.when(unclosed).then(pl.lit(NON_JSON)).otherwise(skeleton_expr(payload)))
     mapping = {s: fields_of(s) for s in odd["skeleton"].unique().to_list()}
     odd = odd.select("at", shape=pl.col("skeleton").replace_strict(mapping,
                                                                    return_dtype=pl.String))
-    return frame.drop("_plain", "_odd"), plain, odd
+    return frame, plain, odd

@@ -74,11 +74,11 @@ class Grid:
 
 def _by_problem_time(sl: Slice, grid: Grid) -> pl.DataFrame:
     k = pl.col("kind")
-    due = sl.frame.filter("due")
+    due = sl.frame.lazy().filter("due")  # lazy: only the columns used are touched
     counts = due.group_by(grid.of("at")).agg(
         sent=(k == "send").sum(), replies=(k == "recv").sum(),
         errors=(k == "error").sum(), timeouts=(k == "timeout").sum(),
-    )  # fmt: skip
+    ).collect()  # fmt: skip
     lag = sl.rows("send").group_by(grid.of("at")).agg(
         lag_p99_ms=nearest_rank_expr(pl.col("lag_ms"), 0.99), lag_max_ms=pl.col("lag_ms").max())
     return counts.join(lag, on="w", how="left")
@@ -101,27 +101,24 @@ def _latency(sl: Slice, grid: Grid) -> pl.DataFrame:
             .with_columns(mean_ms=pl.col(LATENCY_SUM) / pl.col("n")).drop("n"))  # fmt: skip
 
 
-def _by_observed_time(sl: Slice, grid: Grid, facts: RunFacts
-                      ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
-    """Counts by observed time, and each connection's first connect in the slice
-    (``conn``, ``ts``): a reconnect if it had connected in an earlier slice."""
+def _by_observed_time(sl: Slice, grid: Grid) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Counts by observed time; each connection's first connect in the slice
+    (``conn``, ``ts``: a reconnect if it had connected in an earlier slice); and
+    the slice's disconnects (``conn``, ``ts``: churn if the connection still had
+    messages scheduled after them, settled when every slice is in)."""
     k = pl.col("kind")
-    seen = sl.frame.filter("seen")
+    seen = sl.frame.lazy().filter("seen")  # lazy: only the columns used are touched
     counts = seen.group_by(grid.of("ts")).agg(received=(k == "recv").sum(),
-                                              connects=(k == "connect").sum())  # fmt: skip
-    churn = seen.filter(k.is_in(["connect", "disconnect"])).select("kind", "ts", "conn")
-    churn = churn.sort("ts", maintain_order=True).join(
-        facts.connections.select("conn", "last_due"), on="conn", how="left")
+                                              connects=(k == "connect").sum()).collect()
+    churn = seen.filter(k.is_in(["connect", "disconnect"])).select("kind", "ts", "conn").collect()
+    churn = churn.sort("ts", maintain_order=True)
     connect = pl.col("kind") == "connect"
     first = pl.when(connect).then("conn").is_first_distinct()
-    churn = churn.with_columns(
-        reconnect=connect & ~first,
-        mid_run=(k == "disconnect") & (pl.col("ts") < pl.col("last_due")).fill_null(False),
-    )  # fmt: skip
-    per_window = churn.group_by(grid.of("ts")).agg(
-        reconnects=pl.col("reconnect").sum(), disconnects=pl.col("mid_run").sum())
+    reconnects = churn.filter(connect & ~first).group_by(grid.of("ts")).agg(
+        reconnects=pl.len())
     firsts = churn.filter(connect & first).select("conn", "ts")
-    return counts.join(per_window, on="w", how="full", coalesce=True), firsts
+    closes = churn.filter(k == "disconnect").select("conn", "ts")
+    return counts.join(reconnects, on="w", how="full", coalesce=True), firsts, closes
 
 
 def _exceptions(exc: Exceptions, grid: Grid) -> list[pl.DataFrame]:
@@ -141,6 +138,8 @@ class SliceWindows:
 
     table: pl.DataFrame
     first_connects: pl.DataFrame  # conn, ts: each connection's first connect in the slice
+    disconnects: pl.DataFrame  # conn, ts
+    last_due: pl.DataFrame  # conn, last_due: the last message scheduled in the slice
     edges: pl.DataFrame  # conn, low, low_at, high (see matching.Exceptions)
 
 
@@ -149,11 +148,13 @@ def slice_windows(sl: Slice, exc: Exceptions, *, grid: Grid, facts: RunFacts) ->
     yet filled, derived columns not yet computed: see :func:`finish_windows`)."""
     first, stop = grid.index(np.array([sl.start, sl.end]))
     table = pl.DataFrame({"w": pl.int_range(first, stop, eager=True)})
-    observed, connects = _by_observed_time(sl, grid, facts)
+    observed, connects, closes = _by_observed_time(sl, grid)
     parts = [_by_problem_time(sl, grid), observed, _latency(sl, grid), *_exceptions(exc, grid)]
     for part in parts:
         table = table.join(part.with_columns(pl.col("w").cast(pl.Int64)), on="w", how="left")
-    return SliceWindows(table, connects, exc.edges)
+    scheduled = sl.rows("send", "error", "timeout").filter(pl.col("seq").is_not_null())
+    last_due = scheduled.group_by("conn").agg(last_due=pl.col("at").max())
+    return SliceWindows(table, connects, closes, last_due, exc.edges)
 
 
 def _across_slices(parts: list[SliceWindows], grid: Grid) -> list[pl.DataFrame]:
@@ -166,7 +167,12 @@ def _across_slices(parts: list[SliceWindows], grid: Grid) -> list[pl.DataFrame]:
     reconnects = pl.concat(again).group_by(grid.of("ts")).agg(extra_reconnects=pl.len())
     unsent = unsent_between([p.edges for p in parts]).group_by(grid.of("at")).agg(
         extra_unsent=pl.col("unsent").sum())
-    return [reconnects, unsent]
+    last_due = pl.concat([p.last_due for p in parts]).group_by("conn").agg(
+        pl.col("last_due").max())
+    mid_run = pl.concat([p.disconnects for p in parts]).join(last_due, on="conn", how="left")
+    disconnects = mid_run.filter(pl.col("ts") < pl.col("last_due")).group_by(
+        grid.of("ts")).agg(disconnects=pl.len())
+    return [reconnects, unsent, disconnects]
 
 
 def finish_windows(parts: list[SliceWindows], *, grid: Grid, facts: RunFacts,

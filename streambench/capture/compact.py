@@ -12,8 +12,11 @@ plus hard links of every file that is not merged. Then, holding the run's
 exclusive lock (locks.py: no writer is half-way through a part, no ``forget``
 or ``prune`` is at work), it checks the merged sources did not change, links
 parts written meanwhile, and swaps the two directories with
-``renameat2(RENAME_EXCHANGE)`` (swap.py): one atomic step for every reader,
-including pyarrow, DuckDB or polars globbing the layout. The old directory,
+``renameat2(RENAME_EXCHANGE)`` (swap.py): one atomic step for every reader
+that opens what it listed (the store, polars globbing the layout; a read that
+listed before the swap and opens after fails, never answers wrong; pyarrow's
+and DuckDB's own directory discovery skip such files silently, see
+docs/operations.md). The old directory,
 now in ``.compaction/``, is deleted. A crash before the swap leaves only
 ``.compaction/`` debris; after it, only old files there; the next compaction
 of the run (or ``prune``) deletes them.
@@ -78,8 +81,9 @@ def compact_run(store: Any, run_id: str, *, target_bytes: int = TARGET_BYTES,
     """Compact every partition of ``run_id`` (see the module docstring).
 
     Safe while the run writes. ``on_step(name)`` is called after each step
-    (``merged``, ``committed``, ``swapped``, ``cleaned``); tests use it to
-    kill the process at a chosen point.
+    (``merged``, ``committed``, ``swapped``, ``moved``, ``cleaned``: which of
+    them depends on the protocol); tests use it to kill the process at a
+    chosen point.
     """
     check_run_id(run_id)
     report = CompactionReport(run_id=run_id)
@@ -183,6 +187,7 @@ def _commit_local(job: _Job, staging: str, merged: list[Merged]) -> list[Merged]
     job.step("committed")
     for m in merged:
         os.replace(f"{staging}/{m.name}", f"{job.folder}/{m.name}")
+    job.step("moved")  # new file and old parts both in the folder: the record hides the old
     _finish(job.store, record)
     return merged
 

@@ -44,7 +44,7 @@ import re
 import secrets
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -248,9 +248,9 @@ class Hasher:
         return self._keys[period]
 
 
-def read_key_file(path: Path) -> dict:
+def read_key_file(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"hash key file {path} does not exist (create it with "
                           "`streambench keys init --file PATH`)") from None
@@ -267,7 +267,7 @@ def read_key_file(path: Path) -> dict:
             raise ConfigError(
                 f"hash key file {path}: key of period {period} is not >= 32 hex digits"
             )
-    return doc
+    return cast(dict[str, Any], doc)
 
 
 def _is_hex(text: str) -> bool:
@@ -278,7 +278,7 @@ def _is_hex(text: str) -> bool:
     return True
 
 
-def _write_key_file(path: Path, doc: dict) -> None:
+def _write_key_file(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -66,7 +66,7 @@ def parse_policy(policy: Redaction, *, cid_field: str | None, seq_field: str | N
 
 def split_path(path: str) -> list[str]:
     """``"items[].sku"`` -> ``["items", "sku"]``; ConfigError naming a bad path."""
-    names = []
+    names: list[str] = []
     for segment in path.split("."):
         name = segment.removesuffix("[]")
         if segment == "[]":

@@ -13,7 +13,7 @@ the HTML reports embed. :func:`to_svg` gives the SVG text of one chart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import altair as alt
 import polars as pl
@@ -73,8 +73,13 @@ def latency_over_time(
         alt.Color("quantile:N", sort=names),
         tooltip=["start:T", "quantile:N", alt.Tooltip("latency_ms:Q", format=".1f")],
     )
-    return alt.layer(*_spans(anomalies), lines).properties(width=WIDTH, height=HEIGHT,
-                                                           title=title)
+    return _layer(*_spans(anomalies), lines).properties(width=WIDTH, height=HEIGHT,
+                                                        title=title)
+
+
+def _layer(*charts: alt.Chart) -> alt.LayerChart:
+    """``alt.layer`` of charts without facet encodings (so never a ``FacetChart``)."""
+    return cast(alt.LayerChart, alt.layer(*charts))
 
 
 def _spans(anomalies: Iterable[Mapping[str, Any]]) -> list[alt.Chart]:
@@ -99,7 +104,7 @@ def percentile_curve(
     """
     ticks = [0, 1, 2, 3, 4]
     labels = "{0: '0%', 1: '90%', 2: '99%', 3: '99.9%', 4: '99.99%'}[datum.value]"
-    return alt.Chart(table).mark_line(interpolate="step-after").encode(
+    chart: alt.Chart = alt.Chart(table).mark_line(interpolate="step-after").encode(
         alt.X("nines:Q", title="percentile",
               axis=alt.Axis(values=ticks, labelExpr=labels)),
         alt.Y("latency_ms:Q", title="latency (ms)"),
@@ -107,16 +112,18 @@ def percentile_curve(
         tooltip=["run:N", alt.Tooltip("percentile:Q", format=".3f"),
                  alt.Tooltip("latency_ms:Q", format=".1f")],
     ).properties(width=WIDTH, height=HEIGHT, title=title)  # fmt: skip
+    return chart
 
 
 def latency_histogram(table: pl.DataFrame, *, title: str = "Latency distribution") -> alt.Chart:
     """Overlaid latency histograms: ``run``, ``bin_ms`` (lower edge), ``share`` (0-1)."""
-    return alt.Chart(table).mark_bar(opacity=0.5, binSpacing=0).encode(
+    chart: alt.Chart = alt.Chart(table).mark_bar(opacity=0.5, binSpacing=0).encode(
         alt.X("bin_ms:Q", title="latency (ms, log bins)", scale=alt.Scale(type="log")),
         alt.Y("share:Q", title="share of replies", stack=None, axis=alt.Axis(format="%")),
         alt.Color("run:N"),
         tooltip=["run:N", "bin_ms:Q", alt.Tooltip("share:Q", format=".2%")],
     ).properties(width=WIDTH, height=HEIGHT, title=title)
+    return chart
 
 
 def throughput(windows: pl.DataFrame, *, title: str = "Throughput") -> alt.Chart:
@@ -125,12 +132,13 @@ def throughput(windows: pl.DataFrame, *, title: str = "Throughput") -> alt.Chart
     long = _frame(windows.select("start", *names)).unpivot(
         index="start", on=names, variable_name="direction", value_name="per_s"
     ).with_columns(pl.col("direction").str.strip_prefix("throughput_"))
-    return alt.Chart(long).mark_line(point=True).encode(
+    chart: alt.Chart = alt.Chart(long).mark_line(point=True).encode(
         _time_axis(),
         alt.Y("per_s:Q", title="messages/s"),
         alt.Color("direction:N"),
         tooltip=["start:T", "direction:N", alt.Tooltip("per_s:Q", format=".0f")],
     ).properties(width=WIDTH, height=HEIGHT, title=title)
+    return chart
 
 
 def error_rate(windows: pl.DataFrame, *, title: str = "Error and timeout rate") -> alt.Chart:
@@ -139,21 +147,23 @@ def error_rate(windows: pl.DataFrame, *, title: str = "Error and timeout rate") 
     long = _frame(windows.select("start", *names)).unpivot(
         index="start", on=names, variable_name="kind", value_name="rate"
     )
-    return alt.Chart(long).mark_line(point=True).encode(
+    chart: alt.Chart = alt.Chart(long).mark_line(point=True).encode(
         _time_axis(),
         alt.Y("rate:Q", title="share of sent", axis=alt.Axis(format="%")),
         alt.Color("kind:N"),
         tooltip=["start:T", "kind:N", alt.Tooltip("rate:Q", format=".2%")],
     ).properties(width=WIDTH, height=HEIGHT, title=title)
+    return chart
 
 
 def errors_by_kind(table: pl.DataFrame, *, title: str = "Errors by kind") -> alt.Chart:
     """Bars of ``count`` per ``kind`` (from :func:`streambench.report.tables.error_kinds`)."""
-    return alt.Chart(table).mark_bar().encode(
+    chart: alt.Chart = alt.Chart(table).mark_bar().encode(
         alt.X("count:Q", title="events", axis=alt.Axis(format="d", tickMinStep=1)),
         alt.Y("kind:N", sort="-x", title=None),
         tooltip=["kind:N", "count:Q"],
     ).properties(width=WIDTH, height=max(40, 24 * max(table.height, 1)), title=title)
+    return chart
 
 
 def connection_churn(windows: pl.DataFrame, *, title: str = "Connection churn") -> alt.Chart:
@@ -162,36 +172,39 @@ def connection_churn(windows: pl.DataFrame, *, title: str = "Connection churn") 
     long = _frame(windows.select("start", *names)).unpivot(
         index="start", on=names, variable_name="event", value_name="count"
     )
-    return alt.Chart(long).mark_line(point=True, interpolate="step-after").encode(
+    chart: alt.Chart = alt.Chart(long).mark_line(point=True, interpolate="step-after").encode(
         _time_axis(),
         alt.Y("count:Q", title="per window", axis=alt.Axis(format="d", tickMinStep=1)),
         alt.Color("event:N"),
         tooltip=["start:T", "event:N", "count:Q"],
     ).properties(width=WIDTH, height=HEIGHT, title=title)
+    return chart
 
 
 def trend(
     history: pl.DataFrame, *, metric: str, title: str | None = None, fmt: str = ".1f"
 ) -> alt.Chart:
     """``metric`` across runs, one line per ``scenario``; x is the run's ``started`` time."""
-    return alt.Chart(_frame(history)).mark_line(point=True).encode(
+    chart: alt.Chart = alt.Chart(_frame(history)).mark_line(point=True).encode(
         _time_axis("started", "run started (UTC)"),
         alt.Y(f"{metric}:Q", title=metric),
         alt.Color("scenario:N"),
         tooltip=["run_id:N", "scenario:N", alt.Tooltip(f"{metric}:Q", format=fmt)],
     ).properties(width=WIDTH, height=HEIGHT, title=title or f"{metric} by run")
+    return chart
 
 
 def verdict_grid(table: pl.DataFrame, *, title: str = "SLO history") -> alt.Chart:
     """Pass/fail cells: ``run`` (x, in order), ``check`` (y), ``passed`` (bool)."""
     order = table["run"].unique(maintain_order=True).to_list()
-    return alt.Chart(table).mark_rect(stroke="white").encode(
+    chart: alt.Chart = alt.Chart(table).mark_rect(stroke="white").encode(
         alt.X("run:N", sort=order, title=None, axis=alt.Axis(labelAngle=-40)),
         alt.Y("check:N", title=None),
         alt.Color("passed:N", scale=alt.Scale(domain=[True, False],
                                               range=["#2ca02c", "#d62728"])),
         tooltip=["run:N", "check:N", "passed:N", "detail:N"],
     ).properties(width=WIDTH, title=title)  # fmt: skip
+    return chart
 
 
 def deltas(table: pl.DataFrame, *, title: str = "Candidate vs baseline") -> alt.LayerChart:
@@ -217,7 +230,7 @@ def deltas(table: pl.DataFrame, *, title: str = "Candidate vs baseline") -> alt.
                  alt.Tooltip("relative_high:Q", format="+.1%"), "verdict:N"],
     )  # fmt: skip
     zero = alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-    return alt.layer(zero, bars, points).properties(width=WIDTH, title=title)
+    return _layer(zero, bars, points).properties(width=WIDTH, title=title)
 
 
 LABEL_CHARS = 48  # longer fingerprints are shortened in the middle on chart axes
@@ -263,7 +276,7 @@ def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart
     labels = _labels(table["fingerprint"].to_list())
     table = table.with_columns(label=pl.col("fingerprint").replace_strict(labels,
                                                                             default=None))
-    return alt.Chart(_frame(table)).mark_circle(opacity=0.8).encode(
+    chart: alt.Chart = alt.Chart(_frame(table)).mark_circle(opacity=0.8).encode(
         _time_axis("started", "run started (UTC)"),
         alt.Y("label:N", title=None, sort=sorted(set(labels.values())),
               axis=alt.Axis(labelLimit=360)),
@@ -273,6 +286,7 @@ def occurrences(table: pl.DataFrame, *, title: str = "Occurrences") -> alt.Chart
             range=["#9ecae9", "#f2cf5b", "#f58518", "#d62728"])),
         tooltip=["run_id:N", "fingerprint:N", "count:Q", "severity:N"],
     ).properties(width=WIDTH, title=title)  # fmt: skip
+    return chart
 
 
 def soak_health(table: pl.DataFrame, *, title: str = "Soak health") -> alt.VConcatChart:
@@ -281,11 +295,12 @@ def soak_health(table: pl.DataFrame, *, title: str = "Soak health") -> alt.VConc
     data = _frame(table)
 
     def panel(column: str, label: str) -> alt.Chart:
-        return alt.Chart(data).mark_line(point=True).encode(
+        chart: alt.Chart = alt.Chart(data).mark_line(point=True).encode(
             _time_axis(), alt.Y(f"{column}:Q", title=label),
             alt.Color("process:N", title="process"),
             tooltip=["start:T", "process:N", alt.Tooltip(f"{column}:Q", format=",.1f")],
         ).properties(width=WIDTH, height=140)  # fmt: skip
+        return chart
 
     panels = [panel(c, label) for c, label in (("rss_mb", "resident memory (MB)"),
                                                 ("open_files", "open files"),
@@ -302,8 +317,9 @@ def live_series(
     long = _frame(windows.select("start", *names)).unpivot(
         index="start", on=names, variable_name="series", value_name="value"
     ).drop_nulls("value")
-    return alt.Chart(long).mark_line(point=True).encode(
+    chart: alt.Chart = alt.Chart(long).mark_line(point=True).encode(
         _time_axis(),
         alt.Y("value:Q", title=y_title),
         alt.Color("series:N"),
     ).properties(width=380, height=160, title=title)
+    return chart

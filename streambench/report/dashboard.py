@@ -272,7 +272,7 @@ class Dashboard:
 
     def snapshot(self) -> Any:
         """The current view as static HTML (for reports, where widgets cannot run)."""
-        from IPython.display import HTML
+        from IPython.core.display import HTML
 
         state = self.state or self.refresh()
         return HTML(view.snapshot_html(view.render(state)))

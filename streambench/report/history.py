@@ -101,9 +101,10 @@ def occurrences(history: pl.DataFrame) -> pl.DataFrame:
     ``first`` (when its first incident in the run began)."""
     rows = [{"run_id": r["run_id"], "scenario": r["scenario"], "started": r["started"], **a}
             for r in history.iter_rows(named=True) for a in r.get("anomalies") or []]
-    schema = {"run_id": pl.String, "scenario": pl.String, "started": pl.Datetime("us", "UTC"),
-              "fingerprint": pl.String, "rule": pl.String, "severity": pl.String,
-              "start": pl.Int64, "end": pl.Int64}  # fmt: skip
+    schema = {"run_id": pl.String(), "scenario": pl.String(),
+              "started": pl.Datetime("us", "UTC"), "fingerprint": pl.String(),
+              "rule": pl.String(), "severity": pl.String(), "start": pl.Int64(),
+              "end": pl.Int64()}  # fmt: skip
     frame = pl.DataFrame(rows, schema=schema)
     return frame.group_by("run_id", "scenario", "started", "fingerprint", "rule").agg(
         severity=_WORST, count=pl.len(),
@@ -218,7 +219,8 @@ def fingerprint_study(
         "scanned": scanned,
         "mean_gap_s": sum(gaps) / len(gaps) if gaps else None,
         "together": found["run_id"].n_unique() - len(instants),
-        "mean_duration_s": float(found["seconds"].sum() / found["count"].sum())
+        "mean_duration_s": float(found.select(pl.col("seconds").sum()
+                                              / pl.col("count").sum()).item())
         if found.height else None,
         "mttr_s": (known.get("summary") or {}).get("mttr_s"),
         "resolutions": resolutions,
@@ -226,9 +228,9 @@ def fingerprint_study(
     }  # fmt: skip
 
 
-_RESOLUTIONS = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String, "note": pl.String}
-_FEEDBACK = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String, "worked": pl.Boolean,
-             "note": pl.String}  # fmt: skip
+_RESOLUTIONS = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String(), "note": pl.String()}
+_FEEDBACK = {"at": pl.Datetime("ns", "UTC"), "fix": pl.String(), "worked": pl.Boolean(),
+             "note": pl.String()}  # fmt: skip
 _TOGETHER_S = 1.0  # runs started closer than this started "at the same time"
 
 

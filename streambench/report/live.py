@@ -231,8 +231,8 @@ class LiveRun:
                 self._counts[_KIND_COUNTER[kind]] += count
         buffer = fresh if self._buffer is None else pl.concat([self._buffer, fresh],
                                                               how="diagonal_relaxed")
-        newest = buffer["ts"].max()
-        self._buffer = buffer.filter(pl.col("ts") >= newest - timedelta(seconds=self.span_s))
+        self._buffer = buffer.filter(
+            pl.col("ts") >= pl.col("ts").max() - timedelta(seconds=self.span_s))
 
     def _windows(self, manifest: dict[str, Any]) -> pl.DataFrame:
         from streambench.analyze import detect_anomalies, metrics
@@ -244,7 +244,8 @@ class LiveRun:
         if self.detect:
             found = detect_anomalies(measured, rules=self._rules(), manifest=manifest)
             self._note(found)
-        return measured.windows
+        windows: pl.DataFrame = measured.windows
+        return windows
 
     def _rules(self) -> tuple[Any, ...]:
         if self.rules is None:

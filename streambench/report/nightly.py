@@ -10,6 +10,7 @@ says so (``streambench nightly`` then exits 1).
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from streambench.capture.manifest import parse_time
-from streambench.report.execute import ReportError, render_report, safe_name
+from streambench.errors import ReportError
+from streambench.report.execute import render_report, safe_name
 
 
 @dataclass
@@ -79,8 +81,8 @@ def render_nightly(
         run_id = str(manifest["run_id"])
         say(f"[{number}/{len(runs)}] {run_id}")
         result.reports.append(_one(
-            lambda run_id=run_id: render_report(run_id, out=out, store=opened.root,
-                                                show_code=show_code, log=log),
+            functools.partial(render_report, run_id, out=out, store=opened.root,
+                              show_code=show_code, log=log),
             _entry(opened, manifest), say))  # fmt: skip
     result.index.write_text(index_html(result.reports, store=opened.root, since_s=since_s),
                             encoding="utf-8")  # fmt: skip

@@ -179,11 +179,10 @@ def _blames(doc: Mapping[str, Any]) -> str:
     return f"{cause}: {doc['explanation']}" if doc.get("explanation") else cause
 
 
-_ANOMALY_SCHEMA = {"start": pl.Datetime("us", "UTC"), "seconds": pl.Float64,
-                   "severity": pl.String, "rule": pl.String, "blames": pl.String,
-                   "fingerprint": pl.String,
-                   "injected": pl.String, "evidence": pl.String,
-                   "suggested_fixes": pl.String}  # fmt: skip
+_ANOMALY_SCHEMA = {"start": pl.Datetime("us", "UTC"), "seconds": pl.Float64(),
+                   "severity": pl.String(), "rule": pl.String(), "blames": pl.String(),
+                   "fingerprint": pl.String(), "injected": pl.String(), "evidence": pl.String(),
+                   "suggested_fixes": pl.String()}  # fmt: skip
 
 
 def _time(value: Any) -> datetime:
@@ -243,7 +242,7 @@ def to_html(frame: pl.DataFrame, *, max_rows: int = 200) -> str:
 
 def show(frame: pl.DataFrame, *, max_rows: int = 200) -> Any:
     """``frame`` as an IPython HTML object (see :func:`to_html`), for notebooks."""
-    from IPython.display import HTML
+    from IPython.core.display import HTML
 
     return HTML(to_html(frame, max_rows=max_rows))
 

@@ -85,8 +85,12 @@ async def test_graphql_subscriptions_over_graphql_transport_ws(serve: Serve,
     steps = events.filter(pl.col("kind") == "step")
     assert steps["status"].to_list() == ["connection_init"] * 2
     assert (steps["latency_ms"] > 0).all()
-    # count(upTo: 3): the first next answers, two more nexts and a complete follow
-    assert s["replies"]["classified"] == {"next": 2 * s["sent"], "complete": s["sent"]}
+    # count(upTo: 3): the first next answers, two more nexts (pushes) and a complete follow
+    assert s["replies"]["classified"] == {"complete": s["sent"]}
+    assert s["pushes"]["received"] == 2 * s["sent"]
+    pushes = events.filter(pl.col("kind") == "push")
+    assert set(pushes["status"]) == {"next"}
+    assert pushes["cid"].is_in(events.filter(pl.col("kind") == "send")["cid"]).all()
 
 
 async def test_socketio_server(serve: Serve, store: Store) -> None:

@@ -3,7 +3,8 @@
 The store is a 640 KiB tmpfs mounted in a private mount namespace (``unshare``:
 as root, or through a user namespace), so nothing outside the test sees it
 and nothing needs unmounting. Before, a full disk gave a traceback, no
-summary, a manifest left ``running`` and ``.tmp`` parts behind.
+summary, a manifest left ``running`` and ``.tmp`` parts behind. Compaction on
+a full disk fails the same way and keeps every part.
 """
 
 from __future__ import annotations
@@ -96,3 +97,44 @@ def test_prune_removes_what_crashes_left_once_their_run_is_over(store: Store):
     assert young.exists()  # perhaps still being renamed into place
     assert sorted(report.leftovers) == sorted(str(p) for p in debris[:3])
     assert store.events("over").collect().height == 3
+
+
+COMPACT_ON_A_FULL_DISK = """
+set -u
+mount -t tmpfs -o size=1m tmpfs "$MNT"
+cp -a "$SEED/." "$MNT/store"
+dd if=/dev/zero of="$MNT/filler" bs=4k 2> /dev/null  # until the disk is full
+python3 -m streambench compact r --store "$MNT/store" 2> "$OUT/stderr.txt"
+echo $? > "$OUT/rc"
+cp -a "$MNT/store/." "$OUT/store"
+"""
+
+
+def test_compaction_on_a_full_disk_fails_in_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed: add it to scripts/test")
+    seed = Store(tmp_path / "seed")
+    finished(seed, "r")
+    for i in range(20):
+        write_part(seed, "r", range(i * 100, (i + 1) * 100))
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    (out / "store").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNT": str(mnt), "OUT": str(out),
+           "SEED": seed.root}
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", COMPACT_ON_A_FULL_DISK], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+    assert (out / "rc").read_text().strip() == "2"
+    stderr = (out / "stderr.txt").read_text()
+    assert "Traceback" not in stderr
+    (line,) = stderr.splitlines()
+    assert line.startswith("streambench: error: ")
+    assert "no space left on device" in line
+    copy = Store(out / "store")
+    assert copy.events("r").collect()["seq"].sort().to_list() == list(range(2000))
+    assert len(copy.parts("events", "r")) == 20  # the old parts, untouched
+    debris = out / "store" / ".compaction"
+    assert not debris.exists() or not any(debris.iterdir())
+

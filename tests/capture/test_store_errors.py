@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ from tests.capture.storetools import (
     cli,
     error_line,
     finished,
+    hashing_run,
     one_line,
+    users_part,
     write_part,
 )
 from tests.helpers import write_scenario
@@ -56,6 +59,22 @@ def test_a_store_path_with_glob_characters_reads_every_run(copy_of: Path, tmp_pa
     assert store.events("r1").collect().height == store.manifest("r1")["counts"]["events"] > 0
     done = cli("runs", "--json", "--store", str(odd))
     assert [r["run_id"] for r in json.loads(done.stdout)] == ["r1"]
+
+
+def test_forget_and_prune_find_their_rows_under_a_path_with_glob_characters(
+        tmp_path: Path, hash_key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, ``forget`` removed 0 rows here and said so as a success."""
+    store = Store(tmp_path / "we[ir]d*store?")
+    hashing_run(store, "r")
+    today = datetime.now(UTC).date().isoformat()
+    users_part(store, "r", ["u-1", "u-2", "u-1"], start=0, day=today)
+    finished(store, "old", scenario={"capture": {"retention_days": 1}})
+    write_part(store, "old", range(5), day="2020-01-01")
+    assert main(["forget", "--subject", "u-1", "--json", "--store", store.root]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_removed"] == {"r": 2}
+    assert main(["prune", "--json", "--store", store.root]) == 0
+    assert [p["run_id"] for p in json.loads(capsys.readouterr().out)["partitions"]] == ["old"]
+    assert store.events().collect().height == 1
 
 
 def test_a_root_with_hive_like_names_keeps_its_partition_columns(copy_of: Path,

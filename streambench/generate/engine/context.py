@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 from streambench.generate.engine.conversation import Plan, compile_plan
+from streambench.generate.engine.fanout import Ledger
+from streambench.generate.engine.pushes import PushLog, PushReader
 from streambench.scenario.model import Scenario
 
 
@@ -40,16 +42,31 @@ class RunContext:
     # URL still names the target (Host header, TLS server name). None: the URL's address.
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
+    fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
+    # epoch ns = monotonic ns + this; server timestamps of pushes are turned into
+    # monotonic time with it (see engine/pushes.py)
+    epoch_offset_ns: int = field(default_factory=lambda: time.time_ns() - time.monotonic_ns())
 
     def __post_init__(self) -> None:
         if self.plan is None:
             self.plan = compile_plan(self.scenario)
+        self.push_reader = PushReader.build(self.scenario.stream)
+
+    def push_log(self, conn: int) -> PushLog:
+        """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
+        return PushLog(self.push_reader, self.record, conn=conn,
+                       epoch_offset_ns=self.epoch_offset_ns)
 
     @property
     def conversation(self) -> Plan:
         """The compiled plan (set by ``__post_init__``)."""
         assert self.plan is not None
         return self.plan
+
+    @property
+    def drained(self) -> bool:
+        """No fan-out message can still reach a member (always, without fan-out)."""
+        return self.fanout is None or self.fanout.drained
 
     @property
     def timeout_ns(self) -> int:
