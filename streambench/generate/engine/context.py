@@ -115,17 +115,6 @@ class Inflight:
         self.pending.clear()
 
 
-async def sleep_until(deadline_mono: int) -> None:
-    """Sleep until a monotonic deadline, never waking before it.
-
-    uvloop rounds timers to whole milliseconds, so one sleep can end up to
-    half a millisecond early; a message must never go out before its
-    intended time (its latency would read low, even negative).
-    """
-    while (delay := deadline_mono - time.monotonic_ns()) > 0:  # noqa: ASYNC110 (a clock)
-        await asyncio.sleep(delay / 1e9)
-
-
 async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     """Sleep until a monotonic deadline; False if ``stop`` was set first."""
     delay = (deadline_mono - time.monotonic_ns()) / 1e9
