@@ -18,6 +18,11 @@ by the scenario's rules (per rule name) or matched nothing, what an answer had
 to carry and one (redacted) sample of an unmatched reply; ``closes`` how
 connections ended (see :mod:`streambench.analyze.diagnose`).
 
+``fanout`` (only for a run with ``expect: fanout`` kinds) counts the fan-out
+deliveries expected and received, missed, duplicated, late or stray, their
+latency from the sender's intended send, the time until the last member got
+each message, and the same per group (:mod:`streambench.analyze.fanout`).
+
 ``pushes`` says what the server pushed (received, rate, gap and staleness
 percentiles, sequence gaps; see :mod:`streambench.analyze.pushes`). A run
 that only listens (``sse``, or one that sent nothing and received pushes)
@@ -44,6 +49,7 @@ from streambench.analyze.diagnose import (
     unmatched_line,
 )
 from streambench.analyze.facts import SLICE_ROWS, load_slice, problem_time, run_facts, slices
+from streambench.analyze.fanout import fanout_summary, format_fanout
 from streambench.analyze.generator import behind, generator_windows, warning
 from streambench.analyze.pushes import format_pushes, push_summary
 from streambench.analyze.quantiles import distribution
@@ -76,7 +82,8 @@ def summarize(
             received=recv.sum(),
             errors=((kind == "error") & (status.is_in(MESSAGE_ERRORS)
                                          | status.str.contains(HTTP_STATUS_ERROR))).sum(),
-            timeouts=(kind == "timeout").sum(),
+            # a member that missed a fan-out message is in ``fanout``, not a sent message
+            timeouts=((kind == "timeout") & status.ne_missing("delivery")).sum(),
             send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
             protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
             connects=(kind == "connect").sum(),
@@ -94,6 +101,9 @@ def summarize(
     summary["pushes"] = pushes
     summary["replies"] = replies_summary(events, manifest)
     summary["closes"] = closes_summary(events)
+    fanout = fanout_summary(events)
+    if fanout is not None:
+        summary["fanout"] = fanout
     summary["generator"] = _generator(events, health, slice_rows=slice_rows)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []
@@ -253,6 +263,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  error rate {summary['error_rate']:.4%}",
         *(format_replies(summary["replies"], summary.get("closes", []))
           if "replies" in summary else []),
+        *(format_fanout(summary["fanout"]) if "fanout" in summary else []),
         *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from streambench.api import run_async
 from streambench.capture.store import Store
 from streambench.scenario.load import load_scenario, with_overrides
 from streambench.scenario.model import Scenario
+from streambench.target.server import start_server
 from tests.backends.conftest import REPO, Serve
 from tests.mosquitto import Mosquitto
 
@@ -48,7 +49,13 @@ async def test_every_member_of_a_room_gets_every_message_of_the_builtin_broadcas
         assert room == ("lobby" if conn % 2 == 0 else "garden")
     assert deliveries["cid"].is_in(sent["cid"].implode()).all()
     assert deliveries["latency_ms"].min() > 0
-    found = detect_anomalies(store.events(result.run_id), manifest=result.manifest)
+    fanout = result.summary["fanout"]
+    assert (fanout["messages"], fanout["delivered"]) == (sent.height, deliveries.height)
+    assert (fanout["missed"], fanout["duplicates"], fanout["delivery_ratio"]) == (0, 0, 1.0)
+    assert {g["group"] for g in fanout["groups"]} == {"lobby", "garden"}
+    assert fanout["last_member_ms"]["p99"] >= fanout["latency_ms"]["p50"]
+    assert result.summary["protocol_errors"] == result.summary["timeouts"] == 0
+    found = detect_anomalies(store.events(result.run_id), manifest=dict(result.manifest))
     assert not {a.rule for a in found} & {"duplicate-replies", "unmatched-replies",
                                           "lost-replies", "error-replies"}
 
@@ -92,3 +99,30 @@ async def test_a_django_channels_room_broadcast_is_measured_as_fan_out(
     assert deliveries.height == 3 * sent.height
     assert set(deliveries["topic"]) == {"/ws/chat/lobby/", "/ws/chat/garden/"}
     assert result.summary["protocol_errors"] == 0
+
+
+async def test_members_that_never_get_a_message_are_fan_out_loss(store: Store) -> None:
+    # The client counts every connection in one group, the server's rooms split them:
+    # the other room's members never get a message.
+    server = await start_server()
+    try:
+        room_url = server.ws_url.rsplit("/", 1)[0] + "/broadcast/{{room}}"
+        scenario = Scenario.model_validate({
+            "name": "lossy-fanout", "variables": {"room": ["a", "b"]},
+            "target": {"url": room_url}, "fanout": {"senders": 1},
+            "load": {"connections": 4, "rate": 20, "duration": 0.5, "timeout": 0.5},
+            "message": {"body": {"text": "{{sentence}}"}, "expect": "fanout"},
+        })
+        result = await run_async(scenario, store=store)
+    finally:
+        await server.close()
+    fanout = result.summary["fanout"]
+    assert fanout["messages"] >= 5
+    # connection 0 (room a) sends: 2 is in its room, 1 and 3 are not
+    assert fanout["delivered"] == fanout["messages"]
+    assert fanout["missed"] == 2 * fanout["messages"]
+    assert result.summary["timeouts"] == 0  # a missed delivery is no missed reply
+    found = {a.rule for a in detect_anomalies(store.events(result.run_id),
+                                              manifest=dict(result.manifest))}
+    assert "fanout-loss" in found
+    assert not found & {"duplicate-replies", "unmatched-replies", "fanout-duplicates"}

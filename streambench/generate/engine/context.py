@@ -45,9 +45,6 @@ class RunContext:
     # local addresses connections are opened from (resolved, checked); () for the default
     source_addresses: tuple[str, ...] = ()
     fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
-    # epoch ns = monotonic ns + this; server timestamps of pushes are turned into
-    # monotonic time with it (see engine/pushes.py)
-    epoch_offset_ns: int = field(default_factory=lambda: time.time_ns() - time.monotonic_ns())
 
     def __post_init__(self) -> None:
         if self.plan is None:
@@ -56,8 +53,7 @@ class RunContext:
 
     def push_log(self, conn: int) -> PushLog:
         """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
-        return PushLog(self.push_reader, self.record, conn=conn,
-                       epoch_offset_ns=self.epoch_offset_ns)
+        return PushLog(self.push_reader, self.record, conn=conn, epoch_offset=epoch_offset_ns)
 
     def source_address(self, conn: int) -> str | None:
         """Where connection ``conn`` of this process is opened from (round robin, global)."""
@@ -184,31 +180,6 @@ class Inflight:
         self.pending.clear()
 
 
-async def sleep_until(deadline_mono: int) -> None:
-    """Sleep until a monotonic deadline, never waking before it.
-
-    uvloop rounds timers to whole milliseconds, so one sleep can end up to
-    half a millisecond early; a message must never go out before its
-    intended time (its latency would read low, even negative). A bare
-    future and timer rather than ``asyncio.sleep``: every idle connection's
-    sender sleeps here, and a coroutine frame less is a few hundred bytes
-    each.
-    """
-    loop = asyncio.get_running_loop()
-    while (delay := deadline_mono - time.monotonic_ns()) > 0:
-        waiter = loop.create_future()
-        timer = loop.call_later(delay / 1e9, _wake, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     """Sleep until a monotonic deadline; False if ``stop`` was set first."""
     delay = (deadline_mono - time.monotonic_ns()) / 1e9
@@ -220,6 +191,11 @@ async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+def epoch_offset_ns() -> int:
+    """What to add to ``time.monotonic_ns()`` now to get epoch nanoseconds."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 def backoff(initial: float, maximum: float, factor: float) -> Iterator[float]:

@@ -13,8 +13,8 @@ delivery     one per member that got the message: ``conn`` the receiver,
              ``status`` the group; latency from the sender's *intended* time
 timeout      a member that had not got it ``load.timeout`` after the intended
              time (status ``delivery``; the cid names the message)
-error        ``duplicate`` (a member got it twice), ``late`` (after its
-             timeout), ``stray_delivery`` (a connection outside the group)
+error        ``duplicate`` (a member got it twice), ``late_delivery`` (after
+             its timeout), ``stray_delivery`` (a connection outside the group)
 other        ``own_copy``: the sender's copy when ``fanout.self`` is false
 ===========  ==============================================================
 
@@ -33,6 +33,7 @@ from typing import Any
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 
+MISSED = "fan-out message not delivered to this member in time"  # a missed delivery's error
 DONE_LIMIT = 100_000  # finished messages remembered, to tell duplicates and late copies
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
@@ -154,7 +155,7 @@ class Ledger:
                now: int, message: str, topic: str) -> None:
         """A copy nobody waits for: late, the sender's own, a duplicate or a stray."""
         if conn in missed:
-            status, error = "late", "delivery after its timeout"
+            status, error = "late_delivery", "delivery after its timeout"
         elif conn == entry.sender and not self.self_copy:
             self.record((Kind.OTHER, now, conn, entry.seq, cid, None, None, len(message), topic,
                          "own_copy", None, message[:4096]))
@@ -177,7 +178,7 @@ class Ledger:
             del pending[cid]
             for conn in sorted(entry.waiting):
                 self.record((Kind.TIMEOUT, now, conn, entry.seq, cid, entry.intended,
-                             entry.sent, None, topic_of(conn), "delivery", None, None))
+                             entry.sent, None, topic_of(conn), "delivery", MISSED, None))
                 expired += 1
             self._remember(cid, entry, frozenset(entry.waiting))
         return expired

@@ -55,7 +55,7 @@ def test_members_still_waiting_at_the_timeout_are_missed_and_later_copies_late()
     assert rows[-1][8:10] == ("/r2", "delivery")
     book.delivered("0-1", 2, 120 * MS, "x", "/r")
     book.delivered("0-1", 1, 120 * MS, "x", "/r")
-    assert [r[9] for r in rows[-2:]] == ["late", "duplicate"]
+    assert [r[9] for r in rows[-2:]] == ["late_delivery", "duplicate"]
 
 
 def test_self_copy_makes_the_sender_a_member_and_a_group_of_one_expects_nothing() -> None:

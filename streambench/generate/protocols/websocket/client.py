@@ -35,13 +35,8 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import (
-    Flag,
-    Inflight,
-    RunContext,
-    backoff,
-    sleep_until,
-)
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Flag, Inflight, RunContext, backoff
 from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
