@@ -17,10 +17,29 @@ import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
 from streambench.capture.store import Store
-from tests.helpers import wait_for, write_scenario
-from tests.target.test_serve_cli import WAIT_S, read_rows, start_serve, stop
+from streambench.target.embedded import child_env
+from tests.helpers import TIME_SCALE, wait_for, write_scenario
+from tests.target.test_serve_cli import WAIT_S, read_rows, stop
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_serve(*flags: str, processes: int) -> tuple[asyncio.subprocess.Process, dict]:
+    """``serve --processes N``, its ready line awaited (the helpers start one by one: a
+    fresh interpreter each); killed, by its pid, if the line does not come."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambench", "serve", "--port", "0",
+        "--processes", str(processes), *flags,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=child_env())
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(),
+                                      WAIT_S * processes * TIME_SCALE)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process, orjson.loads(line)
 
 
 def established(pids: list[int], port: int) -> collections.Counter[int]:
@@ -35,8 +54,8 @@ def established(pids: list[int], port: int) -> collections.Counter[int]:
 
 async def test_the_processes_share_the_port_the_load_and_the_ground_truth(tmp_path: Path):
     faults_out = tmp_path / "faults.jsonl"
-    process, ready = await start_serve("--processes", "3", "--error-rate", "0.5",
-                                       "--faults-out", str(faults_out))
+    process, ready = await start_serve("--error-rate", "0.5", "--faults-out", str(faults_out),
+                                       processes=3)
     try:
         errors = await _echo_from_30_clients(ready)
     finally:
@@ -81,7 +100,7 @@ async def _echo_from_30_clients(ready: dict) -> int:
 
 
 async def test_kill_9_of_the_first_process_takes_the_helpers_along():
-    process, ready = await start_serve("--processes", "2")
+    process, ready = await start_serve(processes=2)
     helper = ready["pids"][1]
     process.kill()
     await process.wait()

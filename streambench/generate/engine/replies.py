@@ -184,6 +184,7 @@ class ReplyMatcher:
 
     handlers: ClassVar[dict[str, Handler]] = {
         "answer": _answer, "error": _answer, "end": _end, "other": _other, "garbage": _garbage,
+        "push": _push,
     }
 
 
