@@ -27,7 +27,8 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
