@@ -273,6 +273,18 @@ def show(frame: pl.DataFrame, *, max_rows: int = 200) -> Any:
     return HTML(to_html(frame, max_rows=max_rows))
 
 
+def fanout_groups(fanout: Mapping[str, Any]) -> pl.DataFrame:
+    """The summary's fan-out block per group (``summary["fanout"]``), least delivered
+    first: messages, deliveries expected and received, the ratio, latency p50/p99 from
+    the sender's intended send and the time until the last member got a message (p99)."""
+    rows = sorted(fanout.get("groups", []), key=lambda g: (g["delivery_ratio"] or 0.0,
+                                                           g["group"] or ""))
+    return pl.DataFrame(rows, schema={
+        "group": pl.String, "messages": pl.Int64, "expected": pl.Int64, "delivered": pl.Int64,
+        "delivery_ratio": pl.Float64, "p50_ms": pl.Float64, "p99_ms": pl.Float64,
+        "last_member_p99_ms": pl.Float64})
+
+
 def comparison_table(comparison: Any) -> pl.DataFrame:
     """A comparison (``compare_runs``) as one row per metric.
 
