@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import threading
 from typing import Any
+
+from aiohttp import web
 
 from tests.capture.pii_corpus import POSITIVES
 
@@ -41,6 +44,43 @@ def hostile_text(headers: dict[str, str] | list[tuple[str, str]]) -> str:
     pairs = headers.items() if isinstance(headers, dict) else headers
     lines = [f"{name}: {value}" for name, value in pairs]
     return "\n".join([*lines, *CORPUS, SECRETS["SB_PLANT_TOKEN"]])
+
+
+# -- a hostile HTTP server ----------------------------------------------------------
+
+async def http_handler(request: web.Request, n: int) -> web.StreamResponse:
+    text = await request.text()
+    headers = dict(request.headers)
+    doc = json.loads(text)
+    page = f"<html><h1>500</h1><pre>{hostile_text(headers)}\n{text}</pre></html>"
+    reason = f"Denied {headers.get('X-Api-Key')} for {CORPUS[0]}"
+    responses = [
+        lambda: web.Response(text=text, content_type="application/json"),
+        lambda: web.Response(status=500, text=page, content_type="text/html"),
+        lambda: web.json_response({"cid": doc["cid"], "error": hostile_text(headers)},
+                                  dumps=compact),
+        lambda: web.Response(text=hostile_text(headers)),
+        lambda: web.Response(status=403, reason=reason, text=text),
+        lambda: web.Response(text=text + "<!-- " + CORPUS[4] + " -->"),
+        lambda: web.json_response({**doc, "cid": SECRETS["SB_PLANT_TOKEN"]}, dumps=compact),
+        lambda: web.json_response({"cid": text, "text": text}, dumps=compact),
+    ]
+    return responses[n % len(responses)]()
+
+
+async def start_hostile_http() -> web.AppRunner:
+    """The hostile HTTP server (POST /echo) on a free port of 127.0.0.1: its runner."""
+    app = web.Application()
+    count = itertools.count(1)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await http_handler(request, next(count))
+
+    app.router.add_post("/echo", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
 
 
 class serving:  # used like a function, as a context manager

@@ -20,7 +20,6 @@ which have a shape, are also echoed as bare free text (reason phrases, cids).
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 
 from tests.helpers import cli_env, store_text
@@ -43,6 +41,7 @@ from tests.planted import (
     compact,
     hostile_text,
     serving,
+    start_hostile_http,
 )
 
 # -- a hostile WebSocket server ------------------------------------------------------
@@ -81,42 +80,9 @@ def ws_port() -> Iterator[int]:
 
 # -- a hostile HTTP server ----------------------------------------------------------
 
-async def http_handler(request: web.Request, n: int) -> web.StreamResponse:
-    text = await request.text()
-    headers = dict(request.headers)
-    doc = json.loads(text)
-    page = f"<html><h1>500</h1><pre>{hostile_text(headers)}\n{text}</pre></html>"
-    reason = f"Denied {headers.get('X-Api-Key')} for {CORPUS[0]}"
-    responses = [
-        lambda: web.Response(text=text, content_type="application/json"),
-        lambda: web.Response(status=500, text=page, content_type="text/html"),
-        lambda: web.json_response({"cid": doc["cid"], "error": hostile_text(headers)},
-                                  dumps=compact),
-        lambda: web.Response(text=hostile_text(headers)),
-        lambda: web.Response(status=403, reason=reason, text=text),
-        lambda: web.Response(text=text + "<!-- " + CORPUS[4] + " -->"),
-        lambda: web.json_response({**doc, "cid": SECRETS["SB_PLANT_TOKEN"]}, dumps=compact),
-    ]
-    return responses[n % len(responses)]()
-
-
 @pytest.fixture
 def http_port() -> Iterator[int]:
-    async def start() -> Any:
-        app = web.Application()
-        count = itertools.count(1)
-
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return await http_handler(request, next(count))
-
-        app.router.add_post("/echo", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return runner
-
-    with serving(start, aiohttp=True) as port:
+    with serving(start_hostile_http, aiohttp=True) as port:
         yield port
 
 

@@ -1,17 +1,18 @@
-"""Planted secrets and PII against hostile MQTT, SSE and gRPC peers: none of it on disk or in a log.
+"""Planted secrets and PII against hostile MQTT, SSE, gRPC and HTTP peers: none of it kept.
 
-tests/test_planted.py does WebSocket and HTTP through the CLI; this module does
-the other protocols through the Python API (no interpreter start-up: seconds
-each), with the same plants (tests/planted.py). Each hostile peer, started
-here on 127.0.0.1, echoes what it was given in every column it controls:
-whole requests, cids and topics it chose, status details and reason phrases
-echoing request headers or metadata, JSON ``error`` fields, non-JSON,
-truncated and deep replies, bytes after the JSON, invalid UTF-8, keys inside
-allowed objects. Then every byte under the store and every log record (the
-``streambench`` loggers at debug level, anything else at warning, which is
-what Python prints by default) are searched. (A rendered report is searched
-in tests/test_planted.py: it is drawn from the store searched here, and papermill
-costs half a minute.)
+tests/test_planted.py does WebSocket and HTTP (the lean engine) through the CLI,
+and renders a report; this module does the other protocols, and HTTP through
+aiohttp, with the Python API (no interpreter start-up: seconds each) and the
+same plants (tests/planted.py). Each hostile peer, started here on 127.0.0.1,
+echoes what it was given in every column it controls: whole requests, cids and
+topics it chose, status details and reason phrases echoing request headers or
+metadata, JSON ``error`` fields, non-JSON, truncated and deep replies, bytes
+after the JSON, invalid UTF-8, keys inside allowed objects, the request inside
+a reply's cid. Then every byte under the store and every log record (the
+``streambench`` loggers at debug level, anything else at warning, which is what
+Python prints by default) are searched. A rendered report is drawn from the
+store searched here; tests/test_planted.py renders one (papermill costs half a
+minute).
 
 Only the secrets a scenario references can be known to streambench (MQTT has
 no headers: its scenario references two), so each test forbids those, the
@@ -42,7 +43,17 @@ from streambench.scenario.load import load_scenario
 from streambench.scenario.proto import compile_proto
 from tests.helpers import store_text
 from tests.mosquitto import Mosquitto
-from tests.planted import BODY, CORPUS, PERSON, POLICY, SECRETS, compact, hostile_text
+from tests.planted import (
+    BODY,
+    CORPUS,
+    PERSON,
+    POLICY,
+    SECRETS,
+    compact,
+    hostile_text,
+    serving,
+    start_hostile_http,
+)
 
 DEEP = json.loads("[" * 300 + "]" * 300)
 PERSONAL = [*PERSON.values(), *CORPUS]
@@ -260,6 +271,7 @@ message Person {
 }
 service Plant {
   rpc Unary(Person) returns (Person);
+  rpc Chat(stream Person) returns (stream Person);
 }
 """
 
@@ -284,21 +296,33 @@ def grpc_reply(n: int, request: Any, metadata: list[tuple[str, str]], rpc: Any) 
 
 @contextlib.asynccontextmanager
 async def hostile_service(proto: Path) -> AsyncIterator[str]:
-    rpc = compile_proto(str(proto)).method(None, "Unary")
+    compiled = compile_proto(str(proto))
+    rpc = compiled.method(None, "Unary")
     count = itertools.count()
 
+    def metadata_of(context: grpc.aio.ServicerContext) -> list[tuple[str, str]]:
+        return [(k, str(v)) for k, v in context.invocation_metadata() or ()]
+
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        metadata = [(k, str(v)) for k, v in context.invocation_metadata() or ()]
-        answer = grpc_reply(next(count), request, metadata, rpc)
+        answer = grpc_reply(next(count), request, metadata_of(context), rpc)
         if isinstance(answer, tuple):
             await context.abort(*answer)
         return answer
 
+    async def chat(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+                   ) -> AsyncIterator[Any]:
+        async for request in requests:  # a failed call ends the stream: it is reopened
+            answer = grpc_reply(next(count), request, metadata_of(context), rpc)
+            if isinstance(answer, tuple):
+                await context.abort(*answer)
+            yield answer
+
+    codec = {"request_deserializer": rpc.request.FromString,
+             "response_serializer": rpc.response.SerializeToString}
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(rpc.service, {
-        "Unary": grpc.unary_unary_rpc_method_handler(
-            unary, request_deserializer=rpc.request.FromString,
-            response_serializer=rpc.response.SerializeToString)}),))
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, **codec),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat, **codec)}),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -307,22 +331,43 @@ async def hostile_service(proto: Path) -> AsyncIterator[str]:
         await server.stop(None)
 
 
-async def grpc_run(tmp_path: Path, store: Store) -> Any:
+async def grpc_run(tmp_path: Path, store: Store, method: str) -> Any:
     (tmp_path / "plant.proto").write_text(PROTO)
     async with hostile_service(tmp_path / "plant.proto") as url:
         sc = load_scenario(scenario_file(tmp_path / "grpc.yaml", {
-            "protocol": "grpc", "url": url, "proto": "plant.proto", "method": "Unary",
+            "protocol": "grpc", "url": url, "proto": "plant.proto", "method": method,
             "metadata": {"authorization": "Bearer ${SB_PLANT_TOKEN}",
                          "x-api-key": "${SB_PLANT_KEY}", "x-session": "${SB_PLANT_QS}",
-                         "x-password": "${SB_PLANT_PW}"}}))
+                         "x-password": "${SB_PLANT_PW}"},
+            "reconnect": {"initial": "10ms", "max": "50ms"}}))
         return await run_async(sc, store=store)
 
 
 @pytest.mark.timeout(60)
-def test_grpc_hostile_service(tmp_path: Path, logs: io.StringIO):
+@pytest.mark.parametrize("method", ["Unary", "Chat"])
+def test_grpc_hostile_service(tmp_path: Path, logs: io.StringIO, method: str):
     store = Store(tmp_path / "st")
-    result = asyncio.run(grpc_run(tmp_path, store))
+    result = asyncio.run(grpc_run(tmp_path, store, method))
     assert result.status == "completed"
     assert_nothing_planted(
         store=store, logs=logs.getvalue(), forbidden=[*SECRETS.values(), *PERSONAL],
         evidence=("INTERNAL", "PERMISSION_DENIED", "<email>", "<redacted>", "h1:"))
+
+
+# -- HTTP through the aiohttp engine (tests/test_planted.py runs the lean one) ------------
+
+@pytest.mark.timeout(60)
+async def test_http_hostile_server_through_aiohttp(tmp_path: Path, logs: io.StringIO):
+    with serving(start_hostile_http, aiohttp=True) as port:
+        sc = load_scenario(scenario_file(tmp_path / "http.yaml", {
+            "protocol": "http", "http_engine": "aiohttp",
+            "url": f"http://127.0.0.1:{port}/echo?session=${{SB_PLANT_QS}}",
+            "headers": {"Authorization": "Bearer ${SB_PLANT_TOKEN}",
+                        "X-Api-Key": "${SB_PLANT_KEY}"}}))
+        store = Store(tmp_path / "st")
+        result = await run_async(sc, store=store)
+    assert result.status == "completed"
+    forbidden = [v for k, v in SECRETS.items() if k != "SB_PLANT_PW"]
+    assert_nothing_planted(
+        store=store, logs=logs.getvalue(), forbidden=[*forbidden, *PERSONAL],
+        evidence=("<text:", "<invalid-json:", "<email>", "HTTP 403", "<redacted>", "h1:"))

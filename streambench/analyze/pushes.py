@@ -9,7 +9,7 @@ Reads the ``push`` rows (their slots are described in
   (``ts - sent_ns``), when the scenario's ``stream.timestamp`` says where the
   server puts one; it includes any difference between the two clocks;
 * *sequence gaps*, when ``stream.sequence`` says where the server numbers its
-  pushes, per stream (a connection's stream from one connect to the next, or a
+  pushes, per stream (a connection's stream until the connection is lost, or a
   subscription): ``missing`` numbers never received between the lowest and
   the highest seen, ``duplicates`` numbers received again, ``out_of_order``
   numbers received after a higher one (late, not lost).
@@ -67,13 +67,15 @@ def _figures(values: pl.LazyFrame) -> dict[str, float | None]:
 
 
 def numbered_pushes(events: pl.LazyFrame) -> pl.LazyFrame:
-    """Numbered pushes in arrival order with their stream (``conn``, ``epoch``: connects
-    so far on the connection, ``cid``) and ``duplicate`` / ``out_of_order`` flags."""
+    """Numbered pushes in arrival order with their stream (``conn``, ``epoch``: how many
+    times the connection was lost before, ``cid``) and ``duplicate`` / ``out_of_order``
+    flags. (A connection's ``connect`` row may come after its first pushes, once its
+    set-up steps are done; its ``disconnect`` row always comes after its last.)"""
     kind = pl.col("kind")
-    rows = (events.filter(kind.is_in(["push", "connect"]))
+    rows = (events.filter(kind.is_in(["push", "disconnect"]))
             .select("conn", "ts", kind.cast(pl.String).alias("kind"), "cid", "seq")
             .sort("conn", "ts", maintain_order=True)
-            .with_columns(epoch=(pl.col("kind") == "connect").cum_sum().over("conn"))
+            .with_columns(epoch=(pl.col("kind") == "disconnect").cum_sum().over("conn"))
             .filter(pl.col("kind") == "push", pl.col("seq").is_not_null()))
     seq = pl.col("seq")
     return rows.with_columns(

@@ -5,9 +5,10 @@ payload, ``allow`` paths are kept with the free text inside them scanned and
 masked (:mod:`streambench.capture.pii`), ``hash`` paths are replaced by a keyed
 hash (:mod:`streambench.capture.keys`), the correlation id and sequence fields
 are kept (scanned like allowed text: a server chooses what its replies carry
-there), and everything else is dropped. Paths are names joined by ``.``; lists
-are walked through, so ``items[].sku`` and ``items.sku`` mean the same. Fields
-whose value is null are dropped.
+there; a kept string holding JSON members, a request echoed into a cid, is
+redacted as a payload of its own), and everything else is dropped. Paths are
+names joined by ``.``; lists are walked through, so ``items[].sku`` and
+``items.sku`` mean the same. Fields whose value is null are dropped.
 
 Redaction is total: a payload that is not a JSON object or array (plain text,
 a JSON fragment, bytes after the JSON, a bare number) is kept only as its kind

@@ -31,8 +31,10 @@ def test_missing_duplicate_and_late_pushes_are_told_apart() -> None:
         ("connect", 0, 0, None, None, None, None),
         *(("push", i, 0, None, seq, None, None) for i, seq in
           enumerate([1, 2, 4, 3, 3, 7], start=1)),  # 3 late, 3 again, 5 and 6 never
-        ("connect", 10, 0, None, None, None, None),  # a reconnect: numbering starts again
-        *(("push", 10 + i, 0, None, seq, None, None) for i, seq in enumerate([1, 2], start=1)),
+        ("disconnect", 9, 0, None, None, None, None),  # lost: the numbering starts again
+        ("push", 10, 0, None, 1, None, None),  # before the connect row (set-up steps)
+        ("connect", 10, 0, None, None, None, None),
+        *(("push", 10 + i, 0, None, seq, None, None) for i, seq in enumerate([2, 3], start=1)),
         *(("push", i, 1, "sub-1", seq, None, None) for i, seq in enumerate([5, 6, 8], start=1)),
     )
     assert sequence_gaps(events) == {"missing": 3, "duplicates": 1, "out_of_order": 1,

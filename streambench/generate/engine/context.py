@@ -43,9 +43,6 @@ class RunContext:
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
     fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
-    # epoch ns = monotonic ns + this; server timestamps of pushes are turned into
-    # monotonic time with it (see engine/pushes.py)
-    epoch_offset_ns: int = field(default_factory=lambda: time.time_ns() - time.monotonic_ns())
 
     def __post_init__(self) -> None:
         if self.plan is None:
@@ -54,8 +51,7 @@ class RunContext:
 
     def push_log(self, conn: int) -> PushLog:
         """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
-        return PushLog(self.push_reader, self.record, conn=conn,
-                       epoch_offset_ns=self.epoch_offset_ns)
+        return PushLog(self.push_reader, self.record, conn=conn, epoch_offset=epoch_offset_ns)
 
     @property
     def conversation(self) -> Plan:
@@ -119,17 +115,6 @@ class Inflight:
         self.pending.clear()
 
 
-async def sleep_until(deadline_mono: int) -> None:
-    """Sleep until a monotonic deadline, never waking before it.
-
-    uvloop rounds timers to whole milliseconds, so one sleep can end up to
-    half a millisecond early; a message must never go out before its
-    intended time (its latency would read low, even negative).
-    """
-    while (delay := deadline_mono - time.monotonic_ns()) > 0:  # noqa: ASYNC110 (a clock)
-        await asyncio.sleep(delay / 1e9)
-
-
 async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     """Sleep until a monotonic deadline; False if ``stop`` was set first."""
     delay = (deadline_mono - time.monotonic_ns()) / 1e9
@@ -141,6 +126,11 @@ async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+def epoch_offset_ns() -> int:
+    """What to add to ``time.monotonic_ns()`` now to get epoch nanoseconds."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 def backoff(initial: float, maximum: float, factor: float) -> Iterator[float]:

@@ -119,30 +119,41 @@ class PushReader:
 class PushLog:
     """Records one connection's pushes, keeping the last arrival of each stream.
 
-    ``epoch_offset_ns`` turns epoch time into ``time.monotonic_ns()`` time
-    (rows hold monotonic times; the writer shifts them back with its own offset,
-    so ``ts - sent_ns`` is arrival minus the server's stamp, in epoch time).
+    ``epoch_offset`` tells, when a push arrives, what to add to
+    ``time.monotonic_ns()`` to get epoch time: the server's stamp is turned into
+    monotonic time with the offset *of that moment* (rows hold monotonic times,
+    which the writer shifts by one offset for the whole run), so
+    ``ts - sent_ns`` is the wall clock at arrival minus the server's stamp even
+    when the wall clock is slewed during the run.
     """
 
-    __slots__ = ("conn", "epoch_offset_ns", "last", "reader", "record")
+    __slots__ = ("conn", "epoch_offset", "last", "reader", "record")
 
     def __init__(self, reader: PushReader, record: Callable[[Row], None], *, conn: int,
-                 epoch_offset_ns: int) -> None:
+                 epoch_offset: Callable[[], int]) -> None:
         self.reader = reader
         self.record = record
         self.conn = conn
-        self.epoch_offset_ns = epoch_offset_ns
+        self.epoch_offset = epoch_offset
         self.last: dict[str | None, int] = {}  # stream -> arrival of its last push
 
     def push(self, text: str, now: int, *, stream: str | None, topic: str | None,
-             status: str | None, doc: Any = None, size: int | None = None) -> None:
-        """Record one push (``doc``: the push already parsed, if it was)."""
+             status: str | None, doc: Any = None, size: int | None = None,
+             arrival_known: bool = True) -> None:
+        """Record one push (``doc``: the push already parsed, if it was).
+
+        ``arrival_known`` False: the push waited unread for a while (``now`` is when
+        it was read), so it gets no gap and no staleness, and the next push no gap.
+        """
         if self.reader.reads_json and doc is None:
             doc = parse(text)
         stamp, number = self.reader.read(doc)
-        sent = None if stamp is None else stamp - self.epoch_offset_ns
-        previous = self.last.get(stream)
-        self.last[stream] = now
+        sent = None if stamp is None or not arrival_known else stamp - self.epoch_offset()
+        previous = self.last.get(stream) if arrival_known else None
+        if arrival_known:
+            self.last[stream] = now
+        else:
+            self.last.pop(stream, None)
         self.record((Kind.PUSH, now, self.conn, number, stream, previous, sent,
                      len(text) if size is None else size, topic, status, None, text))
 

@@ -7,6 +7,9 @@ schedule's duration. Nothing is sent; every event is a ``push`` row
 
 * ``intended_ns``: the arrival of the previous event on the connection, so
   ``ts - intended_ns`` is the *inter-arrival gap* (null for the first event);
+  events that waited unread in the buffer while the run started (the first
+  stream is opened before the schedule's zero) have neither gap nor staleness:
+  when they arrived is not known;
 * ``sent_ns`` and ``seq``: the server's timestamp and sequence number, read
   from the event's ``data:`` as JSON where the scenario's ``stream`` section
   says (null without it);
@@ -223,20 +226,32 @@ class SseConnection(EventRecorder):
 
     async def _read(self, response: aiohttp.ClientResponse) -> None:
         parser = EventStreamParser(max_bytes=self.ctx.scenario.target.max_message_bytes)
+        # What came while nobody read (a stream opened before the schedule's zero):
+        # its arrival times are unknown, so those pushes get no gap and no staleness.
+        backlog = response.content.read_nowait()
+        if backlog and not self._feed(parser, backlog, known=False):
+            return
         async for chunk in response.content.iter_any():
-            try:
-                for payload, event_id, name in parser.feed(chunk):
-                    self._event(payload, event_id, name)
-            except EventTooBig as exc:
-                for payload, event_id, name in exc.events:
-                    self._event(payload, event_id, name)
-                self.ctx.record((Kind.ERROR, time.monotonic_ns(), self.conn, None, None, None,
-                                 None, exc.size, self.topic, "too_big", str(exc), None))
+            if not self._feed(parser, chunk, known=True):
                 return  # the stream is closed; it is reopened like one the server ended
 
-    def _event(self, payload: str, event_id: str | None, name: str | None) -> None:
+    def _feed(self, parser: EventStreamParser, chunk: bytes, *, known: bool) -> bool:
+        """Record the chunk's events; False (after an error row) when one is too big."""
+        try:
+            for payload, event_id, name in parser.feed(chunk):
+                self._event(payload, event_id, name, known=known)
+        except EventTooBig as exc:
+            for payload, event_id, name in exc.events:
+                self._event(payload, event_id, name, known=known)
+            self.ctx.record((Kind.ERROR, time.monotonic_ns(), self.conn, None, None, None,
+                             None, exc.size, self.topic, "too_big", str(exc), None))
+            return False
+        return True
+
+    def _event(self, payload: str, event_id: str | None, name: str | None, *,
+               known: bool) -> None:
         self.pushes.push(payload, time.monotonic_ns(), stream=None, topic=name or self.topic,
-                         status=event_id)
+                         status=event_id, arrival_known=known)
 
     async def send_all(self) -> None:
         """Nothing to send: listen until the schedule's end, then close the stream."""

@@ -45,7 +45,7 @@ def test_a_push_row_holds_the_gap_the_stamp_and_the_number() -> None:
     rows: list[tuple[Any, ...]] = []
     reader = PushReader.build(PushStream(timestamp="data.ts", timestamp_format="epoch_ms",
                                          sequence="data.seq"))
-    log = PushLog(reader, rows.append, conn=3, epoch_offset_ns=1_000 * SECOND)
+    log = PushLog(reader, rows.append, conn=3, epoch_offset=lambda: 1_000 * SECOND)
     log.push('{"data": {"ts": 1000500, "seq": 1}}', 1 * SECOND, stream=None, topic="/t",
              status="tick")
     log.push('{"data": {"ts": 1001700, "seq": 2}}', 2 * SECOND, stream=None, topic="/t",
@@ -61,8 +61,20 @@ def test_a_push_row_holds_the_gap_the_stamp_and_the_number() -> None:
 
 def test_without_a_stream_section_a_push_is_not_parsed() -> None:
     rows: list[tuple[Any, ...]] = []
-    log = PushLog(PushReader(), rows.append, conn=0, epoch_offset_ns=0)
+    log = PushLog(PushReader(), rows.append, conn=0, epoch_offset=lambda: 0)
     log.push("not json {", 5, stream=None, topic=None, status=None)
     assert rows[0][3] is None
     assert rows[0][6] is None
     assert rows[0][11] == "not json {"
+
+
+def test_a_push_read_late_has_no_gap_and_no_staleness_but_keeps_its_number() -> None:
+    rows: list[tuple[Any, ...]] = []
+    reader = PushReader.build(PushStream(timestamp="ts", timestamp_format="epoch_ns",
+                                         sequence="n"))
+    log = PushLog(reader, rows.append, conn=0, epoch_offset=lambda: 0)
+    log.push('{"ts": 5, "n": 1}', 10, stream=None, topic=None, status=None,
+             arrival_known=False)  # it waited in a buffer nobody read
+    log.push('{"ts": 15, "n": 2}', 20, stream=None, topic=None, status=None)
+    log.push('{"ts": 25, "n": 3}', 30, stream=None, topic=None, status=None)
+    assert [(r[3], r[5], r[6]) for r in rows] == [(1, None, None), (2, None, 15), (3, 20, 25)]

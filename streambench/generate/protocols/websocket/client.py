@@ -27,7 +27,8 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
@@ -178,10 +179,11 @@ class WebSocketConnection(EventRecorder):
         open streams have ended (for at most ``load.timeout`` more)."""
         await self.sending_done.wait()
         # Polled: signalling "empty" from the reply path would cost every reply.
-        inflight, stop, ctx = self.inflight, self.ctx.stop, self.ctx
-        # Members stay until the last fan-out message has reached them (or timed out).
-        while (inflight.pending or not ctx.drained) and not stop.is_set():  # noqa: ASYNC110
+        inflight, stop = self.inflight, self.ctx.stop
+        while inflight.pending and not stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+        if self.ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await self.ctx.fanout.wait_drained(stop)
         streams_end = time.monotonic_ns() + self.ctx.timeout_ns
         while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)

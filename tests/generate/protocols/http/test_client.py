@@ -157,10 +157,13 @@ async def test_sse_events_are_pushes_with_gaps_staleness_and_sequence(store: Sto
     assert pushes["latency_ms"].null_count() == pushes.height  # a gap is no latency
     gaps = ((pushes["ts"] - pushes["intended_ns"].cast(pl.Datetime("ns", "UTC")))
             .dt.total_microseconds() / 1000).drop_nulls()
-    assert gaps.len() == pushes.height - 2  # each stream's first push has none
+    # Events that waited unread while the run started (the streams open before its
+    # zero) have no staleness; they and each stream's first have no gap.
+    unread = pushes["sent_ns"].null_count()
+    assert unread < pushes.height // 2
+    assert pushes.height - 2 - 2 * unread <= gaps.len() <= pushes.height - 2
     assert 40.0 <= gaps.median() <= 60.0 * TIME_SCALE  # the target pushes every 50 ms
-    staleness = (pushes["ts"].cast(pl.Int64) - pushes["sent_ns"]) / 1e6
-    assert staleness.null_count() == 0
+    staleness = ((pushes["ts"].cast(pl.Int64) - pushes["sent_ns"]) / 1e6).drop_nulls()
     assert 0 <= staleness.median() < 50 * TIME_SCALE  # same clock, local socket
     assert pushes.group_by("conn").agg(pl.col("seq").min())["seq"].to_list() == [0, 0]
     s = result.summary
