@@ -79,7 +79,7 @@ SCENARIO = """\
 name: fanout_bench
 target: {{url: "{url}", connect_timeout: 30s}}
 fanout: {{senders: 1}}
-load: {{connections: {connections}, rate: 10, duration: {seconds}s, timeout: 5s}}
+load: {{connections: {connections}, rate: 10, duration: {seconds}s, timeout: 30s}}
 message: {{body: {{text: "{{{{sentence}}}}"}}, expect: fanout}}
 capture: {{redaction: {{allow: [text]}}}}
 """

@@ -22,13 +22,39 @@ Third-party exceptions are translated at the boundary that calls the library
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streambench.scrub import scrub
+
 
 class StreambenchError(Exception):
-    """Root of every error streambench raises deliberately."""
+    """Root of every error streambench raises deliberately.
+
+    ``str()`` of every one has the process's known secrets removed
+    (:func:`streambench.scrub.scrub`): the message a notebook shows, and may save
+    in a report, is the line the CLI prints. A subclass's own ``__str__`` is
+    wrapped when the class is made.
+    """
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__str__")
+        if own is not None:
+            setattr(cls, "__str__", _scrubbed(own))  # noqa: B010 -- a method replaced
+
+
+def _scrubbed(method: Callable[[Any], str]) -> Callable[[Any], str]:
+    @functools.wraps(method)
+    def __str__(self: Any) -> str:
+        return scrub(method(self))
+
+    return __str__
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,10 @@ def summarize(
     fanout = fanout_summary(events)
     if fanout is not None:
         summary["fanout"] = fanout
+        if not row["sent"] and summary["duration_s"]:  # the load it offered: its broadcasts
+            summary["achieved_rate"] = fanout["messages"] / summary["duration_s"]
+            intended = summary["intended_rate"]
+            summary["achieved_ratio"] = summary["achieved_rate"] / intended if intended else None
     summary["generator"] = _generator(events, health, slice_rows=slice_rows)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []

@@ -47,3 +47,16 @@ def test_a_missed_member_and_a_duplicate_are_counted_per_group() -> None:
 
 def test_a_run_without_fan_out_has_no_block() -> None:
     assert fanout_summary(rows(("send", 0, "0-1", None, None))) is None
+
+
+def test_the_report_table_lists_the_least_delivered_group_first() -> None:
+    from streambench.report.tables import fanout_groups
+
+    block = fanout_summary(rows(
+        ("notify", 0, "0-1", "lobby", None), ("delivery", 2, "0-1", "lobby", 4.0),
+        ("timeout", 4, "0-1", "delivery", None),
+        ("notify", 1, "1-1", "garden", None), ("delivery", 3, "1-1", "garden", 2.0)))
+    assert block is not None
+    table = fanout_groups(block)
+    assert table["group"].to_list() == ["lobby", "garden"]
+    assert table["delivery_ratio"].to_list() == [0.5, 1.0]

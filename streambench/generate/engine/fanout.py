@@ -25,6 +25,8 @@ the last member got a message is the largest latency of its deliveries.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +91,7 @@ class Ledger:
         self.pending: dict[str, Broadcast] = {}
         self.done: dict[str, tuple[Broadcast, frozenset[int]]] = {}  # cid -> (it, missed)
         self._members: dict[str, frozenset[int]] = {}
+        self._drained = asyncio.Event()  # set once drained (members wait on it, not poll)
 
     # -- membership -------------------------------------------------------------
     def join(self, conn: int, key: str) -> None:
@@ -119,14 +122,34 @@ class Ledger:
     def cancel(self, cid: str) -> None:
         """The message was never sent after all (the connection closed while sending)."""
         self.pending.pop(cid, None)
+        self._check_drained()
 
     def sender_done(self) -> None:
         self.senders_left -= 1
+        self._check_drained()
 
     @property
     def drained(self) -> bool:
         """Every sender is done and every message delivered or timed out."""
         return self.senders_left <= 0 and not self.pending
+
+    def _check_drained(self) -> None:
+        if self.drained:
+            self._drained.set()
+
+    async def wait_drained(self, stop: asyncio.Event) -> None:
+        """Return once :attr:`drained` (or ``stop`` is set): one wake-up per member, not a
+        poll (a thousand members polling every 20 ms would cost the receivers' core)."""
+        if self.drained or stop.is_set():
+            return
+        waits = [asyncio.ensure_future(self._drained.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wait
 
     # -- the receivers' side ------------------------------------------------------
     def delivered(self, cid: str, conn: int, now: int, message: str, topic: str) -> bool:
@@ -141,6 +164,8 @@ class Ledger:
                 if not waiting:
                     del self.pending[cid]
                     self._remember(cid, entry, frozenset())
+                    if not self.pending and self.senders_left <= 0:
+                        self._drained.set()
                 return True
             self._extra(entry, frozenset(), cid, conn=conn, now=now, message=message,
                         topic=topic)
@@ -181,6 +206,7 @@ class Ledger:
                              entry.sent, None, topic_of(conn), "delivery", MISSED, None))
                 expired += 1
             self._remember(cid, entry, frozenset(entry.waiting))
+        self._check_drained()
         return expired
 
     def _remember(self, cid: str, entry: Broadcast, missed: frozenset[int]) -> None:

@@ -107,11 +107,11 @@ class MqttConnection(EventRecorder):
 
     async def _close_when_done(self, session: MqttSession) -> None:
         await self.sending_done.wait()
-        # Polled: signalling "empty" from the reply path would cost every reply. Members
-        # stay until the last fan-out message has reached them (or timed out).
-        ctx = self.ctx
-        while (self.inflight.pending or not ctx.drained) and not ctx.stop.is_set():  # noqa: ASYNC110
+        # Polled: signalling "empty" from the reply path would cost every reply.
+        while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+        if self.ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await self.ctx.fanout.wait_drained(self.ctx.stop)
         await session.close()
 
     # -- receiving -------------------------------------------------------------

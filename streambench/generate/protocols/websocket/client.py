@@ -251,10 +251,8 @@ class WebSocketConnection(EventRecorder):
             finally:
                 self._drained = None
             pending = self.inflight.pending
-        # members stay until the last fan-out message has reached them (or timed out):
-        # polled, once, at the end, and only in a run that fans out
-        while not ctx.drained and not ctx.stop.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+        if ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await ctx.fanout.wait_drained(ctx.stop)
         await self._streams_ended()
         if self._reconnecting is not None:  # it closes what it opens now that sending is done
             await asyncio.shield(self._reconnecting)
