@@ -131,8 +131,8 @@ def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None, *,
         schema={"w": pl.Int64, "sent": pl.UInt32, "lag_p99_ms": pl.Float64,
                 "lag_max_ms": pl.Float64, "p99_ms": pl.Float64}))  # fmt: skip
     windows = windows.with_columns(start=pl.col("w") * _SECOND)
-    rows = health.collect() if health is not None else None
-    table = generator_windows(windows, rows, length_ns=_SECOND, origin=0)
+    health_rows = health.collect() if health is not None else None
+    table = generator_windows(windows, health_rows, length_ns=_SECOND, origin=0)
     return behind(table, length_ns=_SECOND, origin=0)
 
 
@@ -194,10 +194,10 @@ def planned_duration(load: dict[str, Any]) -> float | None:
 
 def _expected(load: dict[str, Any]) -> float:
     if load.get("stages"):
-        return sum(
+        return float(sum(
             s["duration"] * (s["rate"] + (s["rate"] if s.get("to") is None else s["to"])) / 2
             for s in load["stages"]
-        )
+        ))
     return float(load.get("rate") or 0) * float(load.get("duration") or 0)
 
 
