@@ -124,7 +124,7 @@ def _network(kind: str, name: str, *specs: Spec, **options: Any) -> Case:
 # still has clean windows on both sides. Intensities go from a few faults per
 # run to one in most windows, down to just above each detector's floor (see
 # the module docstring of streambench.analyze.score and rules/anomalies.yaml).
-Q = {"quick": True}
+Q: dict[str, Any] = {"quick": True}
 CASES: list[Case] = [
     Case("clean", "200 msg/s x 2", rate=200, connections=2, **Q),
     Case("clean", "300 msg/s x 3 poisson", seed=2, arrival="poisson"),
@@ -297,11 +297,11 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
 def _group_row(group: str, members: list[Outcome]) -> dict[str, Any]:
     anomalies = [a for o in members for a in o.anomalies]
     truths = [o.truth for o in members if o.truth.height]
-    truth = pl.concat(truths, how="diagonal_relaxed") if truths else []
+    truth: pl.DataFrame | list[Any] = pl.concat(truths, how="diagonal_relaxed") if truths else []
     score = score_detections(anomalies, truth)
     ttd = [t for k in score.per_kind.values() for t in k.time_to_detect_s]
-    own = [_by_its_rule(a, o.truth) for o in members for a in o.anomalies]
-    own = [x for x in own if x is not None]
+    verdicts = [_by_its_rule(a, o.truth) for o in members for a in o.anomalies]
+    own = [x for x in verdicts if x is not None]
     return {
         "group": group, "runs": len(members), "faults": score.faults,
         "detected": score.detected, "recall": score.recall, "anomalies": score.anomalies,

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ws_echo import start_server  # a sibling benchmark script
@@ -87,7 +88,7 @@ def round_trips(direct: str, proxied: str, total: int) -> dict[str, list[float]]
 
 
 def run_at(url: str, *, via: bool, rate: float, connections: int, seconds: float,
-           tmp: Path) -> dict:
+           tmp: Path) -> dict[str, Any]:
     scenario = tmp / f"bench-{'proxy' if via else 'direct'}.yaml"
     scenario.write_text(SCENARIO.format(url=url, via=", via: proxy" if via else "",
                                         connections=connections, rate=rate, seconds=seconds))
@@ -97,11 +98,11 @@ def run_at(url: str, *, via: bool, rate: float, connections: int, seconds: float
                           check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip())
-    summary: dict = json.loads(done.stdout)
+    summary: dict[str, Any] = json.loads(done.stdout)
     return summary
 
 
-def received_rate(summary: dict, store: Path) -> float:
+def received_rate(summary: dict[str, Any], store: Path) -> float:
     """Replies per second from the first intended send to the last reply: a path that
     cannot keep up stretches the span (late replies count, but slowly)."""
     import polars as pl

@@ -14,6 +14,7 @@ from streambench.capture.manifest import Manifest
 from streambench.capture.names import check_run_id
 from streambench.capture.status import RunStatus
 from streambench.capture.store import Store, store_root
+from streambench.errors import ConfigError
 from streambench.generate.engine import run as engine
 from streambench.generate.engine.lifecycle import RunControl
 from streambench.generate.engine.progress import Progress
@@ -105,6 +106,11 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
         check_run_id(run_id, where="run id")
     raise_open_files()
     processes = min(workers or default_workers(), scenario.load.connections)
+    if scenario.fans_out:  # one ledger follows every member of every group: one process
+        if cluster:
+            raise ConfigError("--cluster: a fan-out scenario (expect: fanout) runs in one "
+                              "process, which sees every member of every group")
+        processes = 1
     if cluster:
         from streambench.generate.scale.cluster import run_cluster
 

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from streambench import __version__
@@ -34,7 +34,7 @@ _COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = _COMMAND_MODULES) -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         default="warning", help="least severe log level shown")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMAND_MODULES:
+    for name in commands:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -59,11 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *,
+         commands: Sequence[str] = _COMMAND_MODULES) -> int:
+    """The command line; ``commands`` narrows the sub-command modules imported (a child
+    process such as the fault proxy starts sooner without the others)."""
     from streambench.logs import configure
     from streambench.scrub import scrub
 
-    parser = build_parser()
+    parser = build_parser(commands)
     args = parser.parse_args(argv)
     configure(fmt=args.log_format, level=args.log_level)
     with _signals_interrupt():

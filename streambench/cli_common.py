@@ -11,12 +11,18 @@ import signal
 import sys
 from typing import Any
 
-from streambench.capture.store import store_root
-
 __all__ = ["add_json", "add_store", "exit_with_parent", "is_terminal", "print_json",
            "store_root"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def store_root(explicit: str | None = None) -> str:
+    """The store root (:func:`streambench.capture.store.store_root`), imported when asked:
+    the commands that need no store (``serve``, ``proxy``) start without the capture stack."""
+    from streambench.capture.store import store_root as root_of
+
+    return root_of(explicit)
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:

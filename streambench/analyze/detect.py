@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from streambench.analyze import attribute, detect_events, detect_windows, soak
+from streambench.analyze import attribute, detect_events, detect_pushes, detect_windows, soak
 from streambench.analyze.hits import Context, Hit, merge_hits
 from streambench.analyze.measure import Metrics, metrics
 from streambench.analyze.rules import load_rules
@@ -28,6 +28,7 @@ DETECTORS: dict[str, Callable[[Any, Context], list[Hit]]] = {
     "schema_drift": detect_events.schema_drift,
     "schedule_lag": attribute.schedule_lag,
     "memory_growth": soak.memory_growth,
+    "push_stream": detect_pushes.push_stream,
 }
 
 

@@ -119,9 +119,12 @@ def warning(info: dict[str, Any]) -> str | None:
     shown = ", ".join(f"{_clock(s)}-{_clock(e)}" for s, e in info["spans"][:MAX_SPANS])
     more = len(info["spans"]) - MAX_SPANS
     where = shown + (f" and {more} more" if more > 0 else "")
+    # a run that sends nothing (SSE) is client-bound by its event-loop stalls alone
+    lag = ("event-loop stalls, no sends to measure schedule lag" if info["lag_p99_ms"] is None
+           else f"schedule lag p99 up to {info['lag_p99_ms']:.1f} ms, "
+           f"max {info['lag_max_ms']:.1f} ms")
     return (f"the load generator fell behind its schedule in {info['client_bound_windows']} of "
-            f"{info['windows']} windows ({where} UTC): schedule lag p99 up to "
-            f"{info['lag_p99_ms']:.1f} ms, max {info['lag_max_ms']:.1f} ms; results in those "
+            f"{info['windows']} windows ({where} UTC): {lag}; results in those "
             "windows are client-bound (use --workers or fewer connections per process)")
 
 

@@ -106,6 +106,17 @@ class SequenceRule(_Rule):
     min_count: int = Field(default=1, ge=1)
 
 
+class PushStreamRule(_Rule):
+    """Server pushes (see :mod:`streambench.analyze.detect_pushes`)."""
+
+    kind: Literal["push_stream"]
+    check: Literal["gap", "staleness", "sequence"]
+    min_gap: Duration = Field(default=1.0, gt=0)  # gap: at least this long...
+    factor: float = Field(default=10.0, ge=1)  # ...and this many times the stream's median
+    limit_ms: float = Field(default=1000.0, gt=0)  # staleness: older than this on arrival
+    min_count: int = Field(default=1, ge=1)  # staleness, sequence: per window
+
+
 class SchemaDriftRule(_Rule):
     kind: Literal["schema_drift"]
     min_count: int = Field(default=1, ge=1)
@@ -175,13 +186,13 @@ class MemoryGrowthRule(_Rule):
 Rule = Annotated[
     ThresholdRule | RateOfChangeRule | StatisticalRule | SequenceRule | SchemaDriftRule
     | ErrorPatternRule | ConnectionStormRule | ThroughputDropRule | StallRule | ScheduleLagRule
-    | MemoryGrowthRule,
+    | MemoryGrowthRule | PushStreamRule,
     Field(discriminator="kind"),
 ]  # fmt: skip
 RULE_KINDS: tuple[str, ...] = (
     "threshold", "rate_of_change", "statistical", "sequence", "schema_drift",
     "error_pattern", "connection_storm", "throughput_drop", "stall", "schedule_lag",
-    "memory_growth",
+    "memory_growth", "push_stream",
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 

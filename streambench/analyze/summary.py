@@ -18,6 +18,17 @@ by the scenario's rules (per rule name) or matched nothing, what an answer had
 to carry and one (redacted) sample of an unmatched reply; ``closes`` how
 connections ended (see :mod:`streambench.analyze.diagnose`).
 
+``fanout`` (only for a run with ``expect: fanout`` kinds) counts the fan-out
+deliveries expected and received, missed, duplicated, late or stray, their
+latency from the sender's intended send, the time until the last member got
+each message, and the same per group (:mod:`streambench.analyze.fanout`).
+
+``pushes`` says what the server pushed (received, rate, gap and staleness
+percentiles, sequence gaps; see :mod:`streambench.analyze.pushes`). A run
+that only listens (``sse``, or one that sent nothing and received pushes)
+offered no rate: its ``intended_rate`` and ``achieved_ratio`` are null, and the
+printed summary shows its pushes instead of a latency.
+
 ``generator`` says whether the load generator kept to its schedule: how many
 one-second windows were client-bound (its schedule lag explains their
 latency, see :mod:`streambench.analyze.generator`), where, and how far behind
@@ -38,7 +49,9 @@ from streambench.analyze.diagnose import (
     unmatched_line,
 )
 from streambench.analyze.facts import SLICE_ROWS, load_slice, problem_time, run_facts, slices
+from streambench.analyze.fanout import fanout_summary, format_fanout
 from streambench.analyze.generator import behind, generator_windows, warning
+from streambench.analyze.pushes import format_pushes, push_summary
 from streambench.analyze.quantiles import distribution
 from streambench.capture.schema import SCHEMA_VERSION
 from streambench.capture.status import (
@@ -69,7 +82,8 @@ def summarize(
             received=recv.sum(),
             errors=((kind == "error") & (status.is_in(MESSAGE_ERRORS)
                                          | status.str.contains(HTTP_STATUS_ERROR))).sum(),
-            timeouts=(kind == "timeout").sum(),
+            # a member that missed a fan-out message is in ``fanout``, not a sent message
+            timeouts=((kind == "timeout") & status.ne_missing("delivery")).sum(),
             send_failures=((kind == "error") & status.is_in(SEND_ERRORS)).sum(),
             protocol_errors=((kind == "error") & status.is_in(PROTOCOL_ERRORS)).sum(),
             connects=(kind == "connect").sum(),
@@ -81,9 +95,19 @@ def summarize(
         .row(0, named=True)
     )  # fmt: skip
     row |= _percentiles(events)
-    summary = _shape(row, manifest)
+    pushes = push_summary(events, duration_s=planned_duration(
+        manifest.get("scenario", {}).get("load", {})))
+    summary = _shape(row, manifest, listening=listens_only(manifest, row["sent"], pushes))
+    summary["pushes"] = pushes
     summary["replies"] = replies_summary(events, manifest)
     summary["closes"] = closes_summary(events)
+    fanout = fanout_summary(events)
+    if fanout is not None:
+        summary["fanout"] = fanout
+        if not row["sent"] and summary["duration_s"]:  # the load it offered: its broadcasts
+            summary["achieved_rate"] = fanout["messages"] / summary["duration_s"]
+            intended = summary["intended_rate"]
+            summary["achieved_ratio"] = summary["achieved_rate"] / intended if intended else None
     summary["generator"] = _generator(events, health, slice_rows=slice_rows)
     line = warning(summary["generator"])
     summary["warnings"] = [line] if line else []
@@ -136,11 +160,19 @@ def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None, *,
     return behind(table, length_ns=_SECOND, origin=0)
 
 
-def _shape(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+def listens_only(manifest: dict[str, Any], sent: int, pushes: dict[str, Any]) -> bool:
+    """True for a run that offered no load: it only listened to what the server pushed
+    (an ``sse`` target, or nothing sent and pushes received)."""
+    protocol = manifest.get("scenario", {}).get("target", {}).get("protocol")
+    return protocol == "sse" or (sent == 0 and pushes["received"] > 0)
+
+
+def _shape(row: dict[str, Any], manifest: dict[str, Any], *, listening: bool = False
+           ) -> dict[str, Any]:
     scenario = manifest.get("scenario", {})
     load = scenario.get("load", {})
     duration = planned_duration(load)
-    intended = _expected(load) / duration if duration else None
+    intended = _expected(load) / duration if duration and not listening else None
     span = 0.0
     if row["first_send"] is not None and row["last_send"] is not None:
         span = (row["last_send"] - row["first_send"]).total_seconds()
@@ -215,21 +247,27 @@ def format_summary(summary: dict[str, Any]) -> str:
 
     intended = summary["intended_rate"]
     ratio = summary["achieved_ratio"]
+    pushes = summary.get("pushes") or {"received": 0}
+    # A run that only listened offered no rate and timed no reply: its pushes say it all.
+    listening = summary["sent"] == 0 and (pushes["received"] > 0 or intended is None)
     lines = [
         f"run {summary['run_id']}  ({summary['scenario']}, {summary['status']})",
         f"  sent {summary['sent']}  received {summary['received']}  errors {summary['errors']}"
         f"  timeouts {summary['timeouts']}  send failures {summary['send_failures']}"
         f"  protocol errors {summary['protocol_errors']}",
-        f"  rate  achieved {summary['achieved_rate']:.1f}/s"
-        + (
-            f" of intended {intended:.1f}/s ({ratio:.1%})" if intended and ratio is not None else ""
-        ),
-        f"  latency ms (from intended send)  p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}"
-        f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
-        f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}  max {ms(lag['max'])}",
+        *([] if listening else [
+            f"  rate  achieved {summary['achieved_rate']:.1f}/s"
+            + (f" of intended {intended:.1f}/s ({ratio:.1%})"
+               if intended and ratio is not None else ""),
+            f"  latency ms (from intended send)  p50 {ms(lat['p50'])}  p90 {ms(lat['p90'])}"
+            f"  p95 {ms(lat['p95'])}  p99 {ms(lat['p99'])}  max {ms(lat['max'])}",
+            f"  schedule lag ms  p50 {ms(lag['p50'])}  p99 {ms(lag['p99'])}"
+            f"  max {ms(lag['max'])}"]),
+        *(format_pushes(pushes) if "gap_ms" in pushes else []),
         f"  error rate {summary['error_rate']:.4%}",
         *(format_replies(summary["replies"], summary.get("closes", []))
           if "replies" in summary else []),
+        *(format_fanout(summary["fanout"]) if "fanout" in summary else []),
         *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)

@@ -12,8 +12,11 @@ plus hard links of every file that is not merged. Then, holding the run's
 exclusive lock (locks.py: no writer is half-way through a part, no ``forget``
 or ``prune`` is at work), it checks the merged sources did not change, links
 parts written meanwhile, and swaps the two directories with
-``renameat2(RENAME_EXCHANGE)`` (swap.py): one atomic step for every reader,
-including pyarrow, DuckDB or polars globbing the layout. The old directory,
+``renameat2(RENAME_EXCHANGE)`` (swap.py): one atomic step for every reader
+that opens what it listed (the store, polars globbing the layout; a read that
+listed before the swap and opens after fails, never answers wrong; pyarrow's
+and DuckDB's own directory discovery skip such files silently, see
+docs/operations.md). The old directory,
 now in ``.compaction/``, is deleted. A crash before the swap leaves only
 ``.compaction/`` debris; after it, only old files there; the next compaction
 of the run (or ``prune``) deletes them.

@@ -5,9 +5,10 @@ payload, ``allow`` paths are kept with the free text inside them scanned and
 masked (:mod:`streambench.capture.pii`), ``hash`` paths are replaced by a keyed
 hash (:mod:`streambench.capture.keys`), the correlation id and sequence fields
 are kept (scanned like allowed text: a server chooses what its replies carry
-there), and everything else is dropped. Paths are names joined by ``.``; lists
-are walked through, so ``items[].sku`` and ``items.sku`` mean the same. Fields
-whose value is null are dropped.
+there; a kept string holding JSON members, a request echoed into a cid, is
+redacted as a payload of its own), and everything else is dropped. Paths are
+names joined by ``.``; lists are walked through, so ``items[].sku`` and
+``items.sku`` mean the same. Fields whose value is null are dropped.
 
 Redaction is total: a payload that is not a JSON object or array (plain text,
 a JSON fragment, bytes after the JSON, a bare number) is kept only as its kind
@@ -121,6 +122,7 @@ class Redactor:
         self.scanner = Scanner()
         self.fast_path = fast_path
         self._counts: Counter[str] = Counter()
+        self._nesting = 0  # kept_text inside kept_text: a payload echoed in a string
         self._lock = threading.Lock()
 
     @property
@@ -214,8 +216,28 @@ class Redactor:
         counts.update(found)
         return masked
 
+    def kept_text(self, values: pl.Series, counts: Counter[str]) -> pl.Series:
+        """Strings a payload keeps (allowed fields, the cid and seq fields): scanned, and
+        one holding JSON members (a server echoing a request into its reply's cid) is
+        redacted as a payload of its own; nested again, it is kept as ``<deep-json:N>``."""
+        out = self.scan(values, counts)
+        rows = out.str.contains(_MEMBERS).fill_null(False).arg_true()
+        if not len(rows):
+            return out
+        if self._nesting:
+            self._mask(out, rows, "deep-json", counts)
+            return out
+        now = pa.array([datetime.now(UTC)] * len(rows), pa.timestamp("ns", "UTC"))
+        self._nesting += 1
+        try:
+            inner = self._payloads(out.gather(rows), self._periods(pa.table({"ts": now})),
+                                   counts)
+        finally:
+            self._nesting -= 1
+        return out.scatter(rows, inner)
+
     def _scan_arrow(self, values: pa.Array, counts: Counter[str]) -> pa.Array:
-        series = self.scan(pl.from_arrow(values), counts)  # type: ignore[arg-type]
+        series = self.kept_text(pl.from_arrow(values), counts)  # type: ignore[arg-type]
         return series.to_arrow(compat_level=pl.CompatLevel.oldest())
 
     def _payloads(self, text: pl.Series, periods: pa.Array, counts: Counter[str]) -> pl.Series:
@@ -333,7 +355,7 @@ class Redactor:
             docs.append(type(doc)() if kept is DROP else kept)
             ok.append(row)
         if slots.texts:
-            masked = self.scan(pl.Series(slots.texts, dtype=pl.String), counts)
+            masked = self.kept_text(pl.Series(slots.texts, dtype=pl.String), counts)
             slots.set_texts(masked.to_list())
         if slots.hash_values:
             hashed = self._hash_counted(counts)(

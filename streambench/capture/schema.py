@@ -29,9 +29,14 @@ class Kind(IntEnum):
     STEP = 7  # a set-up step answered (status: the step's name; latency from its send)
     NOTIFY = 8  # a message sent that expects no reply (not part of ``send``)
     OTHER = 9  # a reply the scenario classified as no answer (status: the rule's name)
+    # A fan-out message received by another member of its sender's group: ``conn`` the
+    # receiver, ``seq``/``cid``/``intended_ns``/``sent_ns`` the sender's message,
+    # ``status`` the group; latency from the sender's intended send time.
+    DELIVERY = 10
+    PUSH = 11  # a message the server pushed on a stream (generate/engine/pushes.py)
 
 
-TIMED_KINDS = (Kind.RECV, Kind.STEP)
+TIMED_KINDS = (Kind.RECV, Kind.STEP, Kind.DELIVERY)
 """Rows whose ``latency_ms``/``service_ms`` are computed (receive minus intended/sent)."""
 
 

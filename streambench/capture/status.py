@@ -33,6 +33,10 @@ status               meaning                                     resolves a
 ``unmatched``        a reply whose id matches nothing in flight    no
 ``late``             a reply after its message timed out           no
 ``too_big``          a frame larger than max_message_bytes         no
+``duplicate``        a fan-out message received again by a        no
+                     member (docs/backends.md#fan-out)
+``late_delivery``    a fan-out copy after its timeout             no
+``stray_delivery``   a fan-out copy outside the sender's group    no
 ===================  ==========================================  ===========
 
 Rows of the conversation kinds (docs/backends.md) carry a name as ``status``:
@@ -42,7 +46,11 @@ kind          ``status``
 ============  =============================================================
 ``step``      the set-up step's name (``auth``, ``join``); latency from its send
 ``notify``    none: a message sent that expects no reply (``expect: none``);
-              not part of ``sent`` and never resolved
+              not part of ``sent`` and never resolved; for ``expect: fanout``
+              the sender's group
+``delivery``  the group: a fan-out message received by a member (latency from
+              the sender's intended send time)
+``timeout``   ``delivery``: a member that never got a fan-out message
 ``other``     the name of the ``replies.rules`` entry that recognised the reply
               (``welcome``, ``ping``, ``complete``), or ``stream`` for a further
               answer on an open stream: the server's, not an error
@@ -64,4 +72,5 @@ GRPC_STATUS_ERRORS = ("CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCE
 MESSAGE_ERRORS = ("error_reply", "disconnected", *GRPC_STATUS_ERRORS)
 HTTP_STATUS_ERROR = r"^\d{3}$"  # an HTTP response that is not 2xx: its status code
 SEND_ERRORS = ("not_connected", "send_failed")
-PROTOCOL_ERRORS = ("garbage", "unmatched", "late", "too_big")
+FANOUT_ERRORS = ("duplicate", "late_delivery", "stray_delivery")  # copies nobody awaited
+PROTOCOL_ERRORS = ("garbage", "unmatched", "late", "too_big", *FANOUT_ERRORS)

@@ -4,7 +4,9 @@ After ``exchange(a, b)`` the entry ``a`` names what ``b`` named and the other
 way round; no process ever sees either name missing or half-filled. That is
 what lets compaction replace a partition's many small parts by one large file
 for every reader at once, including engines that glob the Hive layout
-themselves (pyarrow, DuckDB, polars, Spark). Both paths must be on one file
+themselves, as long as they fail on a listed file that is gone (polars does;
+pyarrow's and DuckDB's directory discovery skip it: docs/operations.md). Both
+paths must be on one file
 system. Where the call is missing (not Linux, an old kernel, a file system
 without support) :func:`exchange` raises :class:`ExchangeUnsupported` and
 compaction falls back to its commit-record protocol (see compact.py).

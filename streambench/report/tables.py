@@ -136,6 +136,32 @@ def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
+def push_streams(events: pl.LazyFrame, *, limit: int = 200) -> pl.DataFrame:
+    """One row per stream of server pushes (a connection's, or a subscription's ``cid``):
+    ``pushes``, gap and staleness percentiles (ms; staleness null without server
+    timestamps) and sequence gaps (``missing``, ``duplicates``, ``out_of_order``; null
+    without sequence numbers). See :mod:`streambench.analyze.pushes`. Empty without pushes.
+    """
+    from streambench.analyze.pushes import gap_ms, numbered_pushes, staleness_ms
+    from streambench.stats import nearest_rank_expr
+
+    gap, stale = pl.col("gap"), pl.col("stale")
+    figures = (events.filter(pl.col("kind") == "push")
+               .select("conn", "cid", gap=gap_ms(), stale=staleness_ms())
+               .group_by("conn", "cid").agg(
+                   pushes=pl.len(), gap_p50_ms=nearest_rank_expr(gap, 0.5),
+                   gap_p99_ms=nearest_rank_expr(gap, 0.99), gap_max_ms=gap.max(),
+                   staleness_p50_ms=nearest_rank_expr(stale, 0.5),
+                   staleness_p99_ms=nearest_rank_expr(stale, 0.99)))
+    seq = pl.col("seq")
+    sequence = (numbered_pushes(events).group_by("conn", "epoch", "cid").agg(
+        missing=seq.max() - seq.min() + 1 - seq.n_unique(),
+        duplicates=pl.col("duplicate").sum(), out_of_order=pl.col("out_of_order").sum())
+        .group_by("conn", "cid").agg(pl.col("missing", "duplicates", "out_of_order").sum()))
+    return (figures.join(sequence, on=["conn", "cid"], how="left", nulls_equal=True)
+            .sort("conn", "cid", nulls_last=False).head(limit).collect())
+
+
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -245,6 +271,18 @@ def show(frame: pl.DataFrame, *, max_rows: int = 200) -> Any:
     from IPython.core.display import HTML
 
     return HTML(to_html(frame, max_rows=max_rows))
+
+
+def fanout_groups(fanout: Mapping[str, Any]) -> pl.DataFrame:
+    """The summary's fan-out block per group (``summary["fanout"]``), least delivered
+    first: messages, deliveries expected and received, the ratio, latency p50/p99 from
+    the sender's intended send and the time until the last member got a message (p99)."""
+    rows = sorted(fanout.get("groups", []), key=lambda g: (g["delivery_ratio"] or 0.0,
+                                                           g["group"] or ""))
+    return pl.DataFrame(rows, schema={
+        "group": pl.String, "messages": pl.Int64, "expected": pl.Int64, "delivered": pl.Int64,
+        "delivery_ratio": pl.Float64, "p50_ms": pl.Float64, "p99_ms": pl.Float64,
+        "last_member_p99_ms": pl.Float64})
 
 
 def comparison_table(comparison: Any) -> pl.DataFrame:

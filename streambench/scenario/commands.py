@@ -63,8 +63,10 @@ def warnings_for(scenario: Scenario, *, env: Any) -> list[Problem]:
         Problem(path, f"environment variable {name} is not set (needed at run time)")
         for path, name in secrets.missing(scenario, env=env)
     ]
-    if scenario.preset is not None or "replies" in scenario.model_dump(exclude_defaults=True):
-        return found  # replies have fields of their own: allow may name those
+    pushes = scenario.target.protocol == "sse" or scenario.stream != type(scenario.stream)()
+    if pushes or scenario.preset is not None or \
+            "replies" in scenario.model_dump(exclude_defaults=True):
+        return found  # replies and pushes have fields of their own: allow may name those
     known: set[str | None] = set()
     for kind in scenario.kinds():
         known |= _body_paths(kind.body) | {kind.cid_field, kind.seq_field}
@@ -93,6 +95,10 @@ def summary(scenario: Scenario) -> dict[str, Any]:
     plural = "" if load.connections == 1 else "s"
     text = (f"{scenario.name}: {scenario.target.protocol} -> {url}, "
             f"{load.connections} connection{plural}, {shape}, {messages} messages")
+    if scenario.target.protocol == "sse":  # nothing is sent: it listens
+        messages = 0
+        text = (f"{scenario.name}: sse -> {url}, {load.connections} stream{plural} "
+                f"listened to for {duration}")
     return {"name": scenario.name, "protocol": scenario.target.protocol, "url": url,
             "connections": load.connections, "stages": len(stages), "peak_rate": peak,
             "duration_s": load.total_duration, "messages": messages, "text": text}

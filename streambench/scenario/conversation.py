@@ -25,7 +25,7 @@ from streambench.scenario.secrets import template_problem
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 PRESETS = ("jsonrpc", "graphql-ws", "socketio")
-RULE_ACTIONS = ("answer", "error", "end", "other")
+RULE_ACTIONS = ("answer", "error", "end", "other", "push")
 
 
 # The names a scenario defines ({{variables}}, captured values) while it is validated,
@@ -92,13 +92,14 @@ def check_match(match: dict[str, Any] | None, pattern: str | None, *, key: str
 
 class ReplyRule(_Model):
     """``{name: welcome, match: {type: welcome}}``: replies that fit are recorded as ``other``
-    rows with status ``welcome`` (or what ``as`` says), never as protocol errors."""
+    rows with status ``welcome`` (or what ``as`` says), never as protocol errors.
+    ``as: push`` records them as server pushes (``push`` rows, see the ``stream`` section)."""
 
     name: str = Field(pattern=NAME)
     match: dict[str, Any] | None = None  # path -> value (or a list of values); null: missing
     pattern: str | None = None  # a regular expression searched in the raw text
-    as_: Literal["answer", "error", "end", "other"] = Field(default="other", alias="as")
-    id: str | None = None  # where these replies carry the id (answer, error, end)
+    as_: Literal["answer", "error", "end", "other", "push"] = Field(default="other", alias="as")
+    id: str | None = None  # where these replies carry the id (answer, error, end, push)
     respond: dict[str, Any] | str | None = None  # sent back at once (a pong for a ping)
 
     @model_validator(mode="after")
@@ -107,7 +108,8 @@ class ReplyRule(_Model):
         if self.id is not None and (problem := path_problem(self.id)) is not None:
             raise FieldProblem(("id",), problem)
         if self.id is not None and self.as_ == "other":
-            raise FieldProblem(("id",), "id applies to rules with as: answer, error or end")
+            raise FieldProblem(("id",), "id applies to rules with as: answer, error, end or "
+                               "push")
         return self
 
 
@@ -177,6 +179,28 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [text for item in value for text in _strings(item)]
     return []
+
+
+class Fanout(_Model):
+    """``fanout:``: a message kind with ``expect: fanout`` is sent on one connection and
+    expected on every other member of the sender's group (docs/backends.md#fan-out).
+
+    Over WebSocket the members of a group are the connections whose ``group``
+    renders the same (``{{room}}``, ``room-{{conn}}``; unset: every connection);
+    over MQTT the group is the sender's publish topic and its members the
+    connections subscribed to it.
+    """
+
+    group: str | None = None  # websocket: a template of {{conn}} and variables
+    self_: bool = Field(default=False, alias="self")  # the sender gets its own copy too
+    senders: int | None = Field(default=None, ge=1)  # only connections 0..senders-1 send
+
+    @model_validator(mode="after")
+    def _check(self) -> Fanout:
+        if self.group is not None and not self.group.strip():
+            raise FieldProblem(("group",), "an empty group: give a template such as "
+                               "'{{room}}', or leave group out (every connection)")
+        return self
 
 
 Variable = str | list[str | int | float | bool]

@@ -51,6 +51,69 @@ def check_conversation(scenario: Scenario) -> None:
     _check_placeholders(scenario)
     _check_preset(scenario)
     _check_correlation(scenario)
+    _check_stream(scenario)
+    check_fanout(scenario)
+    _check_url_placeholders(scenario)
+
+
+FANOUT_PROTOCOLS = ("websocket", "mqtt")
+
+
+def check_fanout(scenario: Scenario) -> None:
+    """``expect: fanout`` kinds and the ``fanout`` section fit the target and each other."""
+    fanout, protocol = scenario.fanout, scenario.target.protocol
+    kinds = [(i, k) for i, k in enumerate(scenario.kinds()) if k.expect == "fanout"]
+    if not kinds:
+        if fanout is not None:
+            raise FieldProblem(("fanout",), "no message kind has expect: fanout, so nothing "
+                               "is delivered to a group: add expect: fanout to the kind that "
+                               "is broadcast, or remove fanout")
+        return
+    index = kinds[0][0]
+    if protocol not in FANOUT_PROTOCOLS:
+        raise FieldProblem((*_kind_loc(scenario, index), "expect"), f"fan-out is measured "
+                           f"over websocket and mqtt, not {protocol}")
+    by_property = getattr(scenario.target, "correlation_data", False)
+    if scenario.replies.in_order or (scenario.reply_id() is None and not by_property):
+        raise FieldProblem((*_kind_loc(scenario, index), "cid_field"), "a delivery is told "
+                           "apart by the id it carries: the fan-out kind needs a cid_field "
+                           "(or {{cid}} in its body and replies.id), not in_order")
+    if fanout is None:
+        return
+    if fanout.group is not None:
+        if protocol == "mqtt":
+            raise FieldProblem(("fanout", "group"), "over MQTT the group is the topic: the "
+                               "members are the connections subscribed to the sender's "
+                               "publish topic; remove fanout.group")
+        known = {"conn", *scenario.variables}
+        for _, name in placeholder_names(fanout.group):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {{{{{close[0]}}}}}?" if close else \
+                    " (a group is made of {{conn}} and the scenario's variables)"
+                raise FieldProblem(("fanout", "group"), f"unknown placeholder "
+                                   f"{{{{{name}}}}}{hint}")
+    if fanout.senders is not None and fanout.senders > scenario.load.connections:
+        raise FieldProblem(("fanout", "senders"), f"{fanout.senders} senders but "
+                           f"load.connections is {scenario.load.connections}")
+
+
+def _check_url_placeholders(scenario: Scenario) -> None:
+    """A WebSocket URL may name a room per connection (``ws://h/ws/chat/{{room}}/``)."""
+    target = scenario.target
+    names = [name for _, name in placeholder_names(target.url)]
+    if not names:
+        return
+    if target.protocol != "websocket":
+        raise FieldProblem(("target", "url"), "{{placeholders}} in the URL apply to "
+                           "websocket targets")
+    known = {"conn", *scenario.variables}
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {{{{{close[0]}}}}}?" if close else \
+                " (a URL may use {{conn}} and the scenario's variables)"
+            raise FieldProblem(("target", "url"), f"unknown placeholder {{{{{name}}}}}{hint}")
 
 
 def _check_request_response(scenario: Scenario) -> None:
@@ -64,6 +127,25 @@ def _check_request_response(scenario: Scenario) -> None:
             raise FieldProblem((*_kind_loc(scenario, index), "expect"), f"over {protocol} "
                                "every request gets one answer: expect none or stream apply "
                                "to websocket and mqtt")
+
+
+def _check_stream(scenario: Scenario) -> None:
+    """The ``stream`` section reads pushes: the scenario must have some."""
+    if scenario.stream == type(scenario.stream)():
+        return
+    protocol = scenario.target.protocol
+    if protocol not in ("websocket", "mqtt", "sse"):
+        raise FieldProblem(("stream",), f"{protocol} answers requests and pushes nothing: "
+                           "stream applies to websocket, mqtt and sse")
+    if protocol == "sse":
+        return  # every event is a push
+    rules = any(rule.as_ == "push" for rule in scenario.replies.rules)
+    kinds = scenario.kinds()
+    streams = any(kind.expect == "stream" for kind in kinds) or (
+        scenario.preset == "graphql-ws" and any(kind.expect is None for kind in kinds))
+    if not rules and not streams:
+        raise FieldProblem(("stream",), "no pushes to read: add a reply rule with as: push "
+                           "(replies.rules) or a message with expect: stream")
 
 
 def _kind_loc(scenario: Scenario, index: int) -> tuple[str | int, ...]:

@@ -33,6 +33,7 @@ from streambench import limits
 from streambench.scenario.conversation import (
     DEFINED_NAMES,
     NAME,
+    Fanout,
     Replies,
     Step,
     Variable,
@@ -46,6 +47,7 @@ from streambench.scenario.faults import Fault
 from streambench.scenario.fit import PRESET_IDS, check_conversation
 from streambench.scenario.network import NetworkFault
 from streambench.scenario.secrets import template_problem
+from streambench.scenario.streams import PushStream
 from streambench.scenario.synth import (
     ANY_NAME,
     BUILTIN,
@@ -447,7 +449,8 @@ class Message(_Model):
     cid_field: FieldName | None = "cid"
     cid_type: Literal["string", "integer"] = "string"
     seq_field: FieldName | None = "seq"
-    expect: Literal["reply", "none", "stream"] | None = None  # None: reply (a preset may say)
+    # None: reply (a preset may say); fanout: delivered to the other members of a group
+    expect: Literal["reply", "none", "stream", "fanout"] | None = None
     pool: int = Field(default=1024, ge=1)  # distinct synthetic bodies to cycle through
 
     @field_validator("body", mode="before")
@@ -598,13 +601,20 @@ class Scenario(_Model):
     faults: tuple[Fault, ...] = ()  # client-side fault injection (docs/protocols.md)
     messages: tuple[Message, ...] = ()  # a weighted mix of kinds instead of one message
     replies: Replies = Field(default_factory=Replies)  # how replies are read (docs/backends.md)
+    stream: PushStream = Field(default_factory=PushStream)  # what pushes carry (docs/backends.md)
     variables: dict[str, Variable] = Field(default_factory=dict)  # per connection
     preset: Literal["jsonrpc", "graphql-ws", "socketio"] | None = None
     network_faults: tuple[NetworkFault, ...] = ()  # through the proxy (docs/network-faults.md)
+    fanout: Fanout | None = None  # groups for expect: fanout kinds (docs/backends.md#fan-out)
 
     def kinds(self) -> tuple[Message, ...]:
         """The message kinds: ``messages``, or ``message`` alone."""
         return self.messages or (self.message,)
+
+    @property
+    def fans_out(self) -> bool:
+        """Some message kind is a fan-out (``expect: fanout``)."""
+        return any(k.expect == "fanout" for k in self.kinds())
 
     def reply_id(self) -> str | None:
         """Where answers carry the id: ``replies.id``, else the path the requests use;

@@ -138,7 +138,22 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if sink is not None:
             sink.close()
+        if args.exit_with_parent and args.faults_out:
+            _remove_orphaned(args.faults_out, parent_pid=args.exit_with_parent)
     return 0
+
+
+def _remove_orphaned(faults_out: str, *, parent_pid: int) -> None:
+    """A run killed by -9 cannot remove its embedded target's temporary folder: the
+    target does, once it stops with its parent gone (nobody will read the ground truth)."""
+    import shutil
+    from pathlib import Path
+
+    from streambench.target.embedded import TEMP_PREFIX
+
+    folder = Path(faults_out).parent
+    if os.getppid() != parent_pid and folder.name.startswith(TEMP_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _log_to_stderr() -> None:

@@ -37,6 +37,9 @@ from streambench.target.knobs import describe_delay
 
 STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
+# The folder of a target's ground truth and stderr, under $TMPDIR; removed by the run, or
+# by the target itself when the run was killed (see streambench.target.commands).
+TEMP_PREFIX = "streambench-target-"
 
 
 def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False) -> list[str]:
@@ -69,7 +72,7 @@ class EmbeddedTarget:
         self.pid = 0
 
     async def __aenter__(self) -> EmbeddedTarget:
-        self._dir = tempfile.mkdtemp(prefix="streambench-target-")
+        self._dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
         try:
             await self._start()
         except BaseException:

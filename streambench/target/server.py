@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from streambench.scenario.model import ServerFaults
-from streambench.target import http, ws
+from streambench.target import broadcast, http, ws
 from streambench.target.knobs import ServerFaultPlan, describe_delay
 from streambench.target.state import FaultSink, TargetState, log
 
@@ -96,6 +96,9 @@ def _build_app(state: TargetState) -> web.Application:
 
     async def any_path(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if request.path.startswith(broadcast.PATH):
+                room = request.path[len(broadcast.PATH):]
+                return await broadcast.handle_broadcast(request, state, room)
             return await ws.handle_websocket(request, state)
         return await http.handle_echo(request, state)
 

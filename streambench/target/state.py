@@ -81,6 +81,7 @@ class TargetState:
         # with faults on (disconnect_every closes those).
         self.sockets: set[Any] = set()
         self.live_connections: set[Any] = set()
+        self.rooms: dict[str, set[Any]] = {}  # broadcast mode: room -> members' transports
         self._sink = fault_sink
 
     def now(self) -> float:

@@ -26,6 +26,7 @@ from streambench.analyze.notify import post_anomalies
 from streambench.analyze.types import Anomaly
 from streambench.errors import ConfigError
 from tests.analyze.helpers import T0_NS, S
+from tests.helpers import TIME_SCALE
 
 ANOMALIES = [
     Anomaly(rule="reply-stall", kind="stall", severity="critical", start=T0_NS,
@@ -201,9 +202,9 @@ async def test_a_server_that_never_answers_costs_the_caller_nothing(tls: Tls) ->
         stuck = [t for t in threading.enumerate()
                  if t.name.startswith("streambench.notify.smtp")]
     assert queued == [True] * 10 + [False] * 10  # a full queue drops, never blocks
-    assert notify_s < 0.5  # 20 batches rendered and queued
-    assert turn_s < 0.25
-    assert close_s < 1.0  # the grace, not the 30 s timeout
+    assert notify_s < 0.5 * TIME_SCALE  # 20 batches rendered and queued
+    assert turn_s < 0.25 * TIME_SCALE
+    assert close_s < 1.0 * TIME_SCALE  # the grace, not the 30 s timeout
     assert notifier.stats["sent"] == 0
     assert notifier.stats["dropped"] == 20  # 10 refused by the queue, 10 never delivered
     assert stuck  # still waiting for a greeting...
@@ -216,7 +217,7 @@ def test_post_anomalies_to_a_dead_mail_server_is_bounded_and_quiet() -> None:
         port = probe.getsockname()[1]  # nothing listens here once closed
     started = time.perf_counter()
     stats = post_anomalies(f"smtp://127.0.0.1:{port}?{ADDRESSES}", ANOMALIES, timeout=1)
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 3 * TIME_SCALE
     assert stats["sent"] == 0
     assert stats["failed"] + stats["dropped"] == 1
 

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from streambench.analyze.summary import format_summary
 from streambench.api import RunResult, run_async
 from streambench.capture.store import Store
 from streambench.scenario.load import load_scenario, with_overrides
@@ -85,8 +86,12 @@ async def test_graphql_subscriptions_over_graphql_transport_ws(serve: Serve,
     steps = events.filter(pl.col("kind") == "step")
     assert steps["status"].to_list() == ["connection_init"] * 2
     assert (steps["latency_ms"] > 0).all()
-    # count(upTo: 3): the first next answers, two more nexts and a complete follow
-    assert s["replies"]["classified"] == {"next": 2 * s["sent"], "complete": s["sent"]}
+    # count(upTo: 3): the first next answers, two more nexts (pushes) and a complete follow
+    assert s["replies"]["classified"] == {"complete": s["sent"]}
+    assert s["pushes"]["received"] == 2 * s["sent"]
+    pushes = events.filter(pl.col("kind") == "push")
+    assert set(pushes["status"]) == {"next"}
+    assert pushes["cid"].is_in(events.filter(pl.col("kind") == "send")["cid"]).all()
 
 
 async def test_socketio_server(serve: Serve, store: Store) -> None:
@@ -117,3 +122,32 @@ async def test_mqtt_device_answering_on_another_topic(serve: Serve, store: Store
     all_matched(result)
     topics = store.events(result.run_id).filter(pl.col("kind") == "recv").collect()["topic"]
     assert set(topics) == {"devices/sensor-0/reply", "devices/sensor-1/reply"}
+
+
+@pytest.mark.parametrize("skip_every", [None, 10], ids=["every-tick", "skipping"])
+async def test_sse_starlette_ticker_with_a_server_timestamp(serve: Serve, store: Store,
+                                                            skip_every: int | None) -> None:
+    port = serve("sse_ticker", *(["--skip-every", str(skip_every)] if skip_every else []))
+    result = await run_example("sse_ticker", f"http://127.0.0.1:{port}/ticks", store)
+    s = result.summary
+    assert result.status == "completed"
+    assert (s["sent"], s["errors"], s["protocol_errors"]) == (0, 0, 0), s
+    pushes = store.events(result.run_id).filter(pl.col("kind") == "push").collect()
+    assert pushes.height == s["pushes"]["received"] > 20
+    # every ISO 8601 stamp was read (but of pushes that waited unread while the run
+    # started: when they arrived is not known, so they have no gap and no staleness)
+    assert pushes.filter(pl.col("sent_ns").is_null(), pl.col("intended_ns").is_not_null()
+                         ).height == 0
+    assert pushes["sent_ns"].null_count() < pushes.height // 2
+    stale = s["pushes"]["staleness_ms"]
+    assert 0 <= stale["p50"] <= stale["p99"] < 1000  # one host, one clock
+    assert s["pushes"]["gap_ms"]["p50"] > 0
+    assert s["intended_rate"] is None  # nothing was offered
+    assert "latency" not in format_summary(s)
+    # what the server skipped on purpose is what is missing, nothing else
+    per_conn = pushes.group_by("conn").agg(low=pl.col("seq").min(), high=pl.col("seq").max())
+    skipped = sum(high // skip_every - (low - 1) // skip_every for low, high in
+                  per_conn.select("low", "high").iter_rows()) if skip_every else 0
+    assert s["pushes"]["sequence"] == {"missing": skipped, "duplicates": 0, "out_of_order": 0,
+                                       "streams": 2}
+    assert skipped > 0 or not skip_every

@@ -19,7 +19,7 @@ BASE: dict[str, Any] = {"name": "doc", "load": {"rate": 10, "duration": "1s"}}
 
 def test_the_example_scenarios_are_the_files_the_tests_run() -> None:
     whole = [block for block in BLOCKS if re.search(r"^name: ", block, flags=re.M)]
-    assert len(whole) == 6
+    assert len(whole) == 8
     for block in whole:
         name = re.search(r"^name: (\S+)", block, flags=re.M).group(1)  # type: ignore[union-attr]
         assert (REPO / "scenarios" / f"{name}.yaml").read_text() == block

@@ -1,7 +1,8 @@
 """Store mutations under concurrency: never a silent lost update, never a verdict on a live run.
 
 Issue 16 items 12 (forget while a run writes; two forgets at once), 18 (gates
-and ``latest`` on a run still being written) and 19 (``stale`` after kill -9).
+and ``latest`` on a run still being written) and 19 (``stale`` after kill -9); a
+``forget`` or ``prune`` racing a compaction is never undone by it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ import pytest
 
 from streambench.capture.compact import compact_run
 from streambench.capture.erase import forget
+from streambench.capture.retention import prune
 from streambench.capture.store import Store
 from streambench.cli import main
-from tests.capture.storetools import ROOT, cli, error_line, hashing_run, one_line, users_part
+from tests.capture.storetools import (
+    ROOT,
+    cli,
+    error_line,
+    finished,
+    hashing_run,
+    one_line,
+    users_part,
+    write_part,
+)
 from tests.helpers import wait_for, write_scenario
 
 USERS = ["u-1", "u-2", "u-3", "u-4"]
@@ -82,6 +93,26 @@ def test_forget_during_a_compaction_loses_nothing(store: Store):
     assert report.files_after == 1
     assert store.events("r").collect().height == total - 20
     assert forget(store, subject="u-3").rows_removed == {}
+
+
+def test_prune_during_a_compaction_is_never_undone(store: Store):
+    """The compaction merged an old partition, then prune deleted it: swapping the merged
+    file in now would bring pruned rows back. It must see the change and skip."""
+    finished(store, "old", scenario={"capture": {"retention_days": 1}})
+    for i in range(10):
+        write_part(store, "old", range(i * 10, (i + 1) * 10), day="2020-01-01")
+    pruned: dict[str, object] = {}
+
+    def at(step: str) -> None:
+        if step == "merged":  # merged file staged, not yet swapped in: prune now
+            pruned["report"] = prune(store)
+
+    report = compact_run(store, "old", on_step=at)
+    assert report.partitions == []
+    assert report.skipped == ["events/date=2020-01-01"]
+    assert store.events("old").select(pl.len()).collect().item() == 0
+    assert not list((Path(store.path) / "events").rglob("*.parquet"))
+    assert not any((Path(store.path) / ".compaction").iterdir())
 
 
 def _finished_within(thread: threading.Thread, seconds: float) -> bool:

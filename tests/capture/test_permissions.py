@@ -40,9 +40,10 @@ def used_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         root = base / "store"
         path = write_scenario(base / "s.yaml", faults=[{"kind": "drop", "probability": 0.1}])
-        for workers in ("2", "1"):  # worker processes create folders and files too
-            done = cli("run", str(path), "--workers", workers, "--store", str(root))
-            assert done.returncode == 0, done.stderr
+        # worker processes create folders and files too; the second run is in this one
+        done = cli("run", str(path), "--workers", "2", "--store", str(root))
+        assert done.returncode == 0, done.stderr
+        assert main(["run", str(path), "--workers", "1", "--store", str(root)]) == 0
         for args in (["anomalies", "latest"], ["compact", "latest"], ["prune"],
                      ["forget", "--subject", "u-1"]):
             assert main([*args, "--store", str(root)]) == 0, args
@@ -69,8 +70,7 @@ def test_a_store_can_be_shared_with_a_group_and_made_private_again(used_store: P
         assert wrong(shared, directory=0o2770, file=0o660) == {}
         assert {p.stat().st_gid for p in shared.rglob("*")} == {os.getgid()}
         path = write_scenario(tmp_path / "s.yaml")
-        done = cli("run", str(path), "--workers", "1", "--store", str(shared))
-        assert done.returncode == 0, done.stderr
+        assert main(["run", str(path), "--workers", "1", "--store", str(shared)]) == 0
         assert wrong(shared, directory=0o2770, file=0o660) == {}  # new paths follow the root
         assert main(["permissions", "--private", "--store", str(shared)]) == 0
         assert wrong(shared, directory=0o700, file=0o600) == {}

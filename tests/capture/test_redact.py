@@ -193,3 +193,23 @@ def test_server_text_columns_holding_json_are_redacted_as_payloads():
 def test_keys_inside_an_allowed_object_are_scanned():
     [doc] = redact(['{"text": {"alice@example.com": "call +1 415 555 0123", "ok": 1}}'])
     assert doc == {"text": {"<email>": "call <phone>", "ok": 1}}
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_request_echoed_inside_a_kept_string_is_redacted_as_a_payload(fast_path: bool):
+    """A server may echo the whole request into its reply's cid, or into an allowed
+    field: the kept string holds JSON members, so it goes through the policy too (the
+    name is dropped, the user id hashed); echoed once more inside that, it is masked."""
+    echo = json.dumps(BODY)
+    twice = json.dumps({"cid": "0-1", "text": json.dumps({"text": echo})})
+    payloads = [json.dumps({"cid": echo, "seq": 1}), json.dumps({"cid": "0-1", "text": echo}),
+                twice]
+    redactor = Redactor(POLICY, fast_path=fast_path)
+    out = redactor.redact_table(events(payloads)).column("payload").to_pylist()
+    assert not [p for p in out if "Alice" in p or "u-123" in p or "alice@" in p]
+    cid = json.loads(json.loads(out[0])["cid"])
+    assert set(cid) == {"user_id", "text", "value", "cid", "seq", "device", "items"}
+    assert cid["user_id"].startswith("h1:2026-")
+    assert json.loads(json.loads(out[1])["text"])["text"] == "call me at <phone>"
+    assert json.loads(json.loads(out[2])["text"])["text"].startswith("<deep-json:")
+    assert json.loads(out[0])["seq"] == 1

@@ -63,6 +63,22 @@ CASES = [
     ("slo-window-two-metrics", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
      "slo:\n  windows: [{p95_ms: 5, p99_ms: 9}]\n",
      "slo.windows[0]", 5, "each window needs exactly one of"),
+    # issue 16 items 16 and 19: slo.windows of the wrong shape, NaN in a window
+    ("slo-windows-not-a-list", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: 5\n",
+     "slo.windows", 5, "expected a list, got 5"),
+    ("slo-windows-a-mapping", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: {a: 1}\n",
+     "slo.windows", 5, "expected a list, got a mapping"),
+    ("slo-window-not-a-mapping", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: [[1, 2]]\n",
+     "slo.windows[0]", 5, "expected a mapping (key: value), got a list"),
+    ("slo-window-nan-limit", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: [{p99_ms: .nan}]\n",
+     "slo.windows[0]", 5, "p99_ms: expected a number >= 0, got nan"),
+    ("slo-window-nan-window", GOOD_HEAD + "load: {rate: 1, duration: 1}\n"
+     "slo:\n  windows: [{p99_ms: 5, window: .nan}]\n",
+     "slo.windows[0].window", 5, "expected a duration >= 0, got nan"),
     ("name-with-space", "name: my test\nload: {rate: 1, duration: 1}\n",
      "name", 1, "no spaces"),
     ("url-does-not-fit-protocol", "name: t\ntarget:\n  protocol: websocket\n"

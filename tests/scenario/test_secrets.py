@@ -122,8 +122,8 @@ def test_public_dump_is_json_and_complete() -> None:
     dump = public_dump(parse_scenario(SCENARIO))
     assert json.loads(json.dumps(dump)) == dump
     assert set(dump) == {"name", "description", "seed", "target", "load", "message", "capture",
-                         "slo", "faults", "messages", "replies", "variables", "preset",
-                         "network_faults"}
+                         "slo", "faults", "messages", "replies", "stream", "variables", "preset",
+                         "network_faults", "fanout"}
 
 
 @pytest.mark.parametrize("url", ["embedded", "${URL}", "ws://127.0.0.1:8765/echo",

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
 from streambench.generate.engine.conversation import Plan, compile_plan
+from streambench.generate.engine.fanout import Ledger
+from streambench.generate.engine.pushes import PushLog, PushReader
 from streambench.scenario.model import Scenario
 
 
@@ -40,16 +42,27 @@ class RunContext:
     # URL still names the target (Host header, TLS server name). None: the URL's address.
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
+    fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
 
     def __post_init__(self) -> None:
         if self.plan is None:
             self.plan = compile_plan(self.scenario)
+        self.push_reader = PushReader.build(self.scenario.stream)
+
+    def push_log(self, conn: int) -> PushLog:
+        """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
+        return PushLog(self.push_reader, self.record, conn=conn, epoch_offset=epoch_offset_ns)
 
     @property
     def conversation(self) -> Plan:
         """The compiled plan (set by ``__post_init__``)."""
         assert self.plan is not None
         return self.plan
+
+    @property
+    def drained(self) -> bool:
+        """No fan-out message can still reach a member (always, without fan-out)."""
+        return self.fanout is None or self.fanout.drained
 
     @property
     def timeout_ns(self) -> int:
@@ -102,17 +115,6 @@ class Inflight:
         self.pending.clear()
 
 
-async def sleep_until(deadline_mono: int) -> None:
-    """Sleep until a monotonic deadline, never waking before it.
-
-    uvloop rounds timers to whole milliseconds, so one sleep can end up to
-    half a millisecond early; a message must never go out before its
-    intended time (its latency would read low, even negative).
-    """
-    while (delay := deadline_mono - time.monotonic_ns()) > 0:  # noqa: ASYNC110 (a clock)
-        await asyncio.sleep(delay / 1e9)
-
-
 async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     """Sleep until a monotonic deadline; False if ``stop`` was set first."""
     delay = (deadline_mono - time.monotonic_ns()) / 1e9
@@ -124,6 +126,11 @@ async def wait_until(deadline_mono: int, stop: asyncio.Event) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+def epoch_offset_ns() -> int:
+    """What to add to ``time.monotonic_ns()`` now to get epoch nanoseconds."""
+    return time.time_ns() - time.monotonic_ns()
 
 
 def backoff(initial: float, maximum: float, factor: float) -> Iterator[float]:

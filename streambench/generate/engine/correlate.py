@@ -5,7 +5,7 @@ never matter) and then classified by the scenario's ``replies`` section:
 
 1. the ``rules``, in order: the first whose ``match`` (field values) or
    ``pattern`` (a regular expression on the raw text) fits decides what the
-   reply is (``as``: ``answer``, ``error``, ``end`` or ``other``);
+   reply is (``as``: ``answer``, ``error``, ``end``, ``other`` or ``push``);
 2. a reply no rule took is an *answer*: its correlation id is read at
    ``replies.id`` (a path such as ``reply_to`` or ``data.request_id``); a
    reply that carries none is ``garbage``, and one whose id is set at
@@ -136,15 +136,15 @@ class Rule:
 
     name: str
     match: Match
-    action: str = "other"  # answer | error | end | other (see the module docstring)
+    action: str = "other"  # answer | error | end | other | push (see the module docstring)
     id: Path | None = None  # where this rule's replies carry the id (else replies.id)
     error: Path | None = None  # where an error text is (else replies.error)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a reply is. ``action`` is ``answer``, ``error``, ``end``, ``other`` or
-    ``garbage``; ``cid`` the id it carries (None when in-order matching applies)."""
+    """What a reply is. ``action`` is ``answer``, ``error``, ``end``, ``other``, ``push``
+    or ``garbage``; ``cid`` the id it carries (None when in-order matching applies)."""
 
     action: str
     cid: str | None = None
@@ -184,7 +184,7 @@ class Classifier:
                     found = pattern.search(text)
                     return Verdict(rule.action, found.group("id") if found else None,
                                    rule=rule, doc=doc)
-                if rule.action in ("other", "end") and rule.id is None:
+                if rule.action in ("other", "end", "push") and rule.id is None:
                     return Verdict(rule.action, self._id(doc, self.id_path), rule=rule, doc=doc)
                 return self._answer(doc, rule.id or self.id_path, rule)
         if doc is NOT_JSON:

@@ -29,6 +29,7 @@ from streambench.capture.writer import PART_STRIDE, CaptureWriter, Recorder
 from streambench.errors import ConfigError
 from streambench.generate.engine.context import RunContext
 from streambench.generate.engine.conversation import compile_plan
+from streambench.generate.engine.fanout import Ledger
 from streambench.generate.engine.health import LoopStalls, Watched, sampling
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
@@ -93,20 +94,34 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         if problem is not None:
             raise ConfigError(f"target.headers.{name}: {problem} (after resolving ${{...}})")
     plan = compile_plan(scenario)
+    senders = load.connections
+    if scenario.fanout is not None and scenario.fanout.senders is not None:
+        senders = scenario.fanout.senders  # the rate is theirs; the others only receive
 
     def arrivals(conn: int) -> Any:
-        base = schedule(load, seed=scenario.seed, conn=offset + conn,
-                        connections=load.connections)
+        if offset + conn >= senders:
+            return iter(())
+        base = schedule(load, seed=scenario.seed, conn=offset + conn, connections=senders)
         if injector is None:
             return base
         return injector.plan.schedule(base, conn=offset + conn)  # bursts add arrivals
 
+    connections = load.connections if gate is None else gate.connections
     return RunContext(
         scenario=scenario, record=recorder.append, start_mono=0, frame=plan.frame, plan=plan,
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
-        schedule=arrivals, conn_offset=offset,
-        connections=load.connections if gate is None else gate.connections, dial=dial,
+        schedule=arrivals, conn_offset=offset, connections=connections, dial=dial,
+        fanout=ledger_for(scenario, recorder, connections=connections),
     )
+
+
+def ledger_for(scenario: Scenario, recorder: Recorder, *, connections: int) -> Ledger | None:
+    """The process's fan-out ledger, or None when no message kind fans out."""
+    if not scenario.fans_out:
+        return None
+    return Ledger(recorder.append, timeout_ns=int(scenario.load.timeout * 1e9),
+                  self_copy=scenario.fanout is not None and scenario.fanout.self_,
+                  senders=connections, topic_filters=scenario.target.protocol == "mqtt")
 
 
 async def drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: CaptureWriter,
@@ -186,6 +201,8 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
     now = time.monotonic_ns()
     for c in conns:  # a stopped run still accounts for what it sent
         c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
+    if ctx.fanout is not None:
+        ctx.fanout.expire(now + 2 * ctx.timeout_ns, lambda conn: conns[conn].topic)
     await asyncio.to_thread(writer.wait)  # every batch counted before the final line
     if on_progress is not None:
         on_progress(tracker.update(recorder.rows, final=True))
@@ -300,6 +317,8 @@ async def sweep_loop(ctx: RunContext, conns: list[Connection]) -> None:
         for c in conns:
             if c.inflight.pending:
                 c.inflight.expire(now, timeout_ns, c.topic)
+        if ctx.fanout is not None and ctx.fanout.pending:
+            ctx.fanout.expire(now, lambda conn: conns[conn].topic)
 
 
 async def stop_watch(control: RunControl, tasks: list[asyncio.Task[None]]) -> None:

@@ -40,12 +40,14 @@ class Progress:
     p95_ms: float | None  # over the last interval
     lag_ms: float | None  # worst schedule lag over the last interval
     final: bool = False
+    pushes: int = 0  # messages the server pushed (push rows)
 
     def line(self) -> str:
         p95 = "-" if self.p95_ms is None else f"{self.p95_ms:.1f}"
         lag = "-" if self.lag_ms is None else f"{self.lag_ms:.1f}"
+        pushes = f"  push {self.pushes:>9}" if self.pushes else ""
         return (f"{self.elapsed_s:6.1f}/{self.total_s:.0f}s  rate {self.rate:8.0f}/s  "
-                f"sent {self.sent:>9}  recv {self.received:>9}  err {self.errors:>6}  "
+                f"sent {self.sent:>9}  recv {self.received:>9}{pushes}  err {self.errors:>6}  "
                 f"timeout {self.timeouts:>6}  p95(1s) {p95:>7} ms  lag {lag:>6} ms")
 
 
@@ -101,4 +103,5 @@ class ProgressTracker:
             p95_ms=percentile(latencies_ms, 0.95) if len(latencies_ms) else None,
             lag_ms=lag_ms,
             final=final,
+            pushes=counts.get(Kind.PUSH, 0),
         )

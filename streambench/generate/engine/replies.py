@@ -7,10 +7,13 @@ once and classified by the scenario's plan
 
 =========  ===============================================================
 answer     resolves the message in flight with its id: a ``recv`` row (an
-           ``error``/``error_reply`` row when its error field is set); an id
-           nothing awaits is ``unmatched``, one that timed out ``late``; a
-           further answer on an open stream (``expect: stream``) is ``other``
+           ``error``/``error_reply`` row when its error field is set); the id
+           of another member's fan-out message is a ``delivery`` row
+           (:mod:`.fanout`); an id nothing awaits is ``unmatched``, one that
+           timed out ``late``; a further answer on an open stream
+           (``expect: stream``) is a ``push``
 end        closes a stream: an ``other`` row named after its rule
+push       a message the server pushed: a ``push`` row (engine/pushes.py)
 other      a reply that is no answer (welcome, ping, push): an ``other`` row
            with the rule's name as status, and its ``respond`` frame sent
 garbage    not JSON, or no id where answers carry it: ``error``/``garbage``
@@ -40,8 +43,8 @@ Respond = Callable[[str, int], None]  # (rule name, receive time): send the rule
 class ReplyMatcher:
     """Resolves replies against one connection's :class:`Inflight`."""
 
-    __slots__ = ("classifier", "conn", "decode", "error_key", "handlers", "id_key",
-                 "in_order", "inflight", "plan", "record", "respond", "topic")
+    __slots__ = ("classifier", "conn", "decode", "error_key", "fanout", "handlers", "id_key",
+                 "in_order", "inflight", "plan", "pushes", "record", "respond", "topic")
 
     def __init__(self, ctx: RunContext, inflight: Inflight, *, conn: int, topic: str,
                  plan: Plan | None = None, respond: Respond | None = None) -> None:
@@ -54,6 +57,8 @@ class ReplyMatcher:
         self.decode = plan.decode
         self.in_order = plan.in_order
         self.respond = respond
+        self.fanout = ctx.fanout  # copies of other members' fan-out messages
+        self.pushes = ctx.push_log(conn)
         # The plain echo's fast path: one kind, a top-level id and error field, no rules.
         self.id_key = self.error_key = None
         classifier = self.classifier
@@ -63,7 +68,7 @@ class ReplyMatcher:
             self.error_key = None if classifier.error_path is None else classifier.error_path[0]
         self.handlers: dict[str, Callable[[Verdict, str, int, str | None], str | None]] = {
             "answer": self._answer, "error": self._answer, "end": self._end,
-            "other": self._other, "garbage": self._garbage,
+            "other": self._other, "garbage": self._garbage, "push": self._push,
         }
 
     def on_reply(self, message: str, now: int, status: str | None = None, *,
@@ -85,6 +90,10 @@ class ReplyMatcher:
                     self.record((Kind.RECV, now, self.conn, seq, found, intended, sent_at,
                                  len(message), self.topic, status, None, message))
                     return found
+                fanout = self.fanout
+                if fanout is not None and type(found) is str and \
+                        fanout.delivered(found, self.conn, now, message, self.topic):
+                    return None
             if doc is not NOT_JSON and too_deep(message):
                 doc = NOT_JSON  # what follows walks the document: it must be bounded
             verdict = self.classifier.classify(message, doc)
@@ -114,8 +123,12 @@ class ReplyMatcher:
         sent = None if cid is None else inflight.pending.pop(cid, None)
         name = verdict.rule.name if verdict.rule is not None else status
         if sent is None:
+            if cid is not None and self.fanout is not None and \
+                    self.fanout.delivered(cid, self.conn, now, message, self.topic):
+                return None
             if cid is not None and cid in inflight.streams:
-                self._row(Kind.OTHER, now, message, cid=cid, status=name or "stream")
+                self.pushes.push(message, now, stream=cid, topic=self.topic,
+                                 status=name or "stream", doc=verdict.doc)
                 return None
             late = cid is not None and cid in inflight.late
             self.record((Kind.ERROR, now, self.conn, None, cid, None, None, len(message),
@@ -125,6 +138,8 @@ class ReplyMatcher:
                          message[:PAYLOAD_LIMIT]))
             return None
         seq, intended, sent_at = sent
+        if cid in inflight.streams:  # later pushes of the stream measure their gap from here
+            self.pushes.opened(cid, now)
         if verdict.action == "error":
             self.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent_at, len(message),
                          self.topic, "error_reply", verdict.error, message))
@@ -142,6 +157,7 @@ class ReplyMatcher:
                                     status)
         if cid is not None:
             self.inflight.streams.discard(cid)
+            self.pushes.ended(cid)
         if resolved is None:
             self._row(Kind.OTHER, now, message, cid=cid, status=_name(verdict))
         return resolved
@@ -151,6 +167,10 @@ class ReplyMatcher:
         if self.respond is not None and verdict.rule is not None \
                 and verdict.rule.name in self.plan.responses:
             self.respond(verdict.rule.name, now)
+
+    def _push(self, verdict: Verdict, message: str, now: int, status: str | None) -> None:
+        self.pushes.push(message, now, stream=verdict.cid, topic=self.topic,
+                         status=_name(verdict), doc=verdict.doc)
 
     def _garbage(self, verdict: Verdict, message: str, now: int, status: str | None) -> None:
         self.record((Kind.ERROR, now, self.conn, None, None, None, None, len(message),

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
-from streambench.generate.engine.context import sleep_until
+from streambench.generate.engine.clock import sleep_until
 from streambench.generate.faults.plan import Decision, FaultPlan, mutate
 
 

@@ -163,11 +163,15 @@ def http_twin(url: str) -> str:
 def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: str = "") -> str:
     """The URL a scenario with ``url: embedded`` drives, from the started target's URLs.
 
-    WebSocket: ``ws://.../echo``; HTTP: ``http://.../echo``; SSE: the target's
-    ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
+    WebSocket: ``ws://.../echo`` (a fan-out scenario: ``ws://.../broadcast/<group>``,
+    the group's ``{{placeholders}}`` filled per connection); HTTP: ``http://.../echo``;
+    SSE: the target's ``/sse`` stream pushing ``load.rate / load.connections`` events/s per stream;
     gRPC: the gRPC echo service (``grpc://...``). MQTT has no embedded broker.
     """
     protocol = scenario.target.protocol
+    if protocol == "websocket" and scenario.fans_out:  # the target's broadcast rooms
+        group = scenario.fanout.group if scenario.fanout and scenario.fanout.group else "all"
+        return f"{ws_url.rsplit('/', 1)[0]}/broadcast/{group}"
     if protocol == "websocket":
         return ws_url
     if protocol == "grpc":
@@ -270,7 +274,7 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
 
     def finished() -> bool:
         return ctx.stop.is_set() or (client.sending_done.is_set()
-                                     and not client.inflight.pending)
+                                     and not client.inflight.pending and ctx.drained)
 
     delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
     while True:

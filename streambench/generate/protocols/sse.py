@@ -1,18 +1,21 @@
-"""Server-Sent Events: consume streams the server pushes, record inter-arrival gaps.
+"""Server-Sent Events: consume streams the server pushes, record each event as a push.
 
 ``target.protocol: sse`` opens ``load.connections`` streams (``GET
 target.url`` with ``Accept: text/event-stream``) and listens for the
-schedule's duration. Nothing is sent; every event is a ``recv`` row:
+schedule's duration. Nothing is sent; every event is a ``push`` row
+(:mod:`streambench.generate.engine.pushes`):
 
-* ``seq``: the event's number on its connection (1, 2, ...);
-* ``cid``: the event's ``id:`` field, if it has one;
-* ``intended_ns`` and ``sent_ns``: the arrival of the previous event on the
-  stream (for the first event of a stream: when the request was made), so
-  ``latency_ms`` and ``service_ms`` both hold the *inter-arrival gap*, and the
-  summary's latency percentiles are gap percentiles. The schema is unchanged;
-  rows of protocol ``sse`` are read this way;
-* ``payload``: the event's ``data:`` lines joined by newlines; ``topic``: its
-  ``event:`` name, else the URL path.
+* ``intended_ns``: the arrival of the previous event on the connection, so
+  ``ts - intended_ns`` is the *inter-arrival gap* (null for the first event);
+  events that waited unread in the buffer while the run started (the first
+  stream is opened before the schedule's zero) have neither gap nor staleness:
+  when they arrived is not known;
+* ``sent_ns`` and ``seq``: the server's timestamp and sequence number, read
+  from the event's ``data:`` as JSON where the scenario's ``stream`` section
+  says (null without it);
+* ``status``: the event's ``id:`` field, if it has one; ``topic``: its
+  ``event:`` name, else the URL path; ``payload``: its ``data:`` lines joined
+  by newlines. ``latency_ms`` stays null: nothing was sent.
 
 A stream the server ends is a ``disconnect`` row and is reopened (with the
 scenario's backoff) while the schedule lasts; a refused reopen is a
@@ -113,7 +116,7 @@ class EventStreamParser:
 
 
 class SseConnection(EventRecorder):
-    """One event stream: its session, its reader and the gap bookkeeping."""
+    """One event stream: its session, its reader and its pushes."""
 
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
@@ -127,8 +130,7 @@ class SseConnection(EventRecorder):
         self.faults: FaultInjector | None = None
         self.response: aiohttp.ClientResponse | None = None
         self.session: aiohttp.ClientSession | None = None
-        self.seq = 0
-        self.previous = 0  # arrival of the previous event (or the request), monotonic ns
+        self.pushes = ctx.push_log(conn)
 
     async def open(self) -> aiohttp.ClientResponse:
         """Request the stream; raise TargetUnreachable / TargetError on failure."""
@@ -136,7 +138,6 @@ class SseConnection(EventRecorder):
         if self.session is None:
             self.session = aiohttp.ClientSession(headers=self.ctx.headers or None,
                                                  timeout=aiohttp.ClientTimeout(total=None))
-        self.previous = time.monotonic_ns()
         try:
             response = await self._get(self.session, timeout)
         except BaseException:
@@ -225,23 +226,32 @@ class SseConnection(EventRecorder):
 
     async def _read(self, response: aiohttp.ClientResponse) -> None:
         parser = EventStreamParser(max_bytes=self.ctx.scenario.target.max_message_bytes)
+        # What came while nobody read (a stream opened before the schedule's zero):
+        # its arrival times are unknown, so those pushes get no gap and no staleness.
+        backlog = response.content.read_nowait()
+        if backlog and not self._feed(parser, backlog, known=False):
+            return
         async for chunk in response.content.iter_any():
-            try:
-                for payload, event_id, name in parser.feed(chunk):
-                    self._event(payload, event_id, name)
-            except EventTooBig as exc:
-                for payload, event_id, name in exc.events:
-                    self._event(payload, event_id, name)
-                self.ctx.record((Kind.ERROR, time.monotonic_ns(), self.conn, None, None, None,
-                                 None, exc.size, self.topic, "too_big", str(exc), None))
+            if not self._feed(parser, chunk, known=True):
                 return  # the stream is closed; it is reopened like one the server ended
 
-    def _event(self, payload: str, event_id: str | None, name: str | None) -> None:
-        now = time.monotonic_ns()
-        self.seq += 1
-        self.ctx.record((Kind.RECV, now, self.conn, self.seq, event_id, self.previous,
-                         self.previous, len(payload), name or self.topic, None, None, payload))
-        self.previous = now
+    def _feed(self, parser: EventStreamParser, chunk: bytes, *, known: bool) -> bool:
+        """Record the chunk's events; False (after an error row) when one is too big."""
+        try:
+            for payload, event_id, name in parser.feed(chunk):
+                self._event(payload, event_id, name, known=known)
+        except EventTooBig as exc:
+            for payload, event_id, name in exc.events:
+                self._event(payload, event_id, name, known=known)
+            self.ctx.record((Kind.ERROR, time.monotonic_ns(), self.conn, None, None, None,
+                             None, exc.size, self.topic, "too_big", str(exc), None))
+            return False
+        return True
+
+    def _event(self, payload: str, event_id: str | None, name: str | None, *,
+               known: bool) -> None:
+        self.pushes.push(payload, time.monotonic_ns(), stream=None, topic=name or self.topic,
+                         status=event_id, arrival_known=known)
 
     async def send_all(self) -> None:
         """Nothing to send: listen until the schedule's end, then close the stream."""

@@ -296,7 +296,7 @@ def merge_progress(snapshots: Mapping[int, Mapping[str, Any]], *, total_s: float
         sent=sum(v["sent"] for v in values), received=sum(v["received"] for v in values),
         errors=sum(v["errors"] for v in values), timeouts=sum(v["timeouts"] for v in values),
         rate=sum(v["rate"] for v in values), p95_ms=worst("p95_ms"), lag_ms=worst("lag_ms"),
-        final=final,
+        final=final, pushes=sum(v.get("pushes", 0) for v in values),
     )
 
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from streambench.capture.store import Store
-from tests.helpers import TIME_SCALE, wait_for, write_scenario
+from tests.helpers import TIME_SCALE, cli_env, wait_for, write_scenario
 
 
 def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Store]:
@@ -23,10 +23,12 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Store]:
                           load={"connections": 2, "rate": 200, "duration": "60s"},
                           capture={"redaction": {"allow": ["text"]}, "flush_every": "200ms"})
     store = Store(tmp_path / "store")
+    (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streambench", "run", str(path), "--store", store.root, "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group: the test can end the run's child too
+        env=cli_env(TMPDIR=str(tmp_path / "tmp")),  # where the embedded target keeps files
     )
     # synchronise on what the run has written, not on time
     wait_for(lambda: len(store.parts("events")) >= 3, timeout=20, what="three parts on disk")
@@ -48,6 +50,7 @@ def test_a_signal_flushes_everything_and_marks_the_run_aborted(tmp_path: Path, s
     sent = events.filter(events["kind"] == "send").height
     assert f'"sent": {sent}' in out  # the printed summary is of what was captured
     assert not list(Path(store.path).rglob("*.tmp"))
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_kill_9_leaves_a_store_that_reads_cleanly_and_no_process_behind(tmp_path: Path):
@@ -66,6 +69,8 @@ def test_kill_9_leaves_a_store_that_reads_cleanly_and_no_process_behind(tmp_path
         for child in children:
             if child.is_running():
                 child.kill()  # never leave our own processes behind
+    # issue 16 item 19: the target removed its temporary folder, the run could not
+    assert list((tmp_path / "tmp").iterdir()) == []
     (manifest,) = store.runs()
     assert manifest["status"] == "aborted"  # "running", but its process is gone
     assert manifest["stale"] is True

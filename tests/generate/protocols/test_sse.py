@@ -79,4 +79,4 @@ async def test_an_endless_line_is_a_too_big_row_not_a_crash(store: Store, hostil
     too_big = events.filter(pl.col("status") == "too_big")
     assert too_big.height >= 1
     assert too_big["error"].to_list()[0] == "event larger than 65536 bytes"
-    assert events.filter(pl.col("kind") == "recv")["bytes"].to_list()[0] == len("fine")
+    assert events.filter(pl.col("kind") == "push")["bytes"].to_list()[0] == len("fine")

@@ -134,7 +134,8 @@ class ProxyProcess:
 
         faults = [f.model_dump(mode="json", by_alias=True) for f in self.network_faults]
         self._path("faults.json").write_bytes(orjson.dumps(faults))
-        argv = [sys.executable, "-m", "streambench", "proxy", "--listen", "127.0.0.1:0",
+        argv = [sys.executable, "-m", "streambench.generate.faults.network",
+                "--listen", "127.0.0.1:0",
                 "--upstream", f"{self.upstream[0]}:{self.upstream[1]}",
                 "--faults", str(self._path("faults.json")), "--seed", str(self.seed),
                 "--truth", str(self._path("truth.jsonl")), "--clock-from-stdin",

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streambench.generate.engine.context import sleep_until
+from streambench.generate.engine.clock import sleep_until
 from streambench.generate.faults.network.link import Link, Side
 from streambench.generate.faults.network.plan import Change, NetworkPlan
 from streambench.generate.faults.network.truth import NetworkTruth

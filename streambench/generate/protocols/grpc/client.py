@@ -27,7 +27,8 @@ import orjson
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
 from streambench.generate.protocols.grpc.channel import open_channel

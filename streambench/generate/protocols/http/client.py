@@ -34,7 +34,8 @@ from yarl import URL
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import (
     EventRecorder,

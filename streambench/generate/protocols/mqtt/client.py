@@ -24,7 +24,8 @@ import time
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import EventRecorder, serve_reconnecting
@@ -68,6 +69,8 @@ class MqttConnection(EventRecorder):
         self.inflight = Inflight(conn, ctx.record)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn,
                                     topic=self.settings.subscribe_topic)
+        if ctx.fanout is not None:  # a member of every topic its subscription matches
+            ctx.fanout.join(conn, self.settings.subscribe_topic)
         self.session: MqttSession | None = None
         self.connected = asyncio.Event()
         self.sending_done = asyncio.Event()
@@ -107,6 +110,8 @@ class MqttConnection(EventRecorder):
         # Polled: signalling "empty" from the reply path would cost every reply.
         while self.inflight.pending and not self.ctx.stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+        if self.ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await self.ctx.fanout.wait_drained(self.ctx.stop)
         await session.close()
 
     # -- receiving -------------------------------------------------------------
@@ -122,7 +127,7 @@ class MqttConnection(EventRecorder):
         conn, topic, start = self.conn, self.topic, ctx.start_mono
         by_property = self.settings.correlation_data
         streams = self.inflight.streams
-        faults = self.faults
+        faults, fanout = self.faults, ctx.fanout
         seq = 0
         try:
             await self.connected.wait()
@@ -136,7 +141,7 @@ class MqttConnection(EventRecorder):
                     await asyncio.sleep(0)
                 seq += 1
                 kind, cid, data = message(seq)
-                notify = kind.expect == "none"
+                notify = kind.expect in ("none", "fanout")
                 if kind.expect == "stream":
                     streams.add(cid)
                 if faults is not None and not notify:
@@ -145,18 +150,26 @@ class MqttConnection(EventRecorder):
                 session = self.session
                 if not notify:
                     pending[cid] = (seq, intended, now)
+                elif fanout is not None and kind.expect == "fanout":  # the topic is the group
+                    fanout.sent(cid, conn=conn, seq=seq, intended=intended, sent=now,
+                                group=topic)
                 correlation = cid.encode() if by_property else None
                 if session is None or not session.publish(data, correlation):
                     pending.pop(cid, None)
+                    if fanout is not None:
+                        fanout.cancel(cid)
                     record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                             "not_connected", "not connected when due", None))
                     continue
                 record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended,
-                        now, len(data), topic, None, None, data))
+                        now, len(data), topic, topic if kind.expect == "fanout" else None,
+                        None, data))
             if faults is not None:
                 await faults.finish(self)
         finally:
             self.sending_done.set()
+            if fanout is not None:
+                fanout.sender_done()
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:

@@ -27,7 +27,9 @@ from websockets.exceptions import (
 
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, sleep_until
+from streambench.generate.engine.clock import sleep_until
+from streambench.generate.engine.context import Inflight, RunContext
+from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
@@ -44,7 +46,8 @@ from streambench.scenario.model import WebSocketTarget
 log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
 
-Due = tuple[int, str, int, bytes, bool]  # (seq, cid, intended_mono, frame, expects no reply)
+Due = tuple[int, str, int, bytes, str]  # (seq, cid, intended_mono, frame, what it expects)
+_NO_REPLY = ("none", "fanout")  # kinds sent as notify rows: nothing comes back to the sender
 
 
 class WebSocketConnection(EventRecorder):
@@ -54,11 +57,18 @@ class WebSocketConnection(EventRecorder):
         self.ctx = ctx
         self.conn = conn
         self.name = f"websocket[{conn}]"
-        self.url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
-        self.topic = urlsplit(self.url).path or "/"
-        self.inflight = Inflight(conn, ctx.record)
         self.plan = ctx.conversation
         self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
+        url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
+        self.url = render_group(url, self.framer.values) if "{{" in url else url
+        self.topic = urlsplit(self.url).path or "/"
+        self.inflight = Inflight(conn, ctx.record)
+        self.group = ""  # the fan-out group this connection is a member of
+        if ctx.fanout is not None:
+            fanout = ctx.scenario.fanout
+            template = fanout.group if fanout is not None and fanout.group else "all"
+            self.group = render_group(template, self.framer.values)
+            ctx.fanout.join(conn, self.group)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
                                     respond=self._respond)
         self.ws: WebSocketPump | None = None
@@ -172,6 +182,8 @@ class WebSocketConnection(EventRecorder):
         inflight, stop = self.inflight, self.ctx.stop
         while inflight.pending and not stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+        if self.ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await self.ctx.fanout.wait_drained(stop)
         streams_end = time.monotonic_ns() + self.ctx.timeout_ns
         while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -226,10 +238,10 @@ class WebSocketConnection(EventRecorder):
                 expect = kind.expect
                 if expect == "stream":
                     streams.add(cid)
-                if faults is not None and expect != "none":
+                if faults is not None and expect not in _NO_REPLY:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
-                due.append((seq, cid, intended, data, expect == "none"))
+                due.append((seq, cid, intended, data, expect))
                 if len(due) >= _BATCH_MAX:
                     await self._send_due(due)
                     due = []
@@ -240,6 +252,8 @@ class WebSocketConnection(EventRecorder):
                 await faults.finish(self)
         finally:
             self.sending_done.set()
+            if ctx.fanout is not None:
+                ctx.fanout.sender_done()
 
     async def _send_due(self, due: list[Due]) -> None:
         """Write every due message at once and record them (or why they were not sent)."""
@@ -254,26 +268,32 @@ class WebSocketConnection(EventRecorder):
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "not_connected", "not connected when due", None))
             return
-        pending = self.inflight.pending
-        for seq, cid, intended, _, notify in due:
-            if not notify:
+        pending, fanout, group = self.inflight.pending, self.ctx.fanout, self.group
+        for seq, cid, intended, _, expect in due:
+            if expect == "fanout":
+                assert fanout is not None
+                fanout.sent(cid, conn=conn, seq=seq, intended=intended, sent=now, group=group)
+            elif expect != "none":
                 pending[cid] = (seq, intended, now)
         try:
             ws.send_many([d[3] for d in due])
         except ConnectionClosed:
             for seq, cid, intended, _, _ in due:
                 pending.pop(cid, None)  # a close may already have failed it
+                if fanout is not None:
+                    fanout.cancel(cid)
                 record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                         "send_failed", "connection closed while sending", None))
             return
-        for seq, cid, intended, data, notify in due:
+        for seq, cid, intended, data, expect in due:
+            notify = expect in _NO_REPLY
             record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended, now,
-                    len(data), topic, None, None, data))
+                    len(data), topic, group if expect == "fanout" else None, None, data))
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
     async def send_message(self, *, seq: int, cid: str, intended: int, data: bytes) -> None:
         """Send one message now and record it, as the send loop does."""
-        await self._send_due([(seq, cid, intended, data, False)])
+        await self._send_due([(seq, cid, intended, data, "reply")])
 
     async def send_copy(self, data: bytes) -> None:
         ws = self.ws

@@ -50,7 +50,8 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_the_proxy_forwards_injects_and_prints_its_ground_truth_on_ctrl_c(tmp_path, echo_port):
+def test_the_proxy_forwards_injects_and_prints_its_ground_truth_on_ctrl_c(tmp_path: Path,
+                                                                          echo_port: int) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text("seed: 4\nnetwork_faults:\n"
                       "  - {kind: latency, delay: 150ms, direction: downstream}\n")
@@ -79,7 +80,7 @@ def test_the_proxy_forwards_injects_and_prints_its_ground_truth_on_ctrl_c(tmp_pa
     assert "Traceback" not in err
 
 
-def test_truth_can_go_to_a_file_and_sigterm_stops_cleanly(tmp_path, echo_port):
+def test_truth_can_go_to_a_file_and_sigterm_stops_cleanly(tmp_path: Path, echo_port: int) -> None:
     truth = tmp_path / "truth.jsonl"
     faults = tmp_path / "faults.yaml"
     faults.write_text("- {kind: reset, at: 0s}\n")  # a bare list works too
@@ -106,7 +107,8 @@ def test_truth_can_go_to_a_file_and_sigterm_stops_cleanly(tmp_path, echo_port):
      "HOST:PORT"),
     (["--upstream", "127.0.0.1:9", "--faults", "missing.yaml"], "missing.yaml: file not found"),
 ])
-def test_bad_flags_and_files_are_one_line_errors(capsys, args, expected):
+def test_bad_flags_and_files_are_one_line_errors(capsys: pytest.CaptureFixture[str],
+                                                 args: list[str], expected: str) -> None:
     assert main(["proxy", *args]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
@@ -114,7 +116,8 @@ def test_bad_flags_and_files_are_one_line_errors(capsys, args, expected):
     assert expected in err
 
 
-def test_a_bad_faults_file_names_the_field_and_line(tmp_path, capsys):
+def test_a_bad_faults_file_names_the_field_and_line(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text("network_faults:\n  - {kind: latency, delay: 10ms}\n"
                       "  - {kind: bandwidth, rate: fast}\n")
@@ -124,7 +127,7 @@ def test_a_bad_faults_file_names_the_field_and_line(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_a_port_in_use_is_a_one_line_error(capsys):
+def test_a_port_in_use_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         assert main(["proxy", "--upstream", "127.0.0.1:9", "--listen",

@@ -103,7 +103,7 @@ async def round_trip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return time.monotonic() - began
 
 
-async def test_a_clean_proxy_passes_bytes_and_half_closes_through(start):
+async def test_a_clean_proxy_passes_bytes_and_half_closes_through(start: Any) -> None:
     setup = await start()
     reader, writer = await setup.connect()
     big = bytes(range(256)) * 8192  # 2 MiB: more than the buffers, so flow control works
@@ -115,7 +115,7 @@ async def test_a_clean_proxy_passes_bytes_and_half_closes_through(start):
     assert await setup.stop() == []  # no fault, no ground truth
 
 
-async def test_latency_delays_the_direction_it_names(start):
+async def test_latency_delays_the_direction_it_names(start: Any) -> None:
     setup = await start({"kind": "latency", "delay": "80ms", "direction": "downstream"})
     reader, writer = await setup.connect()
     rtt = await round_trip(reader, writer)
@@ -126,7 +126,7 @@ async def test_latency_delays_the_direction_it_names(start):
     assert rows[0]["detail"] == "latency 80ms downstream on 1 connection, 4 bytes"
 
 
-async def test_latency_applies_only_inside_its_window(start):
+async def test_latency_applies_only_inside_its_window(start: Any) -> None:
     setup = await start({"kind": "latency", "delay": "100ms", "at": "0s", "for": "300ms"})
     reader, writer = await setup.connect()
     inside = await round_trip(reader, writer)
@@ -139,7 +139,7 @@ async def test_latency_applies_only_inside_its_window(start):
     assert 0.25 <= (rows[0]["end_ns"] - rows[0]["start_ns"]) / 1e9 < 0.6
 
 
-async def test_bandwidth_limits_the_transfer_rate(start):
+async def test_bandwidth_limits_the_transfer_rate(start: Any) -> None:
     setup = await start({"kind": "bandwidth", "rate": "100KB/s", "direction": "downstream"})
     reader, writer = await setup.connect()
     elapsed = await round_trip(reader, writer, b"x" * 50_000)
@@ -150,12 +150,12 @@ async def test_bandwidth_limits_the_transfer_rate(start):
     assert "50000 bytes" in rows[0]["detail"]
 
 
-async def test_slicer_delivers_small_slices(start):
+async def test_slicer_delivers_small_slices(start: Any) -> None:
     setup = await start({"kind": "slicer", "size": 4, "delay": "10ms",
                          "direction": "downstream"})
     reader, writer = await setup.connect()
     writer.write(b"0123456789abcdefghij" * 2)
-    reads = []
+    reads: list[bytes] = []
     while sum(map(len, reads)) < 40:
         reads.append(await asyncio.wait_for(reader.read(1024), WAIT))
     assert b"".join(reads) == b"0123456789abcdefghij" * 2
@@ -164,7 +164,7 @@ async def test_slicer_delivers_small_slices(start):
     assert (await setup.stop())[0]["kind"] == "slicer"
 
 
-async def test_blackhole_swallows_bytes_and_keeps_the_socket_open(start):
+async def test_blackhole_swallows_bytes_and_keeps_the_socket_open(start: Any) -> None:
     setup = await start({"kind": "blackhole", "direction": "both", "for": "200ms"})
     reader, writer = await setup.connect()
     writer.write(b"hello")
@@ -181,7 +181,7 @@ async def test_blackhole_swallows_bytes_and_keeps_the_socket_open(start):
     assert row["end_ns"] >= closed
 
 
-async def test_a_connection_accepted_dark_gets_nothing_through(start):
+async def test_a_connection_accepted_dark_gets_nothing_through(start: Any) -> None:
     setup = await start({"kind": "blackhole", "at": "0s", "direction": "upstream"})
     reader, writer = await setup.connect()
     writer.write(b"lost")
@@ -192,7 +192,7 @@ async def test_a_connection_accepted_dark_gets_nothing_through(start):
     assert setup.echo.received == b""
 
 
-async def test_reset_sends_an_rst_mid_stream(start):
+async def test_reset_sends_an_rst_mid_stream(start: Any) -> None:
     setup = await start({"kind": "reset", "at": "300ms", "direction": "downstream"})
     reader, writer = await setup.connect()
     await round_trip(reader, writer)
@@ -203,7 +203,7 @@ async def test_reset_sends_an_rst_mid_stream(start):
     assert rows[0]["detail"] == "reset (RST) downstream on 1 connection"
 
 
-async def test_slow_close_passes_the_close_on_late(start):
+async def test_slow_close_passes_the_close_on_late(start: Any) -> None:
     setup = await start({"kind": "slow_close", "delay": "400ms", "direction": "downstream"})
     reader, writer = await setup.connect()
     writer.write(b"bye")  # the server closes its side on this
@@ -216,7 +216,7 @@ async def test_slow_close_passes_the_close_on_late(start):
     assert 0.35 <= (rows[0]["end_ns"] - rows[0]["start_ns"]) / 1e9 < 1.0
 
 
-async def test_refuse_refuses_new_connections_in_its_window_only(start):
+async def test_refuse_refuses_new_connections_in_its_window_only(start: Any) -> None:
     setup = await start({"kind": "refuse", "at": "0s", "for": "400ms"})
     reader, writer = await asyncio.wait_for(_connect_after_refusals(setup), WAIT)
     assert await round_trip(reader, writer) < 1.0  # open again after the window
@@ -239,7 +239,7 @@ async def _connect_after_refusals(setup: Setup) -> tuple[Any, Any]:
         return streams
 
 
-async def test_an_open_connection_survives_a_refuse_window(start):
+async def test_an_open_connection_survives_a_refuse_window(start: Any) -> None:
     setup = await start({"kind": "refuse", "at": "100ms", "for": "200ms"})
     reader, writer = await setup.connect()
     await asyncio.sleep(0.15)
@@ -247,7 +247,7 @@ async def test_an_open_connection_survives_a_refuse_window(start):
     writer.close()
 
 
-async def test_close_after_cuts_the_connection_after_n_bytes(start):
+async def test_close_after_cuts_the_connection_after_n_bytes(start: Any) -> None:
     setup = await start({"kind": "close_after", "bytes": 100, "direction": "upstream"})
     reader, writer = await setup.connect()
     writer.write(b"a" * 60)
@@ -260,7 +260,7 @@ async def test_close_after_cuts_the_connection_after_n_bytes(start):
     assert [r["kind"] for r in rows] == ["close_after"]
 
 
-async def test_share_picks_connections_and_untouched_windows_leave_no_row(start):
+async def test_share_picks_connections_and_untouched_windows_leave_no_row(start: Any) -> None:
     setup = await start({"kind": "latency", "delay": "100ms", "share": 0.0})
     reader, writer = await setup.connect()
     assert await round_trip(reader, writer) < 0.1

@@ -254,3 +254,32 @@ async def test_malformed_and_drifted_requests(store: Store, echo: Start):
     assert not (malformed - set(drifted["cid"])) & answered  # no cut request was answered
     assert failed.height >= 1
     assert set(failed["status"]) <= {"INTERNAL", "UNKNOWN", "CANCELLED"}
+
+
+async def test_a_reply_over_the_size_limit_is_an_error_row_not_a_crash(store: Store):
+    """Issue 16 item 10 for gRPC: a reply larger than target.max_message_bytes is
+    refused by the channel before it is buffered whole; the call is an error row."""
+    rpc = compile_proto(str(BUILTIN_PROTO)).method(None, "Unary")
+
+    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return rpc.response(cid=request.cid, seq=request.seq, text="x" * 100_000)
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(rpc.service, {
+        "Unary": grpc.unary_unary_rpc_method_handler(
+            unary, request_deserializer=rpc.request.FromString,
+            response_serializer=rpc.response.SerializeToString)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        sc = scenario(target={"protocol": "grpc", "url": f"grpc://127.0.0.1:{port}",
+                              "method": "Unary", "max_message_bytes": 65536},
+                      load={"connections": 1, "rate": 20, "duration": "500ms", "timeout": "2s"})
+        result = await run_async(sc, store=store)
+    finally:
+        await server.stop(None)
+    assert result.status == "completed"
+    errors = store.events(result.run_id).filter(pl.col("kind") == "error").collect()
+    assert errors.height == result.summary["sent"] == 10
+    assert set(errors["status"]) == {"RESOURCE_EXHAUSTED"}
+    assert result.summary["received"] == 0

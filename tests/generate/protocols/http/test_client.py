@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from aiohttp import web
 
+from streambench.analyze.summary import format_summary
 from streambench.api import run_async
 from streambench.capture.store import Store
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
@@ -142,20 +143,40 @@ async def test_faults_apply_to_http_requests(store: Store):
     accounted(result.summary)
 
 
-async def test_sse_records_inter_arrival_gaps(store: Store):
+async def test_sse_events_are_pushes_with_gaps_staleness_and_sequence(store: Store):
     sc = scenario(target={"protocol": "sse", "url": "embedded"},
-                  load={"connections": 2, "rate": 40, "duration": "1s"})  # 20 events/s/stream
+                  load={"connections": 2, "rate": 40, "duration": "1s"},  # 20 events/s/stream
+                  stream={"timestamp": "ts_ns", "timestamp_format": "epoch_ns",
+                          "sequence": "seq"})
     result = await run_async(sc, store=store)
     events = store.events(result.run_id).collect()
-    recv = events.filter(pl.col("kind") == "recv").sort("conn", "seq")
-    assert recv.height >= 36
-    assert recv["protocol"].unique().to_list() == ["sse"]
-    gaps = recv.filter(pl.col("seq") > 1)["service_ms"]
+    pushes = events.filter(pl.col("kind") == "push").sort("conn", "ts")
+    assert pushes.height >= 36
+    assert events.filter(pl.col("kind") == "recv").height == 0
+    assert pushes["protocol"].unique().to_list() == ["sse"]
+    assert pushes["latency_ms"].null_count() == pushes.height  # a gap is no latency
+    gaps = ((pushes["ts"] - pushes["intended_ns"].cast(pl.Datetime("ns", "UTC")))
+            .dt.total_microseconds() / 1000).drop_nulls()
+    # Events that waited unread while the run started (the streams open before its
+    # zero) have no staleness; they and each stream's first have no gap.
+    unread = pushes["sent_ns"].null_count()
+    assert unread < pushes.height // 2
+    assert pushes.height - 2 - 2 * unread <= gaps.len() <= pushes.height - 2
     assert 40.0 <= gaps.median() <= 60.0 * TIME_SCALE  # the target pushes every 50 ms
-    assert (recv["latency_ms"] == recv["service_ms"]).all()
-    first = recv.group_by("conn").agg(pl.col("seq").min())["seq"].to_list()
-    assert first == [1, 1]
-    assert result.summary["sent"] == 0
+    staleness = ((pushes["ts"].cast(pl.Int64) - pushes["sent_ns"]) / 1e6).drop_nulls()
+    assert 0 <= staleness.median() < 50 * TIME_SCALE  # same clock, local socket
+    assert pushes.group_by("conn").agg(pl.col("seq").min())["seq"].to_list() == [0, 0]
+    s = result.summary
+    assert s["sent"] == s["received"] == 0
+    assert s["pushes"]["received"] == pushes.height
+    assert s["pushes"]["sequence"] == {"missing": 0, "duplicates": 0, "out_of_order": 0,
+                                       "streams": 2}
+    assert (s["intended_rate"], s["achieved_ratio"], s["latency_ms"]["p50"]) == (None,) * 3
+    text = format_summary(s)  # a gap is not called latency, no rate was offered
+    assert "latency" not in text
+    assert "achieved" not in text
+    assert f"pushes  received {pushes.height}" in text
+    assert "sequence gaps  missing 0  duplicates 0  out of order 0" in text
 
 
 async def test_sse_streams_that_end_are_reopened_and_gaps_show_stalls(store: Store,
@@ -177,9 +198,9 @@ async def test_sse_streams_that_end_are_reopened_and_gaps_show_stalls(store: Sto
     kinds = events["kind"].value_counts()
     connects = kinds.filter(pl.col("kind") == "connect")["count"][0]
     assert connects >= 2  # the stream ended and was reopened
-    recv = events.filter(pl.col("kind") == "recv")
-    assert set(recv["cid"]) == {"e0", "e1", "e2"}
-    assert recv["topic"].unique().to_list() == ["tick"]
+    pushes = events.filter(pl.col("kind") == "push")
+    assert set(pushes["status"]) == {"e0", "e1", "e2"}  # the events' id: fields
+    assert pushes["topic"].unique().to_list() == ["tick"]
 
 
 async def test_a_refused_event_stream_is_named(store: Store, http_server):

@@ -11,13 +11,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import polars as pl
 import pytest
 
+from streambench.api import run_async
+from streambench.capture.store import Store
 from streambench.errors import TargetError
 from streambench.generate.protocols.mqtt import codec
 from streambench.generate.protocols.mqtt.settings import MqttSettings
 from streambench.generate.protocols.mqtt.wire import WireSession
-from tests.helpers import TIME_SCALE
+from streambench.scenario.model import Scenario
+from tests.helpers import TIME_SCALE, scenario
 
 CONNACK_OK = b"\x20\x02\x00\x00"
 SUBACK_QOS2 = b"\x90\x03\x00\x01\x02"
@@ -152,4 +156,43 @@ async def test_garbage_after_the_handshake_ends_the_connection_with_its_reason(
     assert closed.startswith("protocol violation:")
     assert reason in closed
     assert delivered == [b"ok"]
+    assert not [r for r in caplog.records if "Fatal error" in r.getMessage()]
+
+
+def run_against(port: int, **load: object) -> Scenario:
+    return scenario(target={"protocol": "mqtt", "url": f"mqtt://127.0.0.1:{port}",
+                            "mqtt_version": "3.1.1", "publish": "up/{conn}",
+                            "subscribe": "down/{conn}", "qos": 1,
+                            "reconnect": {"initial": "50ms", "max": "100ms"}},
+                    load={"connections": 1, "rate": 20, "duration": "500ms", **load})
+
+
+async def test_a_run_against_a_short_connack_fails_in_one_line(broker, store: Store) -> None:
+    """Issue 16 item 11, as a user meets it: no ProtocolViolation traceback, the run's
+    manifest says failed and why."""
+    _, settings = await broker(connack=b"\x20\x01\x00")
+    with pytest.raises(TargetError, match="broke the protocol in the handshake") as caught:
+        await run_async(run_against(settings.port), store=store)
+    assert "\n" not in str(caught.value)
+    [manifest] = store.runs()
+    assert manifest["status"] == "failed"
+    assert "broke the protocol" in manifest["error"]
+
+
+async def test_a_malformed_publish_mid_run_is_an_error_row_not_a_fatal_error(
+        broker, store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16 item 11: a PUBLISH whose topic runs past its packet, mid-run, ends that
+    connection with its reason on record; the run goes on and says what happened."""
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await FakeBroker._expect(reader, codec.PacketReader(), codec.PUBLISH)
+        writer.write(b"\x32\x03\x00\x05t")
+
+    _, settings = await broker(script=script)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        result = await run_async(run_against(settings.port), store=store)
+    events = store.events(result.run_id).collect()
+    violations = events.filter(pl.col("error").str.contains("protocol violation"))
+    assert violations.height >= 1
+    assert "PUBLISH" in violations["error"][0]
+    assert result.summary["sent"] > 0
     assert not [r for r in caplog.records if "Fatal error" in r.getMessage()]
