@@ -9,6 +9,11 @@ address is asked for more connections than it has ports.
 from __future__ import annotations
 
 import collections
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -21,7 +26,9 @@ from streambench.generate.scale.limits import (
     ephemeral_ports,
     resolve_source_addresses,
 )
-from tests.helpers import scenario
+from tests.helpers import TIME_SCALE, scenario
+
+ROOT = Path(__file__).resolve().parents[4]
 
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.8/30"]  # the network gives .9 and .10
 ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.9", "127.0.0.10")
@@ -96,3 +103,31 @@ def test_an_address_this_machine_does_not_have_is_one_clear_error():
 
 def test_an_interface_name_gives_its_addresses():
     assert "127.0.0.1" in resolve_source_addresses(["lo"])
+
+
+def test_three_addresses_open_more_connections_than_the_port_range_holds():
+    """The 64K limit at a small scale: in a network namespace of its own (no privilege
+    needed, nothing else on the machine touched) the ephemeral range is 8 ports; 18
+    connections from three 127.0.0.x addresses all open and answer, the same local
+    ports serving several addresses, while one address is refused up front."""
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "tests.generate.protocols.websocket.narrow_ports"],
+        capture_output=True, text=True, timeout=60 * TIME_SCALE, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert done.returncode == 0, f"unshare -rn (user and network namespaces) failed: {done.stderr}"
+    figures = json.loads(done.stdout)
+    low, high = figures["ports"]
+    spread = figures["spread"]
+    assert spread["status"] == "completed"
+    assert spread["sent"] == spread["received"] == 2 * 18
+    four_tuples = {tuple(peer) for peer in spread["peers"]}  # with the server's fixed end
+    assert len(four_tuples) == 18 > high - low + 1
+    assert all(low <= port <= high for _, port in four_tuples)
+    by_port = collections.Counter(port for _, port in four_tuples)
+    assert max(by_port.values()) > 1  # one local port, several source addresses
+    assert collections.Counter(address for address, _ in four_tuples) == {
+        "127.0.0.2": 6, "127.0.0.3": 6, "127.0.0.4": 6}
+    one = figures["one_address"]
+    assert one["peers"] == []  # refused before any connection opened
+    assert one["error"].startswith("local ports: 18 connections to 127.0.0.1:8765 from one "
+                                   "source address need 18 ports per address")
