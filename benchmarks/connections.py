@@ -174,14 +174,15 @@ def scenario(args: argparse.Namespace, *, connections: int | None = None,
 
 
 def connected(store: Store, run_id: str) -> tuple[int, int]:
-    """Connections that opened (each records a ``connect`` event), and disconnects that
-    were not the run's own close at the end (code 1000): connections lost while held."""
+    """Connections that opened (each records a ``connect`` event), and disconnects before
+    the last send: connections lost while held (the run's own close comes after it)."""
     import polars as pl
 
     events = store.events(run_id)
     opened = events.filter(pl.col("kind") == "connect").select(pl.col("conn").n_unique())
+    last_send = events.filter(pl.col("kind") == "send").select(pl.col("ts").max()).collect()
     lost = events.filter((pl.col("kind") == "disconnect")
-                         & (pl.col("status").fill_null("") != "1000")).select(pl.len())
+                         & (pl.col("ts") < last_send.item())).select(pl.len())
     return int(opened.collect().item()), int(lost.collect().item())
 
 
