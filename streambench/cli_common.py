@@ -47,16 +47,16 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def exit_with_parent(parent_pid: int) -> None:
-    """Get SIGTERM when the parent dies, so a run killed by -9 leaves no child behind.
+def exit_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Get ``sig`` when the parent dies, so a run killed by -9 leaves no child behind.
 
     For the child processes a run starts (``serve`` for ``url: embedded``,
     ``proxy`` for ``via: proxy``); Linux only, elsewhere a no-op.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         return  # not Linux: the parent's clean shutdown still ends the child
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
