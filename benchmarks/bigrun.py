@@ -141,30 +141,41 @@ def _churn(run: BigRun, kind: str, ts: int) -> pa.Table:
 def write_big_run(root: str | Path, run: BigRun, *, processes: int = 2) -> int:
     """Write ``run`` into the store at ``root`` (chunks built by ``processes``
     processes); return the number of events written."""
-    folder = Path(root, "events", f"date={START:%Y-%m-%d}", f"run_id={run.run_id}")
-    folder.mkdir(parents=True, exist_ok=True)
     firsts = range(0, run.messages, run.chunk_messages)
-    tasks = [(run, folder, number + 1, first) for number, first in enumerate(firsts)]
-    written = _write(folder, 0, _churn(run, "connect", run.start_ns - 10 * MS))
+    tasks = [(run, Path(root), number + 1, first) for number, first in enumerate(firsts)]
+    written = _write(root, run, 0, _churn(run, "connect", run.start_ns - 10 * MS))
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         written += sum(pool.imap_unordered(_write_chunk, tasks))
     end = run.start_ns + int((run.duration_s + run.timeout_s + 1) * S)
-    written += _write(folder, len(tasks) + 1, _churn(run, "disconnect", end))
+    written += _write(root, run, len(tasks) + 1, _churn(run, "disconnect", end))
     _manifest(root, run, written)
     return written
 
 
 def _write_chunk(task: tuple[BigRun, Path, int, int]) -> int:
-    run, folder, number, first = task
+    run, root, number, first = task
     rng = np.random.default_rng([run.seed, number])
     last = min(first + run.chunk_messages, run.messages)
-    return _write(folder, number, _chunk(run, first, last, rng))
+    return _write(root, run, number, _chunk(run, first, last, rng))
 
 
-def _write(folder: Path, number: int, table: pa.Table) -> int:
-    tmp = folder / f".part-{number:05d}.parquet.tmp"
-    pq.write_table(table, tmp, compression="zstd", row_group_size=1_000_000)
-    tmp.rename(folder / f"part-{number:05d}.parquet")
+DAY = 86_400 * S
+
+
+def _write(root: str | Path, run: BigRun, number: int, table: pa.Table) -> int:
+    """Write ``table`` (in time order) as part ``number`` of each date partition
+    its rows fall in: a run longer than a day spans two or more, as captures do."""
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    days = ts // DAY
+    for day in np.unique(days):
+        rows = np.flatnonzero(days == day)
+        folder = Path(root, "events", f"date={datetime.fromtimestamp(day * 86_400, UTC):%Y-%m-%d}",
+                      f"run_id={run.run_id}")  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".part-{number:05d}.parquet.tmp"
+        pq.write_table(table.slice(rows[0], rows.size), tmp, compression="zstd",
+                       row_group_size=1_000_000)  # fmt: skip
+        tmp.rename(folder / f"part-{number:05d}.parquet")
     return table.num_rows
 
 

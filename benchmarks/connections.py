@@ -6,18 +6,26 @@ heartbeats, and prints:
 
 * connect time and rate, as the target saw them (its open descriptors);
 * client RSS per connection: (peak RSS of the load generator while holding -
-  its RSS before the run) / connections; the load generator is this process
-  with ``--workers 1``, else this process and its worker processes;
-* target RSS, idle and holding the connections (per connection too);
+  its peak in a warm-up run of a few connections with the same workers) /
+  connections; the load generator is this process and its worker processes;
+* target RSS, idle and holding the connections (per connection too; every
+  process of a multi-process target counted);
+* connections lost while held (a disconnect that was not the run's own close);
 * p50/p99 latency (from the intended send time) and the run's counts.
 
 Everything is on 127.0.0.1, the run stops by itself, and the processes it
 starts (the target, workers) are ended by the run engine by their pids. The
 open-file soft limit is raised to the hard limit first; each connection
-costs one descriptor here and one in the target, so ``ulimit -Hn`` must be
-above the connection count (see docs/scale.md).
+costs one descriptor here and one in the target. Past one process's limit
+(``ulimit -Hn``, less ~100) the load is split over worker processes
+(``--workers``, by default as many as the limit needs) and the embedded target
+serves from as many processes (``serve --processes``). Past one source
+address's ephemeral ports (~28,000 to one ``host:port``) the connections are
+spread over 127.0.0.1, 127.0.0.2, ... (``--source-address``, by default as many
+as needed). See docs/scale.md, "Many connections".
 
     python benchmarks/connections.py [--connections 10000] [--hold 60] [--json]
+    python benchmarks/connections.py --connections 100000 --rate 10000 --heartbeat 30
 """
 
 from __future__ import annotations
@@ -40,7 +48,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from streambench.api import execute  # noqa: E402
 from streambench.capture.store import Store  # noqa: E402
-from streambench.generate.scale.shards import raise_open_files  # noqa: E402
+from streambench.generate.scale.limits import (  # noqa: E402
+    ephemeral_ports,
+    processes_for,
+    raise_open_files,
+)
 from streambench.scenario.model import Scenario  # noqa: E402
 
 MB = 1 << 20
@@ -68,27 +80,30 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         tick = 0
         while not self.done.wait(0.02):
-            target = self._find_target()
-            if target is not None:
-                self._count_fds(target)
+            if tick % 50 == 0:  # the target's processes, found again once a second
+                targets = self._find_targets()
+            self._count_fds(targets)
             tick += 1
             if tick % 10 == 0:
                 self._rss()
 
-    def _find_target(self) -> psutil.Process | None:
+    def _find_targets(self) -> list[psutil.Process]:
+        found = []
         for child in self.me.children(recursive=True):
             try:
                 if "serve" in child.cmdline():
-                    return child
+                    found.append(child)
             except psutil.Error:
                 continue
-        return None
+        return found
 
-    def _count_fds(self, target: psutil.Process) -> None:
-        try:
-            fds = target.num_fds()
-        except psutil.Error:
-            return
+    def _count_fds(self, targets: list[psutil.Process]) -> None:
+        fds = 0
+        for target in targets:
+            try:
+                fds += target.num_fds()
+            except psutil.Error:
+                return
         now = time.monotonic()
         if self.first_connect is None and fds > self.target_fds:
             self.first_connect = now
@@ -117,25 +132,39 @@ class Sampler(threading.Thread):
         return self.all_connected - self.first_connect
 
 
-def idle_target() -> tuple[int, int]:
-    """RSS and open descriptors of the embedded target with no connection."""
+def idle_target(processes: int) -> tuple[int, int]:
+    """RSS and open descriptors of the embedded target with no connection (every process)."""
     from streambench.scenario.model import ServerFaults
     from streambench.target.embedded import EmbeddedTarget
 
     async def measure() -> tuple[int, int]:
-        async with EmbeddedTarget(ServerFaults()) as target:
+        async with EmbeddedTarget(ServerFaults(), processes=processes,
+                                  startup_timeout=15.0 + 5.0 * processes) as target:
             await asyncio.sleep(0.5)  # let it settle after start-up
-            process = psutil.Process(target.pid)
-            return int(process.memory_info().rss), process.num_fds()
+            running = [psutil.Process(pid) for pid in target.pids]
+            return (sum(int(p.memory_info().rss) for p in running),
+                    sum(p.num_fds() for p in running))
 
     return asyncio.run(measure())
+
+
+def source_addresses(args: argparse.Namespace) -> list[str]:
+    """``--source-address``, else as many of 127.0.0.1, .2, ... as the ephemeral ports need."""
+    if args.source_address:
+        return list(args.source_address)
+    ports = ephemeral_ports()
+    if ports is None or args.connections <= ports[1] - ports[0] + 1:
+        return []
+    needed = -(-args.connections // (ports[1] - ports[0] + 1)) + 1  # one spare: others' ports
+    return [f"127.0.0.{i}" for i in range(1, needed + 1)]
 
 
 def scenario(args: argparse.Namespace, *, connections: int | None = None,
              hold: float | None = None) -> Scenario:
     return Scenario.model_validate({
         "name": "connections",
-        "target": {"protocol": "websocket", "url": "embedded", "connect_timeout": "30s"},
+        "target": {"protocol": "websocket", "url": "embedded", "connect_timeout": "30s",
+                   "source_addresses": args.sources},
         "load": {"connections": connections or args.connections, "rate": args.rate,
                  "duration": hold or args.hold,
                  "heartbeat": args.heartbeat or None, "timeout": "10s"},
@@ -144,37 +173,48 @@ def scenario(args: argparse.Namespace, *, connections: int | None = None,
     })
 
 
-def connected(store: Store, run_id: str) -> int:
-    """Connections that opened (each records a ``connect`` event)."""
+def connected(store: Store, run_id: str) -> tuple[int, int]:
+    """Connections that opened (each records a ``connect`` event), and disconnects that
+    were not the run's own close at the end (code 1000): connections lost while held."""
     import polars as pl
 
-    return int(store.events(run_id).filter(pl.col("kind") == "connect")
-               .select(pl.col("conn").n_unique()).collect().item())
+    events = store.events(run_id)
+    opened = events.filter(pl.col("kind") == "connect").select(pl.col("conn").n_unique())
+    lost = events.filter((pl.col("kind") == "disconnect")
+                         & (pl.col("status").fill_null("") != "1000")).select(pl.len())
+    return int(opened.collect().item()), int(lost.collect().item())
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     soft, hard = raise_open_files()
-    if soft < args.connections + 100:
-        sys.exit(f"connections: the open-file limit is {soft} (hard {hard}), below the "
-                 f"{args.connections} connections asked for; see docs/scale.md")
-    target_idle, idle_fds = idle_target()
+    workers = args.workers or processes_for(args.connections)
+    args.sources = source_addresses(args)
+    target_idle, idle_fds = idle_target(processes_for(args.connections, fill=0.85))
     sampler = Sampler(args.connections, idle_fds=idle_fds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(args.store or Path(tmp) / "store")
         # a small run first: imports, Arrow's and polars' memory pools are warm, so the
         # baseline below is the load generator's own and the rest is per connection
-        execute(scenario(args, connections=10, hold=1.0), store=store, handle_signals=False)
-        baseline = sampler.me.memory_info().rss
+        # with the same workers, whose idle RSS (imports, pools) is then in the baseline too
+        warm = Sampler(10, idle_fds=idle_fds)
+        warm.start()
+        execute(scenario(args, connections=min(10 * workers, args.connections), hold=1.0),
+                store=store, workers=workers, handle_signals=False)
+        warm.done.set()
+        warm.join()
+        baseline = max(warm.client_peak, sampler.me.memory_info().rss)
         sampler.start()
         sc = scenario(args)
-        result = execute(sc, store=store, workers=args.workers, handle_signals=False)
+        result = execute(sc, store=store, workers=workers, handle_signals=False)
         sampler.done.set()
-        opened = connected(store, result.run_id)
+        opened, lost = connected(store, result.run_id)
     s, n = result.summary, args.connections
     took = sampler.connect_s
     return {
-        "connections": n, "hold_s": args.hold, "workers": args.workers, "rate": args.rate,
+        "connections": n, "hold_s": args.hold, "workers": workers, "rate": args.rate,
         "heartbeat_s": args.heartbeat, "open_files": [soft, hard], "connected": opened,
+        "lost": lost, "source_addresses": args.sources,
+        "target_processes": processes_for(n, fill=0.85),
         "connect_s": took, "connect_rate": n / took if took else None,
         "client_rss_mb": sampler.client_peak / MB, "client_baseline_mb": baseline / MB,
         "client_kb_per_conn": (sampler.client_peak - baseline) / n / 1024,
@@ -190,8 +230,11 @@ def report(r: dict[str, Any]) -> None:
     rate = "-" if r["connect_rate"] is None else f"{r['connect_rate']:,.0f}/s"
     took = "-" if r["connect_s"] is None else f"{r['connect_s']:.2f}s"
     print(f"{r['connected']:,} of {r['connections']:,} connections held {r['hold_s']:g}s "
-          f"({r['workers']} worker(s), {r['rate']:g} msg/s, ping every {r['heartbeat_s']:g}s; "
-          f"open files {r['open_files'][0]}/{r['open_files'][1]})")
+          f"({r['workers']} worker(s), {r['target_processes']} target process(es), "
+          f"{r['rate']:g} msg/s, ping every {r['heartbeat_s']:g}s; "
+          f"open files {r['open_files'][0]}/{r['open_files'][1]}; "
+          f"source addresses {', '.join(r['source_addresses']) or 'default'})")
+    print(f"  lost while held: {r['lost']}")
     print(f"  connect: all open in {took} ({rate}), as the target saw them")
     print(f"  client RSS: {r['client_rss_mb']:.0f} MB peak, {r['client_baseline_mb']:.0f} MB "
           f"before -> {r['client_kb_per_conn']:.1f} KB per connection")
@@ -208,7 +251,11 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=60.0, help="seconds the load runs")
     parser.add_argument("--rate", type=float, default=500.0, help="messages/s, all connections")
     parser.add_argument("--heartbeat", type=float, default=10.0, help="ping interval (s), 0: none")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="client processes (default: as many as the open-file limit needs)")
+    parser.add_argument("--source-address", action="append", metavar="ADDR",
+                        help="open connections from this local address (repeat; default: "
+                        "127.0.0.1, .2, ... as many as the ephemeral ports need)")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     parser.add_argument("--store", help="keep the runs in this store (default: a temporary one)")
     args = parser.parse_args()

@@ -1,15 +1,17 @@
 """Detection quality on real fault-injected runs: precision, recall, time to detect.
 
-    python benchmarks/detect_eval.py [--quick] [--duration 4] [--only TEXT] [--verbose]
-                                     [--keep DIR] [--json]
+    python benchmarks/detect_eval.py [--quick] [--duration 4] [--only TEXT] [--kinds LIST]
+                                     [--verbose] [--keep DIR] [--json]
 
 Runs a suite of short scenarios through the real run engine (WebSocket, the
 embedded target on 127.0.0.1): clean runs, runs with a steady server latency
 (a baseline property, not a fault), every client fault kind and every target
-fault kind at several intensities. Each run's anomalies are detected with the
-default rules (``rules/anomalies.yaml``) from its events alone; only after that
-is its ground truth (``Store.faults``) read, and :func:`score_detections`
-matches anomalies to faults by time-window overlap (1 s tolerance).
+fault kind at several intensities, and every network fault kind through the
+fault proxy (with clean runs through it; ``--kinds network`` runs just those).
+Each run's anomalies are detected with the default rules
+(``rules/anomalies.yaml``) from its events alone; only after that is its ground
+truth (``Store.faults``) read, and :func:`score_detections` matches anomalies
+to faults by time-window overlap (1 s tolerance).
 
 Prints one row per fault source and kind: runs, faults injected, faults
 detected, recall, anomalies, false positives, precision, "by its rule" (the

@@ -100,7 +100,8 @@ def execute(scenario: Scenario, *, store: Store, workers: int | None = 1,
     docs/scale.md); it takes precedence over ``workers``. ``control`` stops
     it from another thread (``control.stop_threadsafe``). Blocking.
     """
-    from streambench.generate.scale.shards import default_workers, raise_open_files
+    from streambench.generate.scale.limits import raise_open_files
+    from streambench.generate.scale.shards import default_workers
 
     if run_id is not None:
         check_run_id(run_id, where="run id")
@@ -140,6 +141,7 @@ def run(
     duration: float | None = None,
     target: str | None = None,
     seed: int | None = None,
+    source_addresses: list[str] | None = None,
     # scale
     workers: int | None = 1,
     cluster: str | None = None,
@@ -155,7 +157,8 @@ def run(
     ``workers`` defaults to 1 here (the CLI's default is every core).
     """
     resolved = with_overrides(as_scenario(scenario), rate=rate, connections=connections,
-                              duration=duration, target=target, seed=seed)
+                              duration=duration, target=target, seed=seed,
+                              source_addresses=source_addresses)
     if _loop_running():
         from streambench.background import BackgroundRun
 

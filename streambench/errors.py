@@ -7,6 +7,8 @@ The tree::
     ├── ConfigError                  bad option, missing secret, bad rule file, ...
     ├── TargetError                  the system under test could not be used
     │   └── TargetUnreachable        refused / DNS / connect timeout at start
+    ├── ResourceLimit                this machine refused what a run needs (open files,
+    │                                local ports, source addresses, memory)
     ├── StoreError                   the store cannot be read or written
     │   ├── RunNotFound              no run with that id in the store
     │   ├── RunIdTaken               a new run asked for a run id already used in the store
@@ -20,13 +22,39 @@ Third-party exceptions are translated at the boundary that calls the library
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streambench.scrub import scrub
+
 
 class StreambenchError(Exception):
-    """Root of every error streambench raises deliberately."""
+    """Root of every error streambench raises deliberately.
+
+    ``str()`` of every one has the process's known secrets removed
+    (:func:`streambench.scrub.scrub`): the message a notebook shows, and may save
+    in a report, is the line the CLI prints. A subclass's own ``__str__`` is
+    wrapped when the class is made.
+    """
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__str__")
+        if own is not None:
+            setattr(cls, "__str__", _scrubbed(own))  # noqa: B010 -- a method replaced
+
+
+def _scrubbed(method: Callable[[Any], str]) -> Callable[[Any], str]:
+    @functools.wraps(method)
+    def __str__(self: Any) -> str:
+        return scrub(method(self))
+
+    return __str__
 
 
 @dataclass(frozen=True)
@@ -76,6 +104,23 @@ class TargetUnreachable(TargetError):
 
     def __str__(self) -> str:
         return f"target {self.url} is unreachable: {self.reason}"
+
+
+class ResourceLimit(StreambenchError):
+    """This machine refused (or would refuse) what a run needs; says what to raise.
+
+    ``resource`` is what ran out (``open files``, ``local ports``, ``memory``,
+    ``target.source_addresses``), ``detail`` the numbers, ``fix`` what to change.
+    """
+
+    def __init__(self, resource: str, detail: str, fix: str) -> None:
+        super().__init__(resource, detail, fix)
+        self.resource = resource
+        self.detail = detail
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.detail}; {self.fix}"
 
 
 class StoreError(StreambenchError):

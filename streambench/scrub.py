@@ -48,8 +48,9 @@ SENSITIVE_NAME = re.compile(
 )
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#@\"'\\<>]+)@")
 _QUERY_VALUE = re.compile(r"([?&;]([^=&\s#\"'\\<>?;]+)=)([^&\s#\"'\\<>;]+)")
+# (not after a "." : "target.headers.Authorization: ..." is a field path in an error line)
 _HEADER_VALUE = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token"
+    r"(?i)(?<!\.)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key|api-key|x-auth-token"
     r"|x-access-token)(\s*[:=]\s*)([^\r\n,;\"\\<>]+)"
 )
 # Cheap tests before the regexes: a line without these cannot match them.

@@ -48,8 +48,9 @@ def test_credentials_are_found_by_shape_and_templates_are_left_alone():
     for text, want in cases.items():
         assert scrub(text) == want
         assert scrub(want) == want  # idempotent
-    for safe in ("ws://u:${P}@h/x?token=${T}", "ws://127.0.0.1:8765/echo", "a=b", "plain"):
-        assert scrub(safe) == safe
+    for safe in ("ws://u:${P}@h/x?token=${T}", "ws://127.0.0.1:8765/echo", "a=b", "plain",
+                 "target.headers.Authorization: environment variable API_TOKEN is not set"):
+        assert scrub(safe) == safe  # the last: a field path in an error line, not a header
 
 
 def test_user_info_registers_the_password_and_its_basic_header():
@@ -174,3 +175,43 @@ def test_library_code_logs_only_through_scrubbing_loggers():
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
                  if p.name != "logs.py" and "logging.getLogger(" in p.read_text()]
     assert offenders == []  # use streambench.logs.get_logger
+
+
+DOWN_TARGETS = {  # every protocol, a secret in each place it can travel, nothing listening
+    "websocket": "{url: 'ws://u:${SB_TOKEN}@127.0.0.1:PORT/?token=${SB_TOKEN}', "
+                 "headers: {X-Key: '${SB_TOKEN}'}}",
+    "sse": "{protocol: sse, url: 'http://u:${SB_TOKEN}@127.0.0.1:PORT/e?token=${SB_TOKEN}'}",
+    "http-lean": "{protocol: http, url: 'http://127.0.0.1:PORT/e?token=${SB_TOKEN}'}",
+    "http-aiohttp": "{protocol: http, http_engine: aiohttp, "
+                    "url: 'http://u:${SB_TOKEN}@127.0.0.1:PORT/e?token=${SB_TOKEN}'}",
+    "mqtt": "{protocol: mqtt, url: 'mqtt://127.0.0.1:PORT', username: u, "
+            "password: '${SB_TOKEN}'}",
+    "mqtt-over-ws": "{protocol: mqtt, url: 'ws://127.0.0.1:PORT/mqtt?token=${SB_TOKEN}'}",
+    "grpc": "{protocol: grpc, url: 'grpc://127.0.0.1:PORT', method: Unary, "
+            "metadata: {authorization: 'Bearer ${SB_TOKEN}'}}",
+}
+
+
+@pytest.mark.parametrize("protocol", DOWN_TARGETS)
+async def test_a_secret_of_any_protocol_stays_out_of_the_error_and_the_store(
+        protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture):
+    """Issue 16 item 2 for the other protocols (in-process: the exception a notebook
+    user sees is the line the CLI prints)."""
+    from streambench.api import run_async
+    from streambench.capture.store import Store
+    from streambench.errors import TargetUnreachable
+    from streambench.scenario import load_scenario
+
+    monkeypatch.setenv("SB_TOKEN", TOKEN)
+    path = tmp_path / "down.yaml"
+    path.write_text(f"name: down\ntarget: {DOWN_TARGETS[protocol]}\n".replace(
+        "PORT", str(free_port())) + "load: {connections: 1, rate: 10, duration: 300ms}\n")
+    store = Store(tmp_path / "st")
+    with caplog.at_level(logging.DEBUG, logger="streambench"), \
+            pytest.raises(TargetUnreachable) as caught:
+        await run_async(load_scenario(path), store=store)
+    assert "is unreachable" in str(caught.value)
+    [manifest] = store.runs()
+    assert manifest["status"] == "failed"
+    assert TOKEN not in str(caught.value) + store_text(tmp_path / "st") + caplog.text

@@ -40,7 +40,8 @@ def _duration(text: str) -> float:
 
 
 def _run_parser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text,
+                                                            description=help_text)
     parser.add_argument("run", metavar="RUN", help="run id, or 'latest'")
     add_store(parser)
     add_json(parser)
@@ -48,7 +49,7 @@ def _run_parser(subparsers: Any, name: str, help_text: str) -> argparse.Argument
 
 
 def load_run(args: argparse.Namespace, run: str, *, window: float = 1.0,
-             gate: str = "") -> tuple[Any, Any, dict]:
+             gate: str = "") -> tuple[Any, Any, dict[str, Any]]:
     """(store, metrics, manifest) of ``run`` in the store named by ``args``.
 
     A ``gate`` (its name) judges only a run that is finished and captured

@@ -136,7 +136,7 @@ class _Bootstrap:
         if metric in RATE_METRICS:
             sent = sum(m.run.get("sent") or 0 for m in self.runs)
             return sum(m.run.get(RATE_METRICS[metric]) or 0 for m in self.runs) / max(sent, 1)
-        values = [m.run.get(metric) for m in self.runs if m.run.get(metric) is not None]
+        values = [float(v) for m in self.runs if (v := m.run.get(metric)) is not None]
         return float(np.mean(values)) if values else None
 
     def _pooled_quantile(self, metric: str) -> float | None:
@@ -153,8 +153,10 @@ class _Bootstrap:
         if metric in RATE_METRICS:
             counts = self.windows[RATE_METRICS[metric]].to_numpy()[self.window_draws]
             sent = self.windows["sent"].to_numpy()[self.window_draws]
-            return counts.sum(axis=1) / np.maximum(sent.sum(axis=1), 1)
-        return self.windows[metric].to_numpy()[self.window_draws].mean(axis=1)
+            rates: np.ndarray = counts.sum(axis=1) / np.maximum(sent.sum(axis=1), 1)
+            return rates
+        means: np.ndarray = self.windows[metric].to_numpy()[self.window_draws].mean(axis=1)
+        return means
 
 
 def _verdict(metric: str, change: float, low: float, high: float, allowed: float) -> str:
@@ -182,6 +184,8 @@ def _change(metric: str, base: _Bootstrap, cand: _Bootstrap, *, tolerance: Toler
     diffs = cand_draws - base_draws
     tail = (1 - confidence) / 2
     low, high = percentiles(diffs, [tail, 1 - tail])
+    if low is None or high is None:  # no resamples
+        return MetricChange(metric, before, after, None, None, None, "no-data", 0.0, better)
     allowed = tolerance.allows(before)
     change = after - before
     verdict = _verdict(metric, change, low, high, allowed)

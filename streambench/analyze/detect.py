@@ -41,7 +41,7 @@ def _fault_spans(faults: pl.LazyFrame | pl.DataFrame | None) -> list[tuple[int, 
     spans = frame.select(
         pl.col("start").dt.epoch("ns"), pl.col("end").dt.epoch("ns"), pl.col("kind")
     )
-    return [tuple(row) for row in spans.iter_rows()]  # type: ignore[misc]
+    return [tuple(row) for row in spans.iter_rows()]
 
 
 def _mark_injected(anomaly: Anomaly, spans: list[tuple[int, int, str]]) -> Anomaly:

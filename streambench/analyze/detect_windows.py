@@ -94,7 +94,8 @@ def _with_base(hits: list[Hit], table: pl.DataFrame, t0: int, length: int) -> li
     ]  # fmt: skip
 
 
-def _center_scale(rule: Any, ctx: Context, values: pl.Expr, table: pl.DataFrame):
+def _center_scale(rule: Any, ctx: Context, values: pl.Expr, table: pl.DataFrame
+                  ) -> tuple[pl.Expr, pl.Expr, str]:  # fmt: skip
     """Baseline centre and robust spread for each window, as expressions."""
     history = [m.windows_for(rule.window) for m in ctx.history]
     source = rule.baseline
@@ -104,13 +105,15 @@ def _center_scale(rule: Any, ctx: Context, values: pl.Expr, table: pl.DataFrame)
         pool = table if source == "run" else pl.concat([h.select(table.columns) for h in history])
         sample = pool.filter("active", _samples(rule.metric, rule.min_samples))[rule.metric]
         sample = sample.drop_nulls()
-        center = float(sample.median() or 0.0)  # type: ignore[arg-type]
-        mad = float((sample - center).abs().median() or 0.0)  # type: ignore[arg-type]
+        center = float(sample.median() or 0.0)
+        mad = float((sample - center).abs().median() or 0.0)
         return pl.lit(center), pl.lit(1.4826 * mad), source
     if rule.method == "ewma":
         return (values.ewm_mean(alpha=rule.alpha).shift(1),
                 values.ewm_std(alpha=rule.alpha).shift(1), "ewma")  # fmt: skip
-    q = lambda p: values.rolling_quantile(p, window_size=rule.lookback, min_samples=3)  # noqa: E731
+    def q(p: float) -> pl.Expr:
+        return values.rolling_quantile(p, window_size=rule.lookback, min_samples=3)
+
     return q(0.5).shift(1), ((q(0.75) - q(0.25)) / 1.349).shift(1), "rolling"
 
 
@@ -169,7 +172,7 @@ def connection_storm(rule: Any, ctx: Context) -> list[Hit]:
 def throughput_drop(rule: Any, ctx: Context) -> list[Hit]:
     table, length, t0 = _table(rule, ctx)
     table = table.filter("active")
-    base = float(table[rule.metric].median() or 0.0)  # type: ignore[arg-type]
+    base = float(table[rule.metric].median() or 0.0)
     if base < rule.min_base:
         return []
     floor = (1 - rule.drop) * base

@@ -86,8 +86,8 @@ def run_facts(events: pl.LazyFrame) -> RunFacts:
     )  # fmt: skip
     conns = events.filter(kind == "recv").group_by("conn").agg(
         replies=pl.len(), first_reply=ts.min(), last_reply=ts.max())
-    row, connections = pl.collect_all([totals, conns], engine="streaming")
-    row = row.row(0, named=True)
+    first_row, connections = pl.collect_all([totals, conns], engine="streaming")
+    row = first_row.row(0, named=True)
     if not row["rows"]:
         return RunFacts(0, 0, 0, 0, 0, 0, None, None, None, None, 0, None, None,
                         connections.clear())
@@ -99,10 +99,15 @@ def run_facts(events: pl.LazyFrame) -> RunFacts:
         first_send=row["first_send"],
         last_send=row["last_send"], first_sent=row["first_sent"], last_sent=row["last_sent"],
         replies=int(connections["replies"].sum()),
-        first_reply=connections["first_reply"].min(),  # type: ignore[arg-type]
-        last_reply=connections["last_reply"].max(),  # type: ignore[arg-type]
+        first_reply=_int_or_none(connections["first_reply"].min()),
+        last_reply=_int_or_none(connections["last_reply"].max()),
         connections=connections.with_columns(pl.col("conn").cast(pl.Int32)).sort("conn"),
     )  # fmt: skip
+
+
+def _int_or_none(value: object) -> int | None:
+    """A column's min/max of epoch ns: an int, or None when the column is empty."""
+    return value if isinstance(value, int) else None
 
 
 def last_window(facts: RunFacts, length_ns: int) -> int:

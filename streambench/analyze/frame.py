@@ -53,16 +53,16 @@ def _columns(names: set[str], payloads: bool, *, start: int,
     def col(name: str, dtype: pl.DataType) -> pl.Expr:
         return pl.col(name).cast(dtype) if name in names else pl.lit(None, dtype)
 
-    lag = pl.when(kind == "send").then((col("sent_ns", pl.Int64) - pl.col("intended_ns")) / 1e6)
+    lag = pl.when(kind == "send").then((col("sent_ns", pl.Int64()) - pl.col("intended_ns")) / 1e6)
     columns = [
         kind.alias("kind"),
         ts_ns().alias("ts"),
         problem_time().alias("at"),
-        col("conn", pl.Int32).alias("conn"),
-        col("seq", pl.Int64).alias("seq"),
-        col("latency_ms", pl.Float64).alias("latency_ms"),
+        col("conn", pl.Int32()).alias("conn"),
+        col("seq", pl.Int64()).alias("seq"),
+        col("latency_ms", pl.Float64()).alias("latency_ms"),
         lag.alias("lag_ms"),
-        pl.when(kind.is_in(["error", "timeout"])).then(col("error", pl.String)).alias("error"),
+        pl.when(kind.is_in(["error", "timeout"])).then(col("error", pl.String())).alias("error"),
     ]
     if payloads and "payload" in names:
         due = (problem_time() >= start) & (problem_time() < end)

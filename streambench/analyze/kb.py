@@ -143,8 +143,8 @@ class KnowledgeBase:
         )
 
     def _mttr(self, fingerprint: str) -> float | None:
-        starts = self.table("occurrences").filter(fingerprint=fingerprint)["start"]
-        starts = sorted(starts.dt.epoch("ns").to_list())
+        column = self.table("occurrences").filter(fingerprint=fingerprint)["start"]
+        starts = sorted(column.dt.epoch("ns").to_list())
         resolved_at = self.table("resolutions").filter(fingerprint=fingerprint)["at"]
         durations, previous = [], None
         for at in sorted(resolved_at.dt.epoch("ns").to_list()):

@@ -79,7 +79,9 @@ class _Slots:
         self.base = self.offsets - self.low
 
     def index(self, rows: pl.DataFrame) -> np.ndarray:
-        return self.base[self.position[rows["conn"].to_numpy()]] + rows["seq"].to_numpy()
+        slots: np.ndarray = (self.base[self.position[rows["conn"].to_numpy()]]
+                             + rows["seq"].to_numpy())
+        return slots
 
 
 def _with_seq(part: pl.DataFrame) -> pl.DataFrame:

@@ -60,7 +60,8 @@ class Metrics:
     latency: Distribution
     options: PassOptions
     health: pl.DataFrame | None = None
-    _cache: dict[tuple[str, float], Any] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[str, object], pl.DataFrame] = field(default_factory=dict, repr=False)
+    _samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def run_id(self) -> str | None:
@@ -79,12 +80,14 @@ class Metrics:
         """Start (epoch ns) of window 0 for windows of ``length_ns``: clock-aligned."""
         return self.facts.origin(length_ns)
 
-    def _tables(self, window_s: float, name: str) -> Any:
+    def _tables(self, window_s: float, name: str) -> pl.DataFrame:
         key = (name, window_s)
         if key not in self._cache:
             result = slice_pass(self.events, self.facts, self.options, window_s=window_s,
                                 want=frozenset({name}), plain=self._plain())  # fmt: skip
-            self._cache[key] = getattr(result, name)
+            table = getattr(result, name)
+            assert isinstance(table, pl.DataFrame), name  # slice_pass builds what is wanted
+            self._cache[key] = table
         return self._cache[key]
 
     def _plain(self) -> str | None:
@@ -126,6 +129,7 @@ class Metrics:
         if key not in self._cache:
             found = slice_pass(self.events, self.facts, self.options, window_s=self.window_s,
                                want=frozenset({SILENCES}), floors=floors).silences
+            assert found is not None  # slice_pass builds what is wanted
             typical = (self.run.get("p50_ms") or 0.0) * 1e6
             self._cache[key] = with_pending(self.events, found, typical_ns=typical,
                                             facts=self.facts)
@@ -133,10 +137,9 @@ class Metrics:
 
     def latency_sample(self, size: int) -> np.ndarray:
         """Up to ``size`` reply latencies, the same ones however often asked (cached)."""
-        key = ("sample", float(size))
-        if key not in self._cache:
-            self._cache[key] = _sample(self.events, self.facts.replies, size)
-        return self._cache[key]
+        if size not in self._samples:
+            self._samples[size] = _sample(self.events, self.facts.replies, size)
+        return self._samples[size]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"run": {...}, "windows": [...], "schemas": [...]}``."""

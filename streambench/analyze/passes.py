@@ -147,12 +147,12 @@ def _merge(results: list[dict[str, Any]], job: _Job, *, window_s: float) -> Pass
                                window_s=window_s)  # fmt: skip
         result.windows = _with_echoes(table, job.options.echoes, grid)
     if SHAPES in want:
-        result.shapes = _concat([r[SHAPES] for r in results], {
-            "w": pl.Int64, "shape": pl.String, "count": pl.UInt32}).sort("w", "shape")
+        result.shapes = _concat([r[SHAPES] for r in results], pl.Schema({
+            "w": pl.Int64, "shape": pl.String, "count": pl.UInt32})).sort("w", "shape")
         result.schemas = _merge_schemas([r["schemas"] for r in results])
     if ERRORS in want:
-        result.errors = _concat([r[ERRORS] for r in results], {
-            "w": pl.Int64, "kind": pl.String, "error": pl.String, "count": pl.UInt32})
+        result.errors = _concat([r[ERRORS] for r in results], pl.Schema({
+            "w": pl.Int64, "kind": pl.String, "error": pl.String, "count": pl.UInt32}))
     if VALUES in want:
         result.latency_counts = [r[VALUES][0] for r in results]
         result.lag_counts = [r[VALUES][1] for r in results]
@@ -164,14 +164,14 @@ def _merge(results: list[dict[str, Any]], job: _Job, *, window_s: float) -> Pass
     return result
 
 
-def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    frames = [p.cast(schema) for p in parts if p.height]  # type: ignore[arg-type]
+def _concat(parts: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    frames = [p.cast(schema) for p in parts if p.height]
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
 def _merge_schemas(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    schema = {"shape": pl.String, "count": pl.UInt32, "first_seen": pl.Int64,
-              "last_seen": pl.Int64}  # fmt: skip
+    schema = pl.Schema({"shape": pl.String, "count": pl.UInt32, "first_seen": pl.Int64,
+                        "last_seen": pl.Int64})  # fmt: skip
     return _concat(parts, schema).group_by("shape").agg(
         pl.col("count").sum(), pl.col("first_seen").min(), pl.col("last_seen").max())
 

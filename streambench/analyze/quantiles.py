@@ -99,15 +99,15 @@ def distribution(sources: Sequence[pl.LazyFrame],
         queries = [bucket_counts(f) for f in frames]
         counts = pl.collect_all(queries, engine="streaming") if queries else []
     parts = [c.cast({"bucket": pl.Int64, "n": pl.Int64}) for c in counts if c.height]
-    counts = pl.concat(parts) if parts else pl.DataFrame(
+    pooled = pl.concat(parts) if parts else pl.DataFrame(
         schema={"bucket": pl.Int64, "n": pl.Int64, "total": pl.Float64, "top": pl.Float64})
-    merged = counts.group_by("bucket").agg(pl.col("n").sum().cast(pl.Int64), pl.col("total").sum(),
+    merged = pooled.group_by("bucket").agg(pl.col("n").sum().cast(pl.Int64), pl.col("total").sum(),
                                            pl.col("top").max()).sort("bucket")  # fmt: skip
     count = int(merged["n"].sum())
     top = merged["top"].max()
     return Distribution(frames, merged.select("bucket", "n"), count,
                         float(merged["total"].sum() or 0.0),
-                        None if top is None else float(top))  # type: ignore[arg-type]
+                        float(top) if isinstance(top, float | int) else None)
 
 
 def exact_quantiles(sources: Sequence[pl.LazyFrame], qs: Sequence[float]) -> list[float | None]:

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from streambench.analyze.windows import WINDOW_METRICS
 from streambench.errors import ConfigError
@@ -196,7 +197,7 @@ RULE_KINDS: tuple[str, ...] = (
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 
 
-def _problem(error: dict[str, Any]) -> tuple[str, str]:
+def _problem(error: ErrorDetails) -> tuple[str, str]:
     loc = [str(p) for p in error["loc"] if not str(p).endswith("Rule") and p not in RULE_KINDS]
     field = ".".join(loc) or "kind"
     message = error["msg"].removeprefix("Value error, ")

@@ -26,7 +26,7 @@ from streambench.analyze.frame import Slice
 RUN_FLOOR_NS = 100_000_000
 CONN_FLOOR_NS = 1_000_000_000
 FACTOR_FLOOR = 5.0
-_SCHEMA = {"conn": pl.Int32, "start": pl.Int64, "end": pl.Int64}
+_SCHEMA = pl.Schema({"conn": pl.Int32, "start": pl.Int64, "end": pl.Int64})
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,9 @@ class SliceSilences:
 def usual_gaps(facts: RunFacts) -> tuple[float, pl.DataFrame]:
     """The run's mean gap between replies (ns; inf with fewer than two) and each
     connection's (``conn``, ``usual``)."""
-    run = ((facts.last_reply - facts.first_reply) / (facts.replies - 1)
-           if facts.replies > 1 else float("inf"))  # type: ignore[operator]
+    first, last = facts.first_reply, facts.last_reply
+    run = ((last - first) / (facts.replies - 1)
+           if facts.replies > 1 and first is not None and last is not None else float("inf"))
     conns = facts.connections.select(
         "conn", usual=pl.when(pl.col("replies") > 1).then(
             (pl.col("last_reply") - pl.col("first_reply")) / (pl.col("replies") - 1))
@@ -86,7 +87,7 @@ def slice_silences(sl: Slice, *, floors: Floors, usual: float, usual_by_conn: pl
     inside = pl.concat([run.filter(_longer(floors.run_ns, floors.factor)).drop("usual"),
                         per_conn.filter(_longer(floors.conn_ns, floors.factor)).drop("usual")])
     edges = replies.group_by("conn").agg(first=pl.col("ts").first(), last=pl.col("ts").last())
-    return SliceSilences(inside.cast(_SCHEMA), edges)  # type: ignore[arg-type]
+    return SliceSilences(inside.cast(_SCHEMA), edges)
 
 
 def merge_silences(parts: list[SliceSilences], *, end: int, floors: Floors, usual: float,
@@ -94,7 +95,7 @@ def merge_silences(parts: list[SliceSilences], *, end: int, floors: Floors, usua
     """All silences (``conn``, ``start``, ``end``): each slice's own, those from one
     slice's last reply to a later slice's first (run-wide and per connection), and
     those from the last reply to the end of the capture (``end``)."""
-    schema = {"conn": pl.Int32, "first": pl.Int64, "last": pl.Int64, "part": pl.Int64}
+    schema = pl.Schema({"conn": pl.Int32, "first": pl.Int64, "last": pl.Int64, "part": pl.Int64})
     rows = [p.edges.with_columns(part=pl.lit(i, pl.Int64)) for i, p in enumerate(parts)]
     edges = pl.concat([r.cast(schema) for r in rows]) if rows else pl.DataFrame(schema=schema)
     closing = edges.group_by("conn").agg(part=pl.lit(len(parts), pl.Int64)).with_columns(
@@ -110,7 +111,7 @@ def merge_silences(parts: list[SliceSilences], *, end: int, floors: Floors, usua
                        end="first", usual=pl.lit(usual))  # fmt: skip
     between = pl.concat([run.filter(_longer(floors.run_ns, floors.factor)).drop("usual"),
                          per_conn.filter(_longer(floors.conn_ns, floors.factor)).drop("usual")])
-    found = pl.concat([*(p.inside for p in parts), between.cast(_SCHEMA)])  # type: ignore[arg-type]
+    found = pl.concat([*(p.inside for p in parts), between.cast(_SCHEMA)])
     return found.sort("start", "conn", nulls_last=False)
 
 

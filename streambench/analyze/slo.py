@@ -111,8 +111,10 @@ def _run_objectives(run: Slo, numbers: dict[str, Any]) -> list[Objective]:
                             failed / sent, nothing_sent))  # fmt: skip
     if run.min_throughput is not None:
         measured = numbers.get("throughput_recv")
-        verdict = "pass" if measured >= run.min_throughput else "fail"
-        verdict = "no-data" if nothing_sent else verdict
+        if nothing_sent or measured is None:
+            verdict = "no-data"
+        else:
+            verdict = "pass" if measured >= run.min_throughput else "fail"
         found.append(Objective("min_throughput", f">= {run.min_throughput:g} msg/s",
                                run.min_throughput, measured, verdict))  # fmt: skip
     return found

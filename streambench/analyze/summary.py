@@ -155,8 +155,8 @@ def _generator(events: pl.LazyFrame, health: pl.LazyFrame | None, *,
         schema={"w": pl.Int64, "sent": pl.UInt32, "lag_p99_ms": pl.Float64,
                 "lag_max_ms": pl.Float64, "p99_ms": pl.Float64}))  # fmt: skip
     windows = windows.with_columns(start=pl.col("w") * _SECOND)
-    rows = health.collect() if health is not None else None
-    table = generator_windows(windows, rows, length_ns=_SECOND, origin=0)
+    samples = health.collect() if health is not None else None
+    table = generator_windows(windows, samples, length_ns=_SECOND, origin=0)
     return behind(table, length_ns=_SECOND, origin=0)
 
 
@@ -226,10 +226,10 @@ def planned_duration(load: dict[str, Any]) -> float | None:
 
 def _expected(load: dict[str, Any]) -> float:
     if load.get("stages"):
-        return sum(
+        return float(sum(
             s["duration"] * (s["rate"] + (s["rate"] if s.get("to") is None else s["to"])) / 2
             for s in load["stages"]
-        )
+        ))
     return float(load.get("rate") or 0) * float(load.get("duration") or 0)
 
 
@@ -265,9 +265,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  max {ms(lag['max'])}"]),
         *(format_pushes(pushes) if "gap_ms" in pushes else []),
         f"  error rate {summary['error_rate']:.4%}",
-        *(format_replies(summary["replies"], summary.get("closes", []))
-          if "replies" in summary else []),
+        *(_replies_lines(summary, listening=listening) if "replies" in summary else []),
         *(format_fanout(summary["fanout"]) if "fanout" in summary else []),
         *(f"  WARNING {line}" for line in summary.get("warnings", [])),
     ]
     return "\n".join(lines)
+
+
+def _replies_lines(summary: dict[str, Any], *, listening: bool) -> list[str]:
+    """Replies and closes; a run that only listened and got no reply shows its closes."""
+    lines = format_replies(summary["replies"], summary.get("closes", []))
+    return lines[1:] if listening and not summary["replies"]["arrived"] else lines

@@ -26,7 +26,7 @@ def iso(ns: int) -> str:
     return text.replace("+00:00", "Z")
 
 
-def parse_time_ns(value: Any) -> int:
+def parse_time_ns(value: object) -> int:
     """ISO 8601 string, datetime or epoch ns -> epoch ns (naive datetimes are UTC)."""
     if isinstance(value, int):
         return value

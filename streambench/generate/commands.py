@@ -26,6 +26,11 @@ def register(sub: Any) -> None:
     overrides.add_argument("--duration", type=parse_duration, help="e.g. 30s, 5m")
     overrides.add_argument("--target", metavar="URL", help="target URL, or 'embedded'")
     overrides.add_argument("--seed", type=int, help="seed for schedules and synthetic data")
+    overrides.add_argument("--source-address", action="append", metavar="ADDR",
+                           dest="source_addresses",
+                           help="open WebSocket connections from this local address, network "
+                           "(127.0.0.0/29) or interface; repeat to spread them round robin "
+                           "(target.source_addresses; see docs/scale.md)")
     add_store(p)
     add_json(p)
     p.add_argument("--run-id", help="use this run id instead of a generated one")
@@ -53,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     scenario = with_overrides(
         load_scenario(args.scenario), rate=args.rate, connections=args.connections,
         duration=args.duration, target=args.target, seed=args.seed,
+        source_addresses=args.source_addresses,
     )
     store = Store(store_root(args.store))
     show = args.progress == "always" or (args.progress == "auto" and is_terminal())

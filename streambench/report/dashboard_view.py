@@ -16,7 +16,8 @@ import polars as pl
 from streambench.report.live import LiveState, grouped
 from streambench.report.livechart import line_chart
 
-CARDS = ("sent", "received", "errors", "timeouts", "error rate", "p95 (last window)")
+CARDS = ("sent", "received", "pushes", "errors", "timeouts", "error rate",
+         "p95 (last window)")
 CARD_CSS = "padding:4px 12px;border-left:3px solid #4c78a8;min-width:110px"
 MAX_ALERT_LINES = 8
 
@@ -42,6 +43,7 @@ def render(state: LiveState) -> dict[str, str]:
     """Every part's HTML for ``state``: ``title``, ``card:<label>``, the charts, ``alerts``."""
     views = {"title": title(state), "alerts": alerts_html(state)}
     values = {**{k: f"{v:,}" for k, v in state.counts.items()},
+              "pushes": f"{state.counts.get('pushes', 0):,}",  # server pushes (SSE...)
               "error rate": f"{state.error_rate:.2%}",
               "p95 (last window)": last_p95(state.windows)}  # fmt: skip
     views.update({f"card:{label}": card(label, values[label]) for label in CARDS})

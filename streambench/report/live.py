@@ -5,7 +5,7 @@ reads only the part files written since the previous poll (parts are
 immutable once renamed into place), so a poll costs the same in the first
 minute of a soak as in its tenth hour:
 
-* counters (sent, received, errors, timeouts, connects, disconnects) are
+* counters (sent, received, pushes, errors, timeouts, connects, disconnects) are
   cumulative over every part read (each row counted once, even when
   compaction merges parts already read: :class:`~streambench.capture.follow.Follower`);
 * the per-window metrics and the anomaly rules look at the last ``span_s``
@@ -38,9 +38,10 @@ from streambench.analyze.summary import planned_duration
 from streambench.capture.follow import Follower
 from streambench.capture.store import Store
 
-COUNTERS = ("sent", "received", "errors", "timeouts", "connects", "disconnects")
-_KIND_COUNTER = {"send": "sent", "recv": "received", "error": "errors", "timeout": "timeouts",
-                 "connect": "connects", "disconnect": "disconnects"}  # fmt: skip
+COUNTERS = ("sent", "received", "pushes", "errors", "timeouts", "connects", "disconnects")
+_KIND_COUNTER = {"send": "sent", "recv": "received", "push": "pushes", "error": "errors",
+                 "timeout": "timeouts", "connect": "connects",
+                 "disconnect": "disconnects"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ class LiveRun:
         ahead (it is sent as each batch goes to the writer, before the part exists)."""
         counts = {name: self._counts[name] for name in COUNTERS}
         if progress is not None:
-            for name in ("sent", "received", "errors", "timeouts"):
-                counts[name] = max(counts[name], int(getattr(progress, name)))
+            for name in ("sent", "received", "pushes", "errors", "timeouts"):
+                counts[name] = max(counts[name], int(getattr(progress, name, 0)))
         return counts
 
     def _elapsed(self, progress: Any, *, running: bool, total: float | None) -> float:

@@ -136,6 +136,32 @@ def error_kinds(events: pl.LazyFrame) -> pl.DataFrame:
     )  # fmt: skip
 
 
+def push_streams(events: pl.LazyFrame, *, limit: int = 200) -> pl.DataFrame:
+    """One row per stream of server pushes (a connection's, or a subscription's ``cid``):
+    ``pushes``, gap and staleness percentiles (ms; staleness null without server
+    timestamps) and sequence gaps (``missing``, ``duplicates``, ``out_of_order``; null
+    without sequence numbers). See :mod:`streambench.analyze.pushes`. Empty without pushes.
+    """
+    from streambench.analyze.pushes import gap_ms, numbered_pushes, staleness_ms
+    from streambench.stats import nearest_rank_expr
+
+    gap, stale = pl.col("gap"), pl.col("stale")
+    figures = (events.filter(pl.col("kind") == "push")
+               .select("conn", "cid", gap=gap_ms(), stale=staleness_ms())
+               .group_by("conn", "cid").agg(
+                   pushes=pl.len(), gap_p50_ms=nearest_rank_expr(gap, 0.5),
+                   gap_p99_ms=nearest_rank_expr(gap, 0.99), gap_max_ms=gap.max(),
+                   staleness_p50_ms=nearest_rank_expr(stale, 0.5),
+                   staleness_p99_ms=nearest_rank_expr(stale, 0.99)))
+    seq = pl.col("seq")
+    sequence = (numbered_pushes(events).group_by("conn", "epoch", "cid").agg(
+        missing=seq.max() - seq.min() + 1 - seq.n_unique(),
+        duplicates=pl.col("duplicate").sum(), out_of_order=pl.col("out_of_order").sum())
+        .group_by("conn", "cid").agg(pl.col("missing", "duplicates", "out_of_order").sum()))
+    return (figures.join(sequence, on=["conn", "cid"], how="left", nulls_equal=True)
+            .sort("conn", "cid", nulls_last=False).head(limit).collect())
+
+
 def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

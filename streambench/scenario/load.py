@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import annotated_types as at
@@ -134,6 +134,7 @@ def with_overrides(
     duration: float | None = None,
     target: str | None = None,
     seed: int | None = None,
+    source_addresses: Sequence[str] | None = None,
 ) -> Scenario:
     """The scenario with the CLI's ``--rate/--connections/--duration/--target/--seed`` applied.
 
@@ -142,10 +143,36 @@ def with_overrides(
     every stage's ``rate`` and ``to`` by the same factor so the peak equals the
     given rate, and ``duration`` scales every stage's duration so the stages
     add up to it. ``target`` replaces ``target.url`` (its scheme must fit
-    ``target.protocol``). Raises ConfigError for values that cannot work.
+    ``target.protocol``). ``source_addresses`` (``--source-address``, WebSocket
+    targets) replaces ``target.source_addresses``. Raises ConfigError for values
+    that cannot work.
     """
     data = scenario.model_dump()
-    load = data["load"]
+    _override_load(data["load"], rate=rate, duration=duration, connections=connections)
+    if target is not None:
+        data["target"]["url"] = target
+    if seed is not None:
+        data["seed"] = seed
+    if source_addresses is not None:
+        if data["target"]["protocol"] != "websocket":
+            raise ConfigError(f"--source-address: applies to WebSocket targets, not "
+                              f"{data['target']['protocol']}")
+        data["target"]["source_addresses"] = list(source_addresses)
+    if target is not None:
+        register_url(target)  # scrubbed from errors even if the URL is refused below
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = _convert(exc, {})
+        detail = "; ".join(f"{p.path}: {p.message}" for p in problems)
+        raise ConfigError(f"scenario {scenario.name} with overrides is invalid: {detail}") from None
+    register_scenario(scenario)
+    return scenario
+
+
+def _override_load(load: dict[str, Any], *, rate: float | None, duration: float | None,
+                   connections: int | None) -> None:
+    """``--rate``, ``--duration`` and ``--connections`` applied to a dumped ``load``."""
     if rate is not None:
         _positive("--rate", rate)
         if load["stages"] is None:
@@ -163,20 +190,6 @@ def with_overrides(
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ConfigError(f"--connections: expected a whole number >= 1, got {connections!r}")
         load["connections"] = connections
-    if target is not None:
-        data["target"]["url"] = target
-    if seed is not None:
-        data["seed"] = seed
-    if target is not None:
-        register_url(target)  # scrubbed from errors even if the URL is refused below
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems = _convert(exc, {})
-        detail = "; ".join(f"{p.path}: {p.message}" for p in problems)
-        raise ConfigError(f"scenario {scenario.name} with overrides is invalid: {detail}") from None
-    register_scenario(scenario)
-    return scenario
 
 
 def _positive(option: str, value: float) -> None:

@@ -12,12 +12,15 @@ when a connection is opened (:func:`streambench.scenario.secrets.resolve`).
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -189,6 +192,27 @@ class _TargetBase(_Model):
         return self
 
 
+def _source_address(entry: str) -> str:
+    """An address, a network or an interface name (resolved on the machine that runs)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(entry)
+        return entry
+    if "/" in entry:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not a network such as 127.0.0.0/29") from None
+        return entry
+    if not _INTERFACE.fullmatch(entry):
+        raise ValueError(f"expected an address (127.0.0.2), a network (127.0.0.0/29) or an "
+                         f"interface name (eth0), got {entry!r}")
+    return entry
+
+
+_INTERFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+SourceAddress = Annotated[str, AfterValidator(_source_address)]
+
+
 class WebSocketTarget(_TargetBase):
     protocol: Literal["websocket"] = "websocket"
     headers: dict[str, str] = Field(default_factory=dict)  # values may be ${SECRETS}
@@ -197,6 +221,9 @@ class WebSocketTarget(_TargetBase):
     server: ServerFaults = Field(default_factory=ServerFaults)  # only for url: embedded
     subprotocols: tuple[str, ...] = ()  # offered in the handshake (Sec-WebSocket-Protocol)
     on_connect: tuple[Step, ...] = ()  # set-up steps on every connect and reconnect
+    # local addresses the connections are opened from, round robin (docs/scale.md):
+    # one address reaches one target host:port at most ~28K times (the ephemeral ports)
+    source_addresses: tuple[SourceAddress, ...] = ()
 
 
 class MqttTarget(_TargetBase):

@@ -1,8 +1,9 @@
 """``streambench serve``: run the built-in target until SIGINT/SIGTERM.
 
 Stdout carries exactly one line, the ready line, flushed as soon as the port
-listens: ``{"ws_url": ..., "http_url": ..., "pid": ...}`` (and ``grpc_url`` with
-``--grpc-port``). Everything for humans
+listens: ``{"ws_url": ..., "http_url": ..., "pid": ..., "pids": [...]}`` (and
+``grpc_url`` with ``--grpc-port``; ``pids`` are every process of
+``--processes N``, see :mod:`streambench.target.processes`). Everything for humans
 goes to stderr. ``--faults-out FILE`` writes the ground truth as JSON lines,
 flushed per line so a crash loses nothing already injected.
 """
@@ -24,6 +25,7 @@ from streambench.cli_common import exit_with_parent
 from streambench.errors import ConfigError, TargetError
 from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
+from streambench.target.processes import Helpers, helper_argv
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
@@ -63,6 +65,10 @@ def register(subparsers: Any) -> None:
     knobs.add_argument("--seed", type=int, help="seed of the fault decisions (default 0)")
     parser.add_argument("--scenario", metavar="FILE", help="take the knobs from target.server")
     parser.add_argument("--faults-out", metavar="FILE", help="write ground truth as JSON lines")
+    parser.add_argument("--processes", type=_at_least_one, default=1, metavar="N",
+                        help="serve from N processes sharing the port (SO_REUSEPORT), for more "
+                        "connections than one process's open-file limit allows (default 1)")
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--exit-with-parent", type=int, metavar="PID",
                         help="stop when process PID (the run that started it) ends, even by "
                         "kill -9 (Linux; used for url: embedded)")
@@ -74,6 +80,16 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -109,11 +125,18 @@ def _scenario_faults(path: str) -> ServerFaults:
 
 
 class JsonLinesSink:
-    """A fault sink writing one JSON object per line, flushed per line."""
+    """A fault sink writing one JSON object per line, flushed per line.
 
-    def __init__(self, path: str) -> None:
+    The file is always written in append mode (``O_APPEND``): the processes of
+    ``--processes N`` share it, and each line lands whole at the end whoever
+    writes it. ``append=False`` empties it first.
+    """
+
+    def __init__(self, path: str, *, append: bool = False) -> None:
         try:
-            self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 -- closed by close()
+            if not append:
+                open(path, "wb").close()
+            self._file: IO[bytes] = open(path, "ab")  # noqa: SIM115 -- closed by close()
         except OSError as exc:
             raise ConfigError(f"--faults-out {path}: {exc.strerror}") from None
 
@@ -130,11 +153,16 @@ def serve(args: argparse.Namespace) -> int:
     _log_to_stderr()
     if args.exit_with_parent:
         exit_with_parent(args.exit_with_parent)
+    from streambench.generate.scale.limits import raise_open_files
+
+    raise_open_files()  # a connection is a descriptor
     faults = faults_from_args(args)
-    sink = JsonLinesSink(args.faults_out) if args.faults_out else None
+    # a helper of --processes appends to the file its first process created
+    sink = JsonLinesSink(args.faults_out, append=args.reuse_port) if args.faults_out else None
     try:
         _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
-                    grpc_port=args.grpc_port))
+                    grpc_port=args.grpc_port, processes=args.processes,
+                    reuse_port=args.reuse_port, faults_out=args.faults_out))
     finally:
         if sink is not None:
             sink.close()
@@ -177,7 +205,8 @@ def _run(coro: Any) -> None:
 
 
 async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None,
-                 grpc_port: int | None = None) -> None:
+                 grpc_port: int | None = None, processes: int = 1, reuse_port: bool = False,
+                 faults_out: str | None = None) -> None:
     from streambench.target.server import start_server
 
     # Handlers first: whoever reads the ready line may signal us right away.
@@ -186,10 +215,20 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        server = await start_server(host=host, port=port, faults=faults, fault_sink=sink)
+        server = await start_server(host=host, port=port, faults=faults, fault_sink=sink,
+                                    reuse_port=reuse_port or processes > 1)
     except OSError as exc:
         raise TargetError(f"serve: cannot listen on {host}:{port}: {exc.strerror}") from None
-    ready = {"ws_url": server.ws_url, "http_url": server.http_url, "pid": os.getpid()}
+    helpers = Helpers()
+    try:
+        await helpers.start(processes - 1, helper_argv(host=host, port=server.port,
+                                                       faults=faults, faults_out=faults_out))
+    except BaseException:
+        await helpers.stop()
+        await server.close()
+        raise
+    ready: dict[str, Any] = {"ws_url": server.ws_url, "http_url": server.http_url,
+                             "pid": os.getpid(), "pids": [os.getpid(), *helpers.pids]}
     grpc_server = None
     if grpc_port is not None:
         from streambench.target.grpc_echo import start_grpc_server
@@ -198,6 +237,7 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
             grpc_server = await start_grpc_server(host=host, port=grpc_port, faults=faults,
                                                   fault_sink=sink)
         except OSError as exc:
+            await helpers.stop()
             await server.close()
             raise TargetError(f"serve: cannot listen on {host}:{grpc_port}: {exc}") from None
         ready["grpc_url"] = grpc_server.url
@@ -214,5 +254,6 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
     finally:
         if grpc_server is not None:
             await grpc_server.close()
+        await helpers.stop()
         await server.close()
         get_logger("streambench.target").info("stopped: %s", server.stats)

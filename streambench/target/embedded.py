@@ -34,6 +34,7 @@ import streambench
 from streambench.errors import TargetError
 from streambench.scenario.model import ServerFaults
 from streambench.target.knobs import describe_delay
+from streambench.target.processes import knob_argv
 
 STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
@@ -42,25 +43,26 @@ STDERR_TAIL_LINES = 10
 TEMP_PREFIX = "streambench-target-"
 
 
-def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False) -> list[str]:
+def serve_argv(faults: ServerFaults, *, faults_out: str, grpc: bool = False,
+               processes: int = 1) -> list[str]:
     """The child's command line for these knobs (only knobs that differ from the default)."""
     argv = [sys.executable, "-m", "streambench", "serve", "--port", "0", "--faults-out", faults_out,
             "--exit-with-parent", str(os.getpid())]
     if grpc:
         argv += ["--grpc-port", "0"]
-    for field, value in faults.model_dump(exclude_defaults=True).items():
-        if value is not None:
-            argv += [f"--{field.replace('_', '-')}", repr(value) if field != "seed" else str(value)]
-    return argv
+    if processes > 1:
+        argv += ["--processes", str(processes)]
+    return argv + knob_argv(faults)
 
 
 class EmbeddedTarget:
     """An async context manager running the built-in target in a child process."""
 
     def __init__(self, faults: ServerFaults, *, startup_timeout: float = 15.0,
-                 grpc: bool = False) -> None:
+                 grpc: bool = False, processes: int = 1) -> None:
         self._faults_config = faults
         self._grpc = grpc
+        self._processes = processes  # see streambench.target.processes
         self._startup_timeout = startup_timeout
         self._dir: str | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -70,6 +72,7 @@ class EmbeddedTarget:
         self.http_url = ""
         self.grpc_url = ""  # with grpc=True: the gRPC echo service (grpc_echo.py)
         self.pid = 0
+        self.pids: list[int] = []  # every process of the target (several with processes > 1)
 
     async def __aenter__(self) -> EmbeddedTarget:
         self._dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
@@ -111,7 +114,7 @@ class EmbeddedTarget:
 
     async def _start(self) -> None:
         argv = serve_argv(self._faults_config, faults_out=str(self._faults_path),
-                          grpc=self._grpc)
+                          grpc=self._grpc, processes=self._processes)
         with self._stderr_path.open("wb") as stderr:  # the child keeps its own handle
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -126,6 +129,7 @@ class EmbeddedTarget:
             )
         ready = await self._read_ready_line()
         self.ws_url, self.http_url, self.pid = ready["ws_url"], ready["http_url"], ready["pid"]
+        self.pids = ready.get("pids", [self.pid])
         self.grpc_url = ready.get("grpc_url", "")
         self._ready_ns = time.time_ns()
 

@@ -26,6 +26,7 @@ from streambench.target import broadcast, http, ws
 from streambench.target.knobs import ServerFaultPlan, describe_delay
 from streambench.target.state import FaultSink, TargetState, log
 
+ACCEPT_BACKLOG = 4096
 CLOSE_GRACE_S = 2.0  # how long close() lets clients answer a close frame
 
 
@@ -67,6 +68,7 @@ async def start_server(
     port: int = 0,
     faults: ServerFaults = ServerFaults(),  # noqa: B008 -- frozen model, safe as a default
     fault_sink: FaultSink | None = None,
+    reuse_port: bool = False,
 ) -> RunningServer:
     """Start the target on ``host:port`` (0: any free port) and return once it listens.
 
@@ -79,7 +81,9 @@ async def start_server(
         _build_app(state), access_log=None, handle_signals=False, shutdown_timeout=CLOSE_GRACE_S
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # A deep accept queue: thousands of clients connecting at once (net.core.somaxconn
+    # caps it); reuse_port lets the processes of `serve --processes N` share the port.
+    site = web.TCPSite(runner, host, port, backlog=ACCEPT_BACKLOG, reuse_port=reuse_port or None)
     try:
         await site.start()
     except OSError:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -211,10 +213,17 @@ def test_a_crash_on_s3_is_finished_by_the_next_compaction(aws_env: dict[str, str
     assert len(store.fs.ls(store.join("events", "date=2026-11-02", "run_id=r"))) == objects
     seqs = Store(store.root).events("r").collect()["seq"]  # a fresh reader, as another host
     assert seqs.len() == seqs.n_unique() == total  # the record hides one side
-    store.fs.rm(store.join(".compaction", "r.lease"))  # the lease a killed process leaves
+    # kill -9 would also leave the lease (the exception above let it go): one whose
+    # process is gone from this host is taken over
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lease = {"host": socket.gethostname(), "pid": dead.pid,
+             "at": datetime.now(UTC).isoformat()}
+    store.fs.pipe_file(store.join(".compaction", "r.lease"), json.dumps(lease).encode())
     compact_run(store, "r")
     assert len(store.parts("events", "r")) == 1
     assert store.events("r").select(pl.len()).collect().item() == total
+    assert store.list_dir(".compaction") == []  # record and lease gone
 
 
 def test_a_long_run_compacts_as_it_goes(store: Store):

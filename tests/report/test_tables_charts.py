@@ -86,3 +86,22 @@ def test_window_charts_render_to_svg_without_a_browser(make: object) -> None:
     assert svg.startswith("<svg")
     assert "role-mark" in svg
     assert "http" not in svg.replace("http://www.w3.org/", "")  # no external references
+
+
+def test_push_streams_has_a_row_per_stream_with_its_gaps_staleness_and_sequence() -> None:
+    ms = 1_000_000
+    t0 = 1_700_000_000_000 * ms
+    rows = [{"kind": "push", "conn": conn, "cid": None, "seq": n, "ts": t0 + at * ms,
+             "intended_ns": None if prev is None else t0 + prev * ms,
+             "sent_ns": t0 + (at - 2) * ms}
+            for conn, n, at, prev in [(0, 1, 100, None), (0, 2, 150, 100), (0, 4, 250, 150),
+                                      (1, 1, 100, None), (1, 1, 130, 100)]]
+    frame = pl.DataFrame(rows, schema={"kind": pl.String, "conn": pl.Int32, "cid": pl.String,
+                                       "seq": pl.Int64, "ts": pl.Int64, "intended_ns": pl.Int64,
+                                       "sent_ns": pl.Int64})
+    events = frame.with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC"))).lazy()
+    table = tables.push_streams(events)
+    assert table.select("conn", "pushes", "gap_p50_ms", "gap_max_ms", "staleness_p99_ms",
+                        "missing", "duplicates").rows() == [
+        (0, 3, 50.0, 100.0, 2.0, 1, 0), (1, 2, 30.0, 30.0, 2.0, 0, 1)]
+    assert tables.push_streams(events.filter(pl.col("kind") == "send")).height == 0

@@ -42,6 +42,8 @@ class RunContext:
     # URL still names the target (Host header, TLS server name). None: the URL's address.
     dial: tuple[str, int] | None = None
     plan: Plan | None = None  # compiled from the scenario if not given
+    # local addresses connections are opened from (resolved, checked); () for the default
+    source_addresses: tuple[str, ...] = ()
     fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,11 @@ class RunContext:
     def push_log(self, conn: int) -> PushLog:
         """Connection ``conn``'s push bookkeeping (one per connection, kept over reconnects)."""
         return PushLog(self.push_reader, self.record, conn=conn, epoch_offset=epoch_offset_ns)
+
+    def source_address(self, conn: int) -> str | None:
+        """Where connection ``conn`` of this process is opened from (round robin, global)."""
+        addresses = self.source_addresses
+        return addresses[(self.conn_offset + conn) % len(addresses)] if addresses else None
 
     @property
     def conversation(self) -> Plan:
@@ -74,6 +81,47 @@ class RunContext:
         return self.start_mono + int(self.scenario.load.total_duration * 1e9)
 
 
+_NO_CIDS: frozenset[str] = frozenset()
+
+
+class Flag:
+    """A one-way flag with ``asyncio.Event``'s ``set``/``is_set``/``wait``, for many copies.
+
+    An Event costs about 900 bytes (its waiter deque); a connection holds
+    several, and 100,000 connections are held per machine. A Flag makes a
+    future only while someone waits. Unlike an Event it is never cleared.
+    """
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
 class Inflight:
     """Messages sent on one connection and not yet answered, oldest first.
 
@@ -87,8 +135,11 @@ class Inflight:
         self.conn = conn
         self.record = record
         self.pending: dict[str, tuple[int, int, int]] = {}
-        self.late: set[str] = set()  # cids that timed out, to recognise late replies
-        self.streams: set[str] = set()  # ids of open streams (expect: stream) until their end
+        # cids that timed out, to recognise late replies, and ids of open streams (expect:
+        # stream) until their end: an empty frozenset until the first one, so the many
+        # connections that never need them carry no set
+        self.late: set[str] | frozenset[str] = _NO_CIDS
+        self.streams: set[str] | frozenset[str] = _NO_CIDS
 
     def expire(self, now: int, timeout_ns: int, topic: str | None) -> int:
         """Record a timeout for every message whose intended time + timeout has passed."""
@@ -99,13 +150,27 @@ class Inflight:
             if intended + timeout_ns > now:
                 break
             del pending[cid]
-            self.streams.discard(cid)
+            self.close_stream(cid)
             self.record((Kind.TIMEOUT, now, self.conn, seq, cid, intended, sent, None,
                          topic, None, None, None))
-            if len(self.late) < 100_000:
-                self.late.add(cid)
+            late = self.late
+            if not isinstance(late, set):
+                self.late = late = set()
+            if len(late) < 100_000:
+                late.add(cid)
             expired += 1
         return expired
+
+    def open_stream(self, cid: str) -> None:
+        """Message ``cid`` is answered by a stream of replies until its end."""
+        if not isinstance(self.streams, set):
+            self.streams = set()
+        self.streams.add(cid)
+
+    def close_stream(self, cid: str) -> None:
+        streams = self.streams
+        if isinstance(streams, set):
+            streams.discard(cid)
 
     def fail_all(self, now: int, status: str, error: str, topic: str | None) -> None:
         """Resolve everything in flight as errors (the connection is gone)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from streambench.generate.engine.correlate import (
@@ -30,6 +31,7 @@ from streambench.scenario.secrets import resolve_value
 from streambench.scenario.synth import BUILTIN
 
 Decode = Callable[[str], Any]  # a frame's text -> the document rules and paths read
+_NO_VALUES: Mapping[str, Any] = MappingProxyType({})  # shared by the framers of plain runs
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class Plan:
 
     def framer(self, conn: int) -> Framer:
         """Connection ``conn``'s (global index) framer, its variables resolved."""
-        values = {name: variable_value(value, conn) for name, value in self.variables.items()}
+        values: Mapping[str, Any] = _NO_VALUES
+        if self.variables:
+            values = {name: variable_value(value, conn) for name, value in self.variables.items()}
         return Framer(self.kinds, conn=conn, seed=self.seed, variables=values)
 
     def frame(self, i: int, cid: str, seq: int) -> bytes:

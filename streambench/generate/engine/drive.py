@@ -4,14 +4,17 @@
 (:mod:`.run`) and by each shard of a run over many processes. One
 ``asyncio.TaskGroup``; every task is named after what it does:
 
-* ``<client>.receive`` and ``<client>.send`` per connection (the clients of
+* ``connections``: a task group of its own holding ``<client>.receive`` and
+  ``<client>.send`` per connection (the clients of
   :mod:`streambench.generate.protocols`);
 * ``capture.flush``: hands the captured rows to the writer thread every
   ``capture.flush_every`` (or ``flush_rows``) and reports progress;
 * ``timeouts.sweep``: turns overdue messages into timeouts;
 * ``run.stop_watch``: cancels the clients when the run is stopped;
 * ``health.tick``: the event-loop stall probe of the health rows;
-* ``faults.disconnect``: scheduled disconnect faults, when the scenario has some.
+* ``faults.disconnect``: scheduled disconnect faults, when the scenario has some;
+* ``connections.heartbeat``: pings every connection once per ``load.heartbeat``
+  (:mod:`.heartbeat`), for clients whose protocol pings (WebSocket).
 """
 
 from __future__ import annotations
@@ -31,12 +34,21 @@ from streambench.generate.engine.context import RunContext
 from streambench.generate.engine.conversation import compile_plan
 from streambench.generate.engine.fanout import Ledger
 from streambench.generate.engine.health import LoopStalls, Watched, sampling
+from streambench.generate.engine.heartbeat import Pinging, heartbeat_loop
 from streambench.generate.engine.lifecycle import RunControl, first_error
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.schedule import schedule
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.faults.plan import FaultPlan
-from streambench.generate.protocols.base import Connection, open_clients
+from streambench.generate.protocols.base import Connection, host_port, open_clients
+from streambench.generate.scale.limits import (
+    CLIENT_BYTES_PER_CONNECTION,
+    TARGET_BYTES_PER_CONNECTION,
+    check_local_ports,
+    check_memory,
+    check_open_files,
+    resolve_source_addresses,
+)
 from streambench.scenario.model import Scenario, header_problem
 from streambench.scenario.secrets import resolve
 
@@ -112,7 +124,20 @@ def run_context(scenario: Scenario, *, url: str, recorder: Recorder, control: Ru
         url=resolve(url, field="target.url"), headers=headers, stop=control.stop_event,
         schedule=arrivals, conn_offset=offset, connections=connections, dial=dial,
         fanout=ledger_for(scenario, recorder, connections=connections),
+        source_addresses=resolve_source_addresses(
+            getattr(scenario.target, "source_addresses", ())),
     )
+
+
+def check_fits(ctx: RunContext) -> None:
+    """ResourceLimit, before anything opens, if this process's connections cannot fit here."""
+    if ctx.scenario.target.protocol == "websocket":  # the client with target.source_addresses
+        check_local_ports(ctx.connections, ctx.source_addresses, host_port(ctx.url))
+    check_open_files(ctx.connections)
+    per_connection = CLIENT_BYTES_PER_CONNECTION
+    if ctx.scenario.target.embedded:
+        per_connection += TARGET_BYTES_PER_CONNECTION
+    check_memory(ctx.connections, per_connection=per_connection)
 
 
 def ledger_for(scenario: Scenario, recorder: Recorder, *, connections: int) -> Ledger | None:
@@ -168,6 +193,7 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
                  on_start: Callable[[int], None] | None) -> None:
     ctx = run_context(scenario, url=url, recorder=recorder, control=control,
                       injector=injector, gate=gate, dial=dial)
+    check_fits(ctx)
     await asyncio.to_thread(warm_up, writer, ctx)
     opened = await until_stopped(open_clients(ctx, open_all=open_all, writer=writer), control)
     if opened is None:  # stopped while connecting: nothing was sent, the run is aborted
@@ -177,27 +203,27 @@ async def _drive(scenario: Scenario, *, url: str, recorder: Recorder, writer: Ca
         c.faults = injector
     await fix_zero(ctx, conns, gate=gate, tracker=tracker, injector=injector, on_start=on_start)
     async with asyncio.TaskGroup() as tg:
-        tasks = []
-        for c, handle in zip(conns, first, strict=True):
-            tasks.append(tg.create_task(c.run(handle), name=f"{c.name}.receive"))
-            tasks.append(tg.create_task(c.send_all(), name=f"{c.name}.send"))
+        clients = tg.create_task(serve_all(conns, first), name="connections")
         background = [
             tg.create_task(flush_loop(recorder, writer, tracker, scenario, on_progress),
                            name="capture.flush"),
             tg.create_task(sweep_loop(ctx, conns), name="timeouts.sweep"),
-            tg.create_task(stop_watch(control, tasks), name="run.stop_watch"),
+            tg.create_task(stop_watch(control, [clients]), name="run.stop_watch"),
             tg.create_task(stalls.tick(), name="health.tick"),
         ]
         if injector is not None:
             background.append(tg.create_task(injector.disconnect_loop(conns),
                                              name="faults.disconnect"))
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pinging = [c for c in conns if isinstance(c, Pinging)]
+        if scenario.load.heartbeat and pinging:
+            background.append(tg.create_task(heartbeat_loop(pinging, scenario.load.heartbeat),
+                                             name="connections.heartbeat"))
+        await asyncio.wait([clients])
         for task in background:
             task.cancel()
-        for task in tasks:
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                raise error
+        error = None if clients.cancelled() else clients.exception()
+        if error is not None:
+            raise error
     now = time.monotonic_ns()
     for c in conns:  # a stopped run still accounts for what it sent
         c.inflight.expire(now + 2 * ctx.timeout_ns, ctx.timeout_ns, c.topic)
@@ -242,24 +268,45 @@ async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T 
     return None
 
 
-async def open_all(conns: list[Connection]) -> list[Any]:
-    """Open every connection, at most CONNECT_CONCURRENCY handshakes at once.
+async def serve_all(conns: list[Connection], first: list[Any]) -> None:
+    """Run every connection's ``run`` and ``send_all`` to the end; the first error alone.
 
-    The first failure cancels the rest and is raised alone (one clear
-    error, not a group of identical ones).
+    A task group of their own, so that a finished task is let go at once (a
+    connection whose ``run`` returns early costs nothing more), and a cancel
+    of this task (a stop) cancels them all.
     """
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for c, handle in zip(conns, first, strict=True):
+                group.create_task(c.run(handle), name=f"{c.name}.receive")
+                group.create_task(c.send_all(), name=f"{c.name}.send")
+    except BaseExceptionGroup as errors:
+        raise first_error(errors) from None
 
-    async def open_one(c: Connection) -> Any:
-        async with gate:
-            return await c.open()
+
+async def open_all(conns: list[Connection]) -> list[Any]:
+    """Open every connection, CONNECT_CONCURRENCY handshakes at a time.
+
+    As many opener tasks as handshakes in flight, each taking the next
+    connection, rather than a task per connection: 100,000 waiting tasks
+    would cost more memory than the connections they open. The first failure
+    cancels the rest and is raised alone (one clear error, not a group of
+    identical ones).
+    """
+    handles: list[Any] = [None] * len(conns)
+    todo = iter(enumerate(conns))
+
+    async def opener() -> None:
+        for index, c in todo:  # shared: each connection is taken by one opener
+            handles[index] = await c.open()
 
     try:
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(open_one(c), name=f"{c.name}.open") for c in conns]
+            for k in range(min(CONNECT_CONCURRENCY, len(conns))):
+                tg.create_task(opener(), name=f"connections.open[{k}]")
     except BaseExceptionGroup as group:
         raise first_error(group) from None
-    return [t.result() for t in tasks]
+    return handles
 
 
 async def flush_loop(recorder: Recorder, writer: CaptureWriter, tracker: ProgressTracker,

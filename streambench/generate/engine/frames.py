@@ -130,21 +130,31 @@ class Framer:
 
     ``variables`` are the connection's values (``conn`` included); call
     :meth:`set` with captured values after each connect's set-up steps.
+
+    There is one per connection (100,000 per machine), so what only some
+    scenarios need is made on first use: the seeded draw of kinds (a
+    ``random.Random`` is 2.5 KB) when there are several, the values when a
+    template has slots beyond the id and number.
     """
 
-    __slots__ = ("_cumulative", "_rng", "conn", "kinds", "values")
+    __slots__ = ("_cumulative", "_rng", "_seed", "_values", "_variables", "conn", "kinds")
 
     def __init__(self, kinds: Sequence[Kind], *, conn: int, seed: int,
                  variables: Mapping[str, Any]) -> None:
-        self.kinds = tuple(kinds)
+        self.kinds = tuple(kinds)  # the plan's own tuple: shared
         self.conn = conn
-        self.values: dict[str, Any] = {"conn": conn, **variables}
-        total, cumulative = 0.0, []
-        for kind in self.kinds:
-            total += kind.weight
-            cumulative.append(total)
-        self._cumulative = [c / total for c in cumulative]
-        self._rng = random.Random(f"streambench-kinds:{seed}:{conn}")
+        self._seed = seed
+        self._variables = variables
+        self._values: dict[str, Any] | None = None
+        self._cumulative: list[float] | None = None
+        self._rng: random.Random | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The connection's values: its variables, ``conn``, and what :meth:`set` added."""
+        if self._values is None:
+            self._values = {"conn": self.conn, **self._variables}
+        return self._values
 
     def set(self, values: Mapping[str, Any]) -> None:
         self.values.update(values)
@@ -157,6 +167,13 @@ class Framer:
     def pick(self) -> Kind:
         if len(self.kinds) == 1:
             return self.kinds[0]
+        if self._rng is None or self._cumulative is None:
+            total, cumulative = 0.0, []
+            for kind in self.kinds:
+                total += kind.weight
+                cumulative.append(total)
+            self._cumulative = [c / total for c in cumulative]
+            self._rng = random.Random(f"streambench-kinds:{self._seed}:{self.conn}")
         return self.kinds[bisect.bisect_left(self._cumulative, self._rng.random())]
 
     def message(self, seq: int) -> tuple[Kind, str, bytes]:

@@ -140,9 +140,14 @@ async def target_url(scenario: Scenario, writer: CaptureWriter) -> AsyncIterator
         yield Target(scenario.target.url)
         return
     from streambench.generate.protocols.base import embedded_url
+    from streambench.generate.scale.limits import processes_for
     from streambench.target.embedded import EmbeddedTarget
 
-    target = EmbeddedTarget(server_knobs(scenario.target),
+    # as many processes as it takes to hold the connections with this machine's open-file
+    # limit (docs/scale.md); the start-up wait grows with them
+    processes = processes_for(scenario.load.connections, fill=0.85)
+    target = EmbeddedTarget(server_knobs(scenario.target), processes=processes,
+                            startup_timeout=15.0 + 5.0 * (processes - 1),
                             grpc=scenario.target.protocol == "grpc")
     try:
         async with target:

@@ -20,13 +20,15 @@ garbage    not JSON, or no id where answers carry it: ``error``/``garbage``
 =========  ===============================================================
 
 A class of reply is added by a rule action in the classifier and one entry
-in :attr:`ReplyMatcher.handlers`.
+in :attr:`ReplyMatcher.handlers` (a class attribute: a matcher per connection,
+100,000 connections per machine, should not each carry a table of bound
+methods).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from orjson import JSONDecodeError, loads
 
@@ -38,13 +40,14 @@ from streambench.limits import too_deep
 
 PAYLOAD_LIMIT = 4096  # characters of an unexpected reply kept for the error row
 Respond = Callable[[str, int], None]  # (rule name, receive time): send the rule's frame
+Handler = Callable[["ReplyMatcher", Verdict, str, int, "str | None"], "str | None"]
 
 
 class ReplyMatcher:
     """Resolves replies against one connection's :class:`Inflight`."""
 
-    __slots__ = ("classifier", "conn", "decode", "error_key", "fanout", "handlers", "id_key",
-                 "in_order", "inflight", "plan", "pushes", "record", "respond", "topic")
+    __slots__ = ("classifier", "conn", "decode", "error_key", "fanout", "id_key", "in_order",
+                 "inflight", "plan", "pushes", "record", "respond", "topic")
 
     def __init__(self, ctx: RunContext, inflight: Inflight, *, conn: int, topic: str,
                  plan: Plan | None = None, respond: Respond | None = None) -> None:
@@ -66,10 +69,6 @@ class ReplyMatcher:
                 and (classifier.error_path is None or len(classifier.error_path) == 1):
             self.id_key = classifier.id_path[0]
             self.error_key = None if classifier.error_path is None else classifier.error_path[0]
-        self.handlers: dict[str, Callable[[Verdict, str, int, str | None], str | None]] = {
-            "answer": self._answer, "error": self._answer, "end": self._end,
-            "other": self._other, "garbage": self._garbage, "push": self._push,
-        }
 
     def on_reply(self, message: str, now: int, status: str | None = None, *,
                  cid: str | None = None) -> str | None:
@@ -97,7 +96,7 @@ class ReplyMatcher:
             if doc is not NOT_JSON and too_deep(message):
                 doc = NOT_JSON  # what follows walks the document: it must be bounded
             verdict = self.classifier.classify(message, doc)
-            return self.handlers[verdict.action](verdict, message, now, status)
+            return self.handlers[verdict.action](self, verdict, message, now, status)
         doc = self.decode(message)
         if cid is not None:
             verdict = Verdict("answer", cid, doc=doc)
@@ -105,7 +104,7 @@ class ReplyMatcher:
                 verdict = self._with_id(self.classifier.classify(message, doc), cid)
         else:
             verdict = self.classifier.classify(message, doc)
-        return self.handlers[verdict.action](verdict, message, now, status)
+        return self.handlers[verdict.action](self, verdict, message, now, status)
 
     @staticmethod
     def _with_id(verdict: Verdict, cid: str) -> Verdict:
@@ -138,7 +137,8 @@ class ReplyMatcher:
                          message[:PAYLOAD_LIMIT]))
             return None
         seq, intended, sent_at = sent
-        if cid in inflight.streams:  # later pushes of the stream measure their gap from here
+        # later pushes of the stream measure their gap from here
+        if cid is not None and cid in inflight.streams:
             self.pushes.opened(cid, now)
         if verdict.action == "error":
             self.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent_at, len(message),
@@ -156,7 +156,7 @@ class ReplyMatcher:
             resolved = self._answer(Verdict("answer", cid, rule=verdict.rule), message, now,
                                     status)
         if cid is not None:
-            self.inflight.streams.discard(cid)
+            self.inflight.close_stream(cid)
             self.pushes.ended(cid)
         if resolved is None:
             self._row(Kind.OTHER, now, message, cid=cid, status=_name(verdict))
@@ -181,6 +181,11 @@ class ReplyMatcher:
              status: str | None) -> None:
         self.record((kind, now, self.conn, None, cid, None, None, len(message), self.topic,
                      status, None, message[:PAYLOAD_LIMIT]))
+
+    handlers: ClassVar[dict[str, Handler]] = {
+        "answer": _answer, "error": _answer, "end": _end, "other": _other, "garbage": _garbage,
+        "push": _push,
+    }
 
 
 def _name(verdict: Verdict) -> str:

@@ -18,6 +18,7 @@ The load is split over connections without changing its shape:
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -27,13 +28,25 @@ from streambench.scenario.model import Load, Stage
 NS = 1_000_000_000
 
 
-def _segments(profile: Sequence[Stage]) -> Iterator[tuple[float, float, float, float]]:
+Segment = tuple[float, float, float, float]  # (start_s, duration_s, rate_at_start, rate_at_end)
+
+
+def _segments(profile: Sequence[Stage]) -> tuple[Segment, ...]:
     """(start_s, duration_s, rate_at_start, rate_at_end) per stage."""
+    segments = []
     start = 0.0
     for stage in profile:
         end_rate = stage.rate if stage.to is None else stage.to
-        yield start, stage.duration, stage.rate, end_rate
+        segments.append((start, stage.duration, stage.rate, end_rate))
         start += stage.duration
+    return tuple(segments)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_segments(load: Load) -> tuple[Segment, ...]:
+    # One copy per load, not per connection: a run holds a schedule per connection
+    # (100,000 of them), each of which would otherwise keep its own stages.
+    return _segments(load.profile())
 
 
 def expected_count(profile: Sequence[Stage]) -> float:
@@ -54,9 +67,14 @@ def _solve_in_segment(need: float, duration: float, r0: float, r1: float) -> flo
 def deterministic(profile: Sequence[Stage], *, conn: int = 0, connections: int = 1
                   ) -> Iterator[int]:
     """Evenly spaced arrivals following the profile (constant, ramps, steps)."""
+    return _deterministic(_segments(profile), conn=conn, connections=connections)
+
+
+def _deterministic(segments: tuple[Segment, ...], *, conn: int, connections: int
+                   ) -> Iterator[int]:
     index = conn  # global message number this connection sends next
     done = 0.0  # messages the profile held before the current segment
-    for start, duration, r0, r1 in _segments(profile):
+    for start, duration, r0, r1 in segments:
         in_segment = duration * (r0 + r1) / 2
         while index + 0.5 <= done + in_segment:
             # +0.5: message k sits in the middle of its slot, so a 1 s stage at
@@ -70,8 +88,13 @@ def deterministic(profile: Sequence[Stage], *, conn: int = 0, connections: int =
 def poisson(profile: Sequence[Stage], *, seed: int, conn: int = 0, connections: int = 1
             ) -> Iterator[int]:
     """Poisson arrivals at rate(t) / connections for one connection (seeded)."""
+    return _poisson(_segments(profile), seed=seed, conn=conn, connections=connections)
+
+
+def _poisson(segments: tuple[Segment, ...], *, seed: int, conn: int, connections: int
+             ) -> Iterator[int]:
     rng = random.Random(f"{seed}:{conn}")
-    for start, duration, r0, r1 in _segments(profile):
+    for start, duration, r0, r1 in segments:
         peak = max(r0, r1) / connections
         if peak <= 0:
             continue
@@ -91,6 +114,7 @@ def schedule(load: Load, *, seed: int, conn: int, connections: int | None = None
     n = connections or load.connections
     if not 0 <= conn < n:
         raise ValueError(f"connection {conn} is outside 0..{n - 1}")
+    segments = _load_segments(load)
     if load.arrival == "poisson":
-        return poisson(load.profile(), seed=seed, conn=conn, connections=n)
-    return deterministic(load.profile(), conn=conn, connections=n)
+        return _poisson(segments, seed=seed, conn=conn, connections=n)
+    return _deterministic(segments, conn=conn, connections=n)

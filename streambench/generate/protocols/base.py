@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from streambench.capture.schema import Kind
-from streambench.errors import ConfigError, TargetError, TargetUnreachable
-from streambench.generate.engine.context import Inflight, RunContext, backoff
+from streambench.errors import ConfigError, ResourceLimit, TargetError, TargetUnreachable
+from streambench.generate.engine.context import Flag, Inflight, RunContext, backoff
 from streambench.logs import get_logger
 from streambench.scenario.model import (
     HttpTarget,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = get_logger("streambench.connection")
 Handle = TypeVar("Handle")
+OpenedHandle_co = TypeVar("OpenedHandle_co", covariant=True)  # what Reopening.open() returns
 AnyTarget = TypeVar("AnyTarget", WebSocketTarget, MqttTarget, HttpTarget, SseTarget)
 
 
@@ -61,10 +62,13 @@ class Connection(Protocol):
     """
 
     conn: int
-    name: str  # task name prefix, e.g. "websocket[3]"
     topic: str  # ws path, mqtt topic or http path, as recorded in events
     inflight: Inflight
     faults: FaultInjector | None  # set by the engine when the scenario has faults
+
+    @property
+    def name(self) -> str:
+        """Task name prefix, e.g. ``websocket[3]``."""
 
     async def open(self) -> Any:
         """Connect once; raise TargetUnreachable/TargetError/ConfigError on failure."""
@@ -85,26 +89,35 @@ class Connection(Protocol):
         """Drop the connection abruptly (a disconnect fault)."""
 
 
-class Reconnecting(Protocol[Handle]):
-    """A persistent-connection client that :func:`serve_reconnecting` keeps alive."""
+class Reopening(Protocol[OpenedHandle_co]):
+    """A persistent-connection client that :func:`reconnect` can open again."""
 
     ctx: RunContext
     conn: int
     inflight: Inflight
     faults: FaultInjector | None
-    sending_done: asyncio.Event
 
-    async def open(self) -> Handle: ...
+    @property
+    def sending_done(self) -> Flag | asyncio.Event:
+        """Set once the schedule is over (read-only here: each client has its own kind)."""
 
-    async def serve(self, handle: Handle) -> None:
-        """Serve one open connection; return when it is gone."""
+    async def open(self) -> OpenedHandle_co: ...
 
     def record_event(self, kind: Kind, *, status: str | None = None,
                      error: str | None = None) -> None: ...
 
 
+class Reconnecting(Reopening[Handle], Protocol[Handle]):
+    """A persistent-connection client that :func:`serve_reconnecting` keeps alive."""
+
+    async def serve(self, handle: Handle) -> None:
+        """Serve one open connection; return when it is gone."""
+
+
 class EventRecorder:
     """``record_event`` for clients: a connection-level row (connect, disconnect, error)."""
+
+    __slots__ = ()
 
     ctx: RunContext
     conn: int
@@ -187,6 +200,17 @@ def embedded_url(scenario: Scenario, *, ws_url: str, http_url: str, grpc_url: st
                       "scenario needs a URL such as mqtt://127.0.0.1:1883")
 
 
+def host_port(url: str) -> str:
+    """``ws://h:8765/echo`` -> ``h:8765`` (the default port of the scheme when none is given)."""
+    parts = urlsplit(url)
+    default = {"ws": 80, "http": 80, "wss": 443, "https": 443, "mqtt": 1883, "mqtts": 8883}
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname}:{port or default.get(parts.scheme, 0)}"
+
+
 def dial_address(ctx: RunContext, host: str, port: int) -> tuple[str, int]:
     """Where a client opens its TCP connections: the fault proxy when the run goes
     through one (``ctx.dial``), else the URL's ``host:port``."""
@@ -267,41 +291,56 @@ async def serve_reconnecting(client: Reconnecting[Handle], handle: Handle) -> No
     Failed attempts are recorded as ``connect_failed`` errors, never raised:
     the first connection is opened by the engine, where failing is an answer.
     """
-    ctx = client.ctx
-    reconnect = getattr(ctx.scenario.target, "reconnect", None)
-    if not isinstance(reconnect, Reconnect):  # the protocol does not reconnect: once
-        reconnect = Reconnect(attempts=0)
-
-    def finished() -> bool:
-        return ctx.stop.is_set() or (client.sending_done.is_set()
-                                     and not client.inflight.pending and ctx.drained)
-
-    delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
+    settings = reconnect_settings(client.ctx)
+    delays = backoff(settings.initial, settings.max, settings.factor)
     while True:
         opened = time.monotonic()
         await client.serve(handle)
-        if finished():
+        if done_serving(client):
             return
-        if client.faults is not None:
-            await client.faults.hold_down(client.conn)
         # A server that accepts and closes at once must not be hammered: the backoff
         # starts over only after a connection that stayed up a while.
-        if time.monotonic() - opened >= healthy_uptime(reconnect.max):
-            delays = backoff(reconnect.initial, reconnect.max, reconnect.factor)
-        attempts = 0
-        while True:
-            await asyncio.sleep(next(delays))
-            try:
-                handle = await client.open()
-                break
-            except (TargetError, ConfigError) as exc:
-                client.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
-                log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
-                attempts += 1
-                if reconnect.attempts is not None and attempts >= reconnect.attempts:
-                    return
-            if finished():
-                return
+        if time.monotonic() - opened >= healthy_uptime(settings.max):
+            delays = backoff(settings.initial, settings.max, settings.factor)
+        again = await reconnect(client, delays)
+        if again is None:
+            return
+        handle = again
+
+
+def reconnect_settings(ctx: RunContext) -> Reconnect:
+    """The target's ``reconnect``; a protocol without one connects once."""
+    settings = getattr(ctx.scenario.target, "reconnect", None)
+    return settings if isinstance(settings, Reconnect) else Reconnect(attempts=0)
+
+
+def done_serving(client: Reopening[Handle]) -> bool:
+    """The run stopped, or the schedule is done and nothing is in flight (no reply, no
+    fan-out copy still on its way to a member): no reconnect."""
+    ctx = client.ctx
+    return ctx.stop.is_set() or (client.sending_done.is_set() and not client.inflight.pending
+                                 and ctx.drained)
+
+
+async def reconnect(client: Reopening[Handle], delays: Iterator[float]) -> Handle | None:
+    """Open a lost connection again, waiting ``delays`` between attempts (the backoff);
+    None once it is no longer wanted or ``reconnect.attempts`` failed in a row."""
+    settings = reconnect_settings(client.ctx)
+    if client.faults is not None:
+        await client.faults.hold_down(client.conn)
+    attempts = 0
+    while True:
+        await asyncio.sleep(next(delays))
+        try:
+            return await client.open()
+        except (TargetError, ConfigError, ResourceLimit) as exc:
+            client.record_event(Kind.ERROR, status="connect_failed", error=str(exc))
+            log.info("reconnect failed: %s", exc, extra={"conn": client.conn})
+            attempts += 1
+            if settings.attempts is not None and attempts >= settings.attempts:
+                return None
+        if done_serving(client):
+            return None
 
 
 def healthy_uptime(maximum: float) -> float:

@@ -55,6 +55,7 @@ from streambench.generate.engine.run import (
     redactor_for,
 )
 from streambench.generate.faults.network.child import proxied
+from streambench.generate.scale.limits import raise_open_files
 from streambench.generate.scale.shards import (
     ShardSpec,
     merge_counts,
@@ -62,7 +63,6 @@ from streambench.generate.scale.shards import (
     on_disk,
     plan_shards,
     portable,
-    raise_open_files,
     run_shard,
     split,
 )

@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import os
 import pickle
-import resource
 import signal
 import socket
 import threading
@@ -56,6 +55,7 @@ from streambench.generate.engine.lifecycle import RunControl, interrupted, new_l
 from streambench.generate.engine.progress import Progress, ProgressTracker
 from streambench.generate.engine.run import redactor_for
 from streambench.generate.faults.inject import FaultInjector
+from streambench.generate.scale.limits import raise_open_files
 from streambench.logs import current_run_id, get_logger
 from streambench.scenario.model import Scenario
 
@@ -98,20 +98,6 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def raise_open_files() -> tuple[int, int]:
-    """Raise the open-file soft limit to the hard limit; return ``(soft, hard)`` now.
-
-    Every connection is a file descriptor (and another in the target), so a
-    soft limit of 1024 caps a run at about a thousand connections.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def split(connections: int, workers: int) -> list[tuple[int, int]]:

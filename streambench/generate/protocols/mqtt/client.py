@@ -126,7 +126,7 @@ class MqttConnection(EventRecorder):
         record, pending, message = ctx.record, self.inflight.pending, self.framer.message
         conn, topic, start = self.conn, self.topic, ctx.start_mono
         by_property = self.settings.correlation_data
-        streams = self.inflight.streams
+        inflight = self.inflight
         faults, fanout = self.faults, ctx.fanout
         seq = 0
         try:
@@ -143,7 +143,7 @@ class MqttConnection(EventRecorder):
                 kind, cid, data = message(seq)
                 notify = kind.expect in ("none", "fanout")
                 if kind.expect == "stream":
-                    streams.add(cid)
+                    inflight.open_stream(cid)
                 if faults is not None and not notify:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue

@@ -1,21 +1,29 @@
 """The WebSocket client: N persistent connections, open-model senders.
 
-Per connection two tasks: the *sender* walks the connection's schedule and
+Per connection one task, the *sender*: it walks the connection's schedule and
 sends each message at its intended time whether or not earlier replies came
-back; the *connection* task connects (with backoff on reconnect), and
-matches replies to requests by correlation id. The bytes move through
-:mod:`streambench.generate.protocols.websocket.pump` (websockets' sans-I/O protocol on a lean
-asyncio pump): every message due at a wake-up goes out in one write, and
-replies are matched in the pump's ``data_received`` callback, with no
-per-message future or task switch. No per-message parsing beyond finding the
-cid.
+back, then holds the connection to the end of the run's schedule, waits for
+the last replies and closes. Replies arrive in the pump's callback; a lost
+connection is recorded from the pump's ``connection_lost`` and reopened (with
+backoff) by a task that exists only while reconnecting. The bytes move through
+:mod:`streambench.generate.protocols.websocket.pump` (websockets' sans-I/O
+protocol on a lean asyncio pump): every message due at a wake-up goes out in
+one write, and replies are matched in the pump's ``data_received`` callback,
+with no per-message future or task switch. No per-message parsing beyond
+finding the cid.
+
+An idle connection is kept small (docs/scale.md measures it): slots, no
+``asyncio.Event`` (a :class:`Flag` makes a future only while waited on),
+heartbeats from one task for all connections, and no task but the sender.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from websockets.exceptions import (
@@ -28,23 +36,28 @@ from websockets.exceptions import (
 from streambench.capture.schema import Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.clock import sleep_until
-from streambench.generate.engine.context import Inflight, RunContext
+from streambench.generate.engine.context import Flag, Inflight, RunContext, backoff
 from streambench.generate.engine.fanout import render_group
 from streambench.generate.engine.replies import ReplyMatcher
 from streambench.generate.engine.steps import StepWaiter, run_steps
 from streambench.generate.faults.inject import FaultInjector
 from streambench.generate.protocols.base import (
     EventRecorder,
+    done_serving,
+    healthy_uptime,
     os_reason,
-    serve_reconnecting,
+    reconnect,
+    reconnect_settings,
     target_as,
 )
 from streambench.generate.protocols.websocket.pump import WebSocketPump, open_pump
+from streambench.generate.scale.limits import kernel_refusal
 from streambench.logs import get_logger
 from streambench.scenario.model import WebSocketTarget
 
 log = get_logger("streambench.websocket")
 _BATCH_MAX = 256  # a sender behind schedule still lets the receiver run between batches
+_SWEEP_SLACK_S = 0.1  # the engine's timeout sweep runs every <= 50 ms
 
 Due = tuple[int, str, int, bytes, str]  # (seq, cid, intended_mono, frame, what it expects)
 _NO_REPLY = ("none", "fanout")  # kinds sent as notify rows: nothing comes back to the sender
@@ -53,15 +66,19 @@ _NO_REPLY = ("none", "fanout")  # kinds sent as notify rows: nothing comes back 
 class WebSocketConnection(EventRecorder):
     """One connection: its sender, its receiver and what is in flight on it."""
 
+    __slots__ = ("_adopted", "_delays", "_drained", "_early", "_opening", "_ready",
+                 "_reconnecting", "_waiter", "conn",
+                 "ctx", "faults", "framer", "group", "inflight", "matcher", "plan",
+                 "sending_done", "topic", "url", "ws")
+
     def __init__(self, ctx: RunContext, conn: int) -> None:
         self.ctx = ctx
         self.conn = conn
-        self.name = f"websocket[{conn}]"
         self.plan = ctx.conversation
         self.framer = ctx.conversation.framer(ctx.conn_offset + conn)
         url = ctx.conversation.url(ctx.url) if ctx.conversation.url else ctx.url
         self.url = render_group(url, self.framer.values) if "{{" in url else url
-        self.topic = urlsplit(self.url).path or "/"
+        self.topic = sys.intern(urlsplit(self.url).path or "/")  # one string per process
         self.inflight = Inflight(conn, ctx.record)
         self.group = ""  # the fan-out group this connection is a member of
         if ctx.fanout is not None:
@@ -70,16 +87,24 @@ class WebSocketConnection(EventRecorder):
             self.group = render_group(template, self.framer.values)
             ctx.fanout.join(conn, self.group)
         self.matcher = ReplyMatcher(ctx, self.inflight, conn=conn, topic=self.topic,
-                                    respond=self._respond)
+                                    respond=self._respond if ctx.conversation.responses else None)
         self.ws: WebSocketPump | None = None
         self._opening: WebSocketPump | None = None  # connected, set-up steps running
         self._waiter: StepWaiter | None = None  # the answer a set-up step awaits
         # Replies that came before a step waited for them (a greeting sent with the
         # handshake's response), kept for the next step while the steps run.
         self._early: list[tuple[str, int]] | None = None
-        self.connected = asyncio.Event()
-        self.sending_done = asyncio.Event()
+        self._ready = Flag()  # connected once: the sender starts
+        self.sending_done = Flag()  # the schedule is over: no reconnect after a loss
+        self._drained: asyncio.Future[None] | None = None  # set while waiting for replies
+        self._reconnecting: asyncio.Task[None] | None = None  # only after a loss
+        self._adopted = 0.0  # when the open connection was taken up (time.monotonic())
+        self._delays: Iterator[float] | None = None  # the reconnect backoff, after a loss
         self.faults: FaultInjector | None = None  # set by the runner when the run has faults
+
+    @property
+    def name(self) -> str:
+        return f"websocket[{self.conn}]"
 
     # -- connecting ----------------------------------------------------------
     async def open(self) -> WebSocketPump:
@@ -90,14 +115,17 @@ class WebSocketConnection(EventRecorder):
         try:
             pump = await self._connect()
             self._opening = pump
+            closed = pump.closed_future()
             try:
                 await run_steps(self.plan, self.framer, send=lambda data: pump.send_many([data]),
-                                closed=pump.closed, record=self.ctx.record,
+                                closed=closed, record=self.ctx.record,
                                 wait_with=self._wait_with, conn=self.conn, topic=self.topic,
                                 url=self.url)
             except BaseException:
                 pump.abort()
                 raise
+            finally:
+                pump.forget(closed)
         finally:
             self._opening = None
             early, self._early = self._early or [], None
@@ -118,13 +146,14 @@ class WebSocketConnection(EventRecorder):
     async def _connect(self) -> WebSocketPump:
         """Connect once; third-party errors become streambench's, most specific first."""
         target = target_as(self.ctx, WebSocketTarget)
+        source = self.ctx.source_address(self.conn)
         try:
             async with asyncio.timeout(target.connect_timeout):
                 return await open_pump(self.url, self.on_reply,
                                        headers=self.ctx.headers or None,
                                        max_size=target.max_message_bytes,
                                        subprotocols=self.plan.subprotocols,
-                                       dial=self.ctx.dial)
+                                       source_address=source, dial=self.ctx.dial)
         except TimeoutError as exc:
             raise TargetUnreachable(self.url, f"no answer in {target.connect_timeout:g}s"
                                     ) from exc
@@ -138,56 +167,129 @@ class WebSocketConnection(EventRecorder):
             raise TargetError(f"target {self.url}: WebSocket handshake failed: {exc}"
                               ) from exc
         except OSError as exc:
+            refusal = kernel_refusal(exc, source=source)
+            if refusal is not None:
+                raise refusal from exc
             raise TargetUnreachable(self.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
-        """Serve an open connection, reconnecting with backoff when it is lost."""
-        await serve_reconnecting(self, ws)
+        """Adopt the connection the engine opened, and return: an open connection needs no
+        task of its own (replies arrive in the pump's callback, a loss calls
+        :meth:`_on_lost`, which reconnects); :meth:`send_all` is the connection's task."""
+        self._adopt(ws)
 
-    async def serve(self, ws: WebSocketPump) -> None:
+    def _adopt(self, ws: WebSocketPump) -> None:
         self.ws = ws
+        self._adopted = time.monotonic()
+        ws.on_lost = self._on_lost
         self.record_event(Kind.CONNECT, status="open")
-        self.connected.set()
-        helpers = [asyncio.create_task(self._close_when_done(ws), name=f"{self.name}.drain")]
-        heartbeat = self.ctx.scenario.load.heartbeat
-        if heartbeat:
-            helpers.append(asyncio.create_task(self._ping_every(ws, heartbeat),
-                                               name=f"{self.name}.heartbeat"))
-        try:
-            await asyncio.shield(ws.closed)
-        finally:
-            for task in helpers:
-                task.cancel()
-            if not ws.closed.done():  # the run is being cancelled: do not leave it open
-                ws.abort()
-            self.ws = None
-            self.connected.clear()
-            code = ws.close_code
-            if ws.closed_by_size:
-                limit = target_as(self.ctx, WebSocketTarget).max_message_bytes
-                self.record_event(Kind.ERROR, status="too_big",
-                             error=f"frame larger than {limit} bytes")
-            self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),
-                         error=ws.close_reason or None)
-            if not self.sending_done.is_set():
-                log.info("connection lost (close code %s)", code, extra={"conn": self.conn})
-            self.inflight.fail_all(time.monotonic_ns(), "disconnected",
-                                   f"connection closed ({code})", self.topic)
+        self._ready.set()
+        if ws.is_closed:  # it closed before it was taken up (a server that closes at once)
+            self._on_lost(ws)
 
-    async def _close_when_done(self, ws: WebSocketPump) -> None:
-        """Close once the schedule is done and every reply is in (or timed out), and the
-        open streams have ended (for at most ``load.timeout`` more)."""
-        await self.sending_done.wait()
-        # Polled: signalling "empty" from the reply path would cost every reply.
+    def _on_lost(self, ws: WebSocketPump) -> None:
+        """The pump's connection is gone: record it, fail what was in flight, reconnect."""
+        ws.on_lost = None
+        if self.ws is ws:
+            self.ws = None
+        code = ws.close_code
+        if ws.closed_by_size:
+            limit = target_as(self.ctx, WebSocketTarget).max_message_bytes
+            self.record_event(Kind.ERROR, status="too_big",
+                              error=f"frame larger than {limit} bytes")
+        self.record_event(Kind.DISCONNECT, status=None if code is None else str(code),
+                          error=ws.close_reason or None)
+        if not self.sending_done.is_set():
+            log.info("connection lost (close code %s)", code, extra={"conn": self.conn})
+        self.inflight.fail_all(time.monotonic_ns(), "disconnected",
+                               f"connection closed ({code})", self.topic)
+        self._wake_drain()
+        if not done_serving(self) and self._reconnecting is None:
+            self._reconnecting = asyncio.create_task(self._reconnect(),
+                                                     name=f"{self.name}.reconnect")
+
+    async def _reconnect(self) -> None:
+        """Open the connection again with backoff (target.reconnect); runs only after a loss.
+
+        A server that accepts and closes at once must not be hammered: the
+        backoff starts over only after a connection that stayed up a while.
+        """
+        settings = reconnect_settings(self.ctx)
+        try:
+            while self.ws is None and not done_serving(self):
+                if self._delays is None or time.monotonic() - self._adopted >= \
+                        healthy_uptime(settings.max):
+                    self._delays = backoff(settings.initial, settings.max, settings.factor)
+                ws = await reconnect(self, self._delays)
+                if ws is None:
+                    return
+                self._adopt(ws)  # lost again at once: self.ws is None, and round again
+                if self.sending_done.is_set() and not ws.is_closed:  # back after the end
+                    await ws.close()
+        finally:
+            self._reconnecting = None
+
+    async def _finish(self) -> None:
+        """Hold the connection to the schedule's end, wait for the replies, then close."""
+        ctx = self.ctx
+        await sleep_until(ctx.end_mono)  # `duration` holds every connection that long
+        self._sending_over()
+        loop = asyncio.get_running_loop()
+        pending = self.inflight.pending
+        while pending and not ctx.stop.is_set():
+            # woken by the reply that empties it, a lost connection, or the head's timeout
+            # (recorded by the engine's sweep): no polling, and nothing added per reply
+            # but one attribute test
+            _, intended, _ = next(iter(pending.values()))
+            wait_s = (intended + ctx.timeout_ns - time.monotonic_ns()) / 1e9 + _SWEEP_SLACK_S
+            self._drained = drained = loop.create_future()
+            try:
+                async with asyncio.timeout(max(wait_s, _SWEEP_SLACK_S)):
+                    await drained
+            except TimeoutError:
+                pass
+            finally:
+                self._drained = None
+            pending = self.inflight.pending
+        if ctx.fanout is not None:  # members stay until the last broadcast has drained
+            await ctx.fanout.wait_drained(ctx.stop)
+        await self._streams_ended()
+        if self._reconnecting is not None:  # it closes what it opens now that sending is done
+            await asyncio.shield(self._reconnecting)
+        ws = self.ws
+        if ws is not None:
+            await ws.close()
+
+    async def _streams_ended(self) -> None:
+        """Wait (at most ``load.timeout``) for the open streams to end: polled, since a
+        signal from the reply path would cost every reply, and it runs once, at the end."""
         inflight, stop = self.inflight, self.ctx.stop
-        while inflight.pending and not stop.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        if self.ctx.fanout is not None:  # members stay until the last broadcast has drained
-            await self.ctx.fanout.wait_drained(stop)
         streams_end = time.monotonic_ns() + self.ctx.timeout_ns
         while inflight.streams and not stop.is_set() and time.monotonic_ns() < streams_end:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-        await ws.close()
+
+    def _sending_over(self) -> None:
+        """Nothing more will be sent: no reconnect after a loss, one sender less to wait for."""
+        if self.sending_done.is_set():
+            return
+        self.sending_done.set()
+        if self.ctx.fanout is not None:
+            self.ctx.fanout.sender_done()
+
+    def _end(self) -> None:
+        """The connection's task ends (or is cancelled): nothing may stay open or running."""
+        self._sending_over()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+        ws = self.ws
+        if ws is not None and not ws.is_closed:  # cancelled: drop it, and say so now
+            ws.abort()
+            self._on_lost(ws)
+
+    def _wake_drain(self) -> None:
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     # -- receiving (called by the pump, synchronously, per message) --------
     def on_reply(self, message: str | bytes) -> None:
@@ -203,6 +305,8 @@ class WebSocketConnection(EventRecorder):
             self._early.append((message, now))
             return
         self.matcher.on_reply(message, now)
+        if self._drained is not None and not self.inflight.pending:
+            self._wake_drain()
 
     def _respond(self, rule: str, now: int) -> None:
         """Send a rule's ``respond`` frame (a pong for the server's ping)."""
@@ -220,12 +324,11 @@ class WebSocketConnection(EventRecorder):
         ctx = self.ctx
         message = self.framer.message
         start = ctx.start_mono
-        streams = self.inflight.streams
         faults = self.faults
         due: list[Due] = []
         seq = 0
         try:
-            await self.connected.wait()
+            await self._ready.wait()
             for offset in ctx.schedule(self.conn):
                 intended = start + offset
                 if intended > time.monotonic_ns():
@@ -237,7 +340,7 @@ class WebSocketConnection(EventRecorder):
                 kind, cid, data = message(seq)
                 expect = kind.expect
                 if expect == "stream":
-                    streams.add(cid)
+                    self.inflight.open_stream(cid)
                 if faults is not None and expect not in _NO_REPLY:
                     await faults.send(self, seq=seq, cid=cid, intended=intended, data=data)
                     continue
@@ -250,10 +353,9 @@ class WebSocketConnection(EventRecorder):
                 await self._send_due(due)
             if faults is not None:
                 await faults.finish(self)
+            await self._finish()
         finally:
-            self.sending_done.set()
-            if ctx.fanout is not None:
-                ctx.fanout.sender_done()
+            self._end()
 
     async def _send_due(self, due: list[Due]) -> None:
         """Write every due message at once and record them (or why they were not sent)."""
@@ -301,27 +403,21 @@ class WebSocketConnection(EventRecorder):
             with contextlib.suppress(ConnectionClosed):
                 ws.send_many([data])
 
+    def ping(self) -> None:
+        """A heartbeat (``load.heartbeat``; the engine's one heartbeat task calls this)."""
+        ws = self.ws
+        if ws is None:
+            return
+        if ws.awaiting_pong:  # the last ping is still unanswered: half-open (a blackhole,
+            # a dead peer); recorded and aborted, the client reconnects
+            interval = self.ctx.scenario.load.heartbeat or 0.0
+            self.record_event(Kind.ERROR, status="heartbeat_timeout",
+                              error=f"heartbeat timeout: no pong within {interval:g}s")
+            ws.abort()
+            return
+        ws.ping()
+
     def abort(self) -> None:
         ws = self.ws
         if ws is not None:
             ws.abort()
-
-    async def _ping_every(self, ws: WebSocketPump, interval: float) -> None:
-        """Heartbeats keep idle connections alive through proxies and NAT, and find
-        dead ones: a ping still unanswered when the next is due means the connection
-        is gone (half-open: a blackhole, a dead peer). It is recorded as a
-        ``heartbeat_timeout`` error and aborted; the client reconnects.
-
-        Each connection pings at its own phase of the interval (a golden-ratio
-        spread), so 10,000 connections opened together do not all ping in the
-        same instant and stall the event loop every interval.
-        """
-        await asyncio.sleep(interval * ((self.conn * 0.6180339887) % 1.0))
-        while ws.open:
-            pongs = ws.pongs
-            ws.ping()
-            await asyncio.sleep(interval)
-            if ws.open and ws.pongs == pongs:
-                self.record_event(Kind.ERROR, status="heartbeat_timeout",
-                                  error=f"heartbeat timeout: no pong within {interval:g}s")
-                ws.abort()

@@ -1,7 +1,8 @@
 """The WebSocket pump below the client: fragments, pings, close codes, the size limit.
 
 The peer is a real websockets server on 127.0.0.1, scripted per test; the
-pump is driven directly (no run), so each case is about framing alone.
+pump is driven directly (no run), so each case is about framing alone. The
+memory trim of websockets' parser is tested sans I/O (no socket, no loop).
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
-from streambench.generate.protocols.websocket.pump import open_pump
+from streambench.generate.protocols.websocket.pump import drop_handshake_parser, open_pump
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -41,7 +48,7 @@ async def test_fragments_arrive_as_one_message_and_the_close_code_is_kept(peer) 
 
     received: list[str | bytes] = []
     pump = await open_pump(await peer(handler), received.append)
-    await asyncio.wait_for(asyncio.shield(pump.closed), 5)
+    await asyncio.wait_for(pump.wait_closed(), 5)
     assert received == ["hello world", b"\x00\x01\x02"]
     assert (pump.close_code, pump.close_reason) == (4001, "room closed")
     assert not pump.closed_by_size
@@ -83,7 +90,7 @@ async def test_a_frame_over_the_limit_closes_with_1009_and_is_not_delivered(peer
 
     received: list[str | bytes] = []
     pump = await open_pump(await peer(handler), received.append, max_size=1024)
-    await asyncio.wait_for(asyncio.shield(pump.closed), 5)
+    await asyncio.wait_for(pump.wait_closed(), 5)
     assert received == ["small"]
     assert pump.closed_by_size
 
@@ -124,9 +131,49 @@ async def test_frames_cut_at_any_byte_arrive_whole_and_a_ping_between_them_is_an
         port = server.sockets[0].getsockname()[1]
         received: list[str | bytes] = []
         pump = await open_pump(f"ws://127.0.0.1:{port}/", received.append)
-        await asyncio.wait_for(asyncio.shield(pump.closed), 5)
+        await asyncio.wait_for(pump.wait_closed(), 5)
     finally:
         server.close()
     assert received == ["first", long_text, b"\x00\x01"]
     assert await pong == 0x0A  # a pong came back before anything else
     assert pump.close_code == 4001
+
+
+def handshake() -> tuple[ClientProtocol, ServerProtocol, bytes]:
+    client, server = ClientProtocol(parse_uri("ws://127.0.0.1/echo")), ServerProtocol()
+    client.send_request(client.connect())
+    for data in client.data_to_send():
+        server.receive_data(data)
+    (request,) = server.events_received()
+    server.send_response(server.accept(request))
+    return client, server, b"".join(server.data_to_send())
+
+
+def test_the_parser_is_restarted_only_between_frames_and_parses_the_same():
+    client, server, response = handshake()
+    server.send_text(b"hello")
+    data = response + b"".join(server.data_to_send())
+    client.receive_data(data[:-3])  # the response, and half a frame
+    (event,) = client.events_received()
+    assert isinstance(event, Response)
+    parser = client.parser
+    drop_handshake_parser(client)
+    assert client.parser is parser  # mid-frame: left alone
+
+    client.receive_data(data[-3:])
+    assert [bytes(e.data) for e in client.events_received()] == [b"hello"]
+    drop_handshake_parser(client)
+    assert client.parser is not parser  # between frames: restarted
+
+    server.send_text(b"again" * 1000)
+    server.send_ping(b"hb")
+    client.receive_data(b"".join(server.data_to_send()))
+    events = client.events_received()
+    assert [e.opcode for e in events] == [Opcode.TEXT, Opcode.PING]
+    assert bytes(events[0].data) == b"again" * 1000
+    assert isinstance(events[0], Frame)
+    server.send_close(1000, "bye")
+    client.receive_data(b"".join(server.data_to_send()))
+    client.receive_eof()
+    assert client.state is State.CLOSED
+    assert client.close_code == 1000
