@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -22,7 +21,7 @@ from typing import IO, Any
 import orjson
 import pydantic
 
-from streambench.cli_common import exit_with_parent
+from streambench.cli_common import exit_with_parent, log_to_stderr, run_coroutine
 from streambench.errors import ConfigError, TargetError
 from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
@@ -153,7 +152,7 @@ class JsonLinesSink:
 
 def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
-    _log_to_stderr()
+    log_to_stderr("streambench.target", "streambench serve")
     if args.exit_with_parent:
         # SIGHUP, not SIGTERM: the run stops its target with SIGTERM; SIGHUP says it died
         exit_with_parent(args.exit_with_parent, signal.SIGHUP)
@@ -165,7 +164,7 @@ def serve(args: argparse.Namespace) -> int:
     sink = JsonLinesSink(args.faults_out, append=args.reuse_port) if args.faults_out else None
     stopped_by: list[int] = []
     try:
-        _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
+        run_coroutine(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
                     grpc_port=args.grpc_port, processes=args.processes,
                     reuse_port=args.reuse_port, faults_out=args.faults_out,
                     stopped_by=stopped_by))
@@ -197,24 +196,6 @@ def _remove_orphaned(faults_out: str, *, parent_pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _log_to_stderr() -> None:
-    """Human log lines of the target go to stderr (stdout is for the ready line only)."""
-    logger = get_logger("streambench.target")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-def _run(coro: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
 
 
 async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None,
