@@ -11,6 +11,8 @@ run back from the store and prints:
   of a 60-minute run: the minute ending at a sixth of the run, once start-up,
   pools and caches have settled), from the run's own health rows
   (one sample a second per process);
+* the same for the run's other processes (the compaction process), sampled
+  here every 5 s since they write no health rows (reported, not a criterion);
 * the files the run left in the store (events, faults, health parts);
 * the accounting: every message sent has exactly one outcome (a reply, a
   timeout or an error row) and the store holds as many send rows as the
@@ -31,6 +33,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import polars as pl  # noqa: E402
+import psutil  # noqa: E402
 
 from streambench.api import execute  # noqa: E402
 from streambench.capture.store import Store  # noqa: E402
@@ -88,6 +93,49 @@ def memory_growth(health: pl.DataFrame) -> dict[str, dict[str, float]]:
     return growth
 
 
+class Helpers(threading.Thread):
+    """RSS of the run's other processes (compaction, workers; not the target), summed,
+    sampled every ``every`` seconds: they write no health rows of their own."""
+
+    def __init__(self, every: float) -> None:
+        super().__init__(name="soak-sampler", daemon=True)
+        self.every = every
+        self.done = threading.Event()
+        self.samples: list[tuple[float, int]] = []  # (seconds from start, bytes)
+
+    def run(self) -> None:
+        start, me = time.monotonic(), psutil.Process()
+        while not self.done.wait(self.every):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    line = child.cmdline()
+                    if "serve" not in line and not any("resource_tracker" in a for a in line):
+                        total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.samples.append((time.monotonic() - start, total))
+
+    def growth(self) -> dict[str, float] | None:
+        """The same windows as the health rows', over these samples (None: too few)."""
+        if not self.samples:
+            return None
+        (early_from, early_to), (late_from, late_to) = windows(self.samples[-1][0])
+        early = [b for t, b in self.samples if early_from <= t <= early_to]
+        late = [b for t, b in self.samples if late_from <= t <= late_to]
+        if not early or not late or not max(early):
+            return None
+        early_mb, late_mb = _median(early) / MB, _median(late) / MB
+        return {"early_mb": early_mb, "late_mb": late_mb,
+                "growth_pct": 100.0 * (late_mb / early_mb - 1.0)}
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return (ordered[middle] + ordered[~middle]) / 2
+
+
 def run_files(root: Path, run_id: str) -> int:
     """Files the run left under the store root (every table's partition of the run)."""
     marker = f"run_id={run_id}"
@@ -110,7 +158,10 @@ def accounting(store: Store, run_id: str) -> dict[str, int]:
 
 def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     store = Store(root)
+    helpers = Helpers(every=min(5.0, args.minutes))
+    helpers.start()
     result = execute(scenario(args), store=store, handle_signals=False)
+    helpers.done.set()
     s = result.summary
     health = store.health(result.run_id).collect()
     figures: dict[str, Any] = {
@@ -119,6 +170,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "received": s["received"], "errors": s["errors"], "timeouts": s["timeouts"],
         "p99_ms": s["latency_ms"]["p99"], "health_rows": health.height,
         "memory": memory_growth(health) if health.height else {},
+        "other_processes": helpers.growth(),  # compaction (not a failure criterion)
         "files": run_files(root, result.run_id),
         **accounting(store, result.run_id),
     }
@@ -152,6 +204,10 @@ def report(f: dict[str, Any]) -> None:
     for source, m in f["memory"].items():
         print(f"  {source} RSS: {m['early_mb']:.1f} MB early -> {m['late_mb']:.1f} MB late "
               f"({m['growth_pct']:+.2f}%)")
+    other = f["other_processes"]
+    if other is not None:
+        print(f"  other client processes (compaction): {other['early_mb']:.1f} MB early -> "
+              f"{other['late_mb']:.1f} MB late ({other['growth_pct']:+.2f}%)")
     print(f"  files left: {f['files']}; health rows: {f['health_rows']}")
     print(f"  accounting: {f['send_rows']:,} send rows, {f['unaccounted']} without an outcome, "
           f"{f['replied_twice']} answered twice")
