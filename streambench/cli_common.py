@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import ctypes.util
 import json
+import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 __all__ = ["add_json", "add_store", "exit_with_parent", "is_terminal", "print_json",
@@ -47,16 +50,40 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def exit_with_parent(parent_pid: int) -> None:
-    """Get SIGTERM when the parent dies, so a run killed by -9 leaves no child behind.
+def exit_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Get ``sig`` when the parent dies, so a run killed by -9 leaves no child behind.
 
     For the child processes a run starts (``serve`` for ``url: embedded``,
     ``proxy`` for ``via: proxy``); Linux only, elsewhere a no-op.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         return  # not Linux: the parent's clean shutdown still ends the child
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), sig)
+
+
+def log_to_stderr(name: str, prefix: str) -> None:
+    """Human log lines of a child command (``serve``, ``proxy``) go to stderr, each
+    line starting with ``prefix`` (stdout is for the ready line only)."""
+    from streambench.logs import get_logger
+
+    logger = get_logger(name)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{prefix}: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a child command's main coroutine on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)

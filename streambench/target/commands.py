@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
+import time
 from typing import IO, Any
 
 import orjson
 import pydantic
 
-from streambench.cli_common import exit_with_parent
+from streambench.cli_common import exit_with_parent, log_to_stderr, run_coroutine
 from streambench.errors import ConfigError, TargetError
 from streambench.logs import get_logger
 from streambench.scenario.model import ServerFaults, parse_duration, server_knobs
 from streambench.target.processes import Helpers, helper_argv
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
+# how long an orphaned target waits for its dying run to be gone before cleaning up
+ORPHAN_WAIT_S = 2.0
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
 _RATE_FLAGS = ("drop_rate", "error_rate", "disconnect_rate")
 
@@ -150,23 +152,28 @@ class JsonLinesSink:
 
 def serve(args: argparse.Namespace) -> int:
     """Handler of ``streambench serve``: 0 after a clean stop on SIGINT/SIGTERM."""
-    _log_to_stderr()
+    log_to_stderr("streambench.target", "streambench serve")
     if args.exit_with_parent:
-        exit_with_parent(args.exit_with_parent)
+        # SIGHUP, not SIGTERM: the run stops its target with SIGTERM; SIGHUP says it died
+        exit_with_parent(args.exit_with_parent, signal.SIGHUP)
     from streambench.generate.scale.limits import raise_open_files
 
     raise_open_files()  # a connection is a descriptor
     faults = faults_from_args(args)
     # a helper of --processes appends to the file its first process created
     sink = JsonLinesSink(args.faults_out, append=args.reuse_port) if args.faults_out else None
+    stopped_by: list[int] = []
     try:
-        _run(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
+        run_coroutine(_serve(host=args.host, port=args.port, faults=faults, sink=sink,
                     grpc_port=args.grpc_port, processes=args.processes,
-                    reuse_port=args.reuse_port, faults_out=args.faults_out))
+                    reuse_port=args.reuse_port, faults_out=args.faults_out,
+                    stopped_by=stopped_by))
     finally:
         if sink is not None:
             sink.close()
-        if args.exit_with_parent and args.faults_out:
+        # the first process only: helpers of --processes share the folder with it
+        if (stopped_by == [signal.SIGHUP] and args.exit_with_parent and args.faults_out
+                and not args.reuse_port):
             _remove_orphaned(args.faults_out, parent_pid=args.exit_with_parent)
     return 0
 
@@ -179,41 +186,34 @@ def _remove_orphaned(faults_out: str, *, parent_pid: int) -> None:
 
     from streambench.target.embedded import TEMP_PREFIX
 
+    # The signal comes when the thread that started us exits; the rest of a process
+    # killed by -9 follows within moments: wait (bounded) until we are re-parented.
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while os.getppid() == parent_pid and time.monotonic() < deadline:
+        time.sleep(0.01)
     folder = Path(faults_out).parent
     if os.getppid() != parent_pid and folder.name.startswith(TEMP_PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _log_to_stderr() -> None:
-    """Human log lines of the target go to stderr (stdout is for the ready line only)."""
-    logger = get_logger("streambench.target")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("streambench serve: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-def _run(coro: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
 
 
 async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None,
                  grpc_port: int | None = None, processes: int = 1, reuse_port: bool = False,
-                 faults_out: str | None = None) -> None:
+                 faults_out: str | None = None, stopped_by: list[int] | None = None) -> None:
     from streambench.target.server import start_server
 
     # Handlers first: whoever reads the ready line may signal us right away.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    signals = stopped_by if stopped_by is not None else []
+
+    def stop_on(sig: int) -> None:
+        signals.append(sig)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop_on, sig)
     try:
         server = await start_server(host=host, port=port, faults=faults, fault_sink=sink,
                                     reuse_port=reuse_port or processes > 1)

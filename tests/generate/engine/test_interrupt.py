@@ -31,7 +31,10 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], Store]:
         env=cli_env(TMPDIR=str(tmp_path / "tmp")),  # where the embedded target keeps files
     )
     # synchronise on what the run has written, not on time
-    wait_for(lambda: len(store.parts("events")) >= 3, timeout=20, what="three parts on disk")
+    # (a busy machine may take many seconds to start the CLI and its embedded target)
+    wait_for(lambda: proc.poll() is not None or len(store.parts("events")) >= 3,
+             timeout=60, what="three parts on disk")
+    assert proc.poll() is None, proc.communicate()[1]  # the run ended early: say why
     return proc, store
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -26,7 +25,7 @@ from typing import IO, Any
 
 import orjson
 
-from streambench.cli_common import exit_with_parent
+from streambench.cli_common import exit_with_parent, log_to_stderr, run_coroutine
 from streambench.errors import ConfigError
 from streambench.logs import get_logger
 from streambench.scenario.network import NetworkFault
@@ -93,7 +92,7 @@ class RowSink:
 
 def proxy(args: argparse.Namespace) -> int:
     """Handler of ``streambench proxy``: 0 after a clean stop."""
-    _log_to_stderr()
+    log_to_stderr("streambench.proxy", "streambench proxy")
     if args.exit_with_parent:
         exit_with_parent(args.exit_with_parent)
     listen = parse_address(args.listen, flag="--listen", default_host="127.0.0.1")
@@ -106,7 +105,7 @@ def proxy(args: argparse.Namespace) -> int:
         faults, seed = load_network_faults(args.faults)
     sink = RowSink(args.truth)
     try:
-        _run(_serve(listen=listen, upstream=upstream, faults=faults,
+        run_coroutine(_serve(listen=listen, upstream=upstream, faults=faults,
                     seed=seed if args.seed is None else args.seed, emit=sink,
                     clock_from_stdin=args.clock_from_stdin))
     finally:
@@ -162,20 +161,4 @@ async def _clock_from_stdin(server: Any, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _log_to_stderr() -> None:
-    logger = get_logger("streambench.proxy")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("streambench proxy: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
-
-def _run(coro: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)

@@ -95,6 +95,50 @@ async def test_a_frame_over_the_limit_closes_with_1009_and_is_not_delivered(peer
     assert pump.closed_by_size
 
 
+async def test_frames_cut_at_any_byte_arrive_whole_and_a_ping_between_them_is_answered() -> None:
+    """The pump cuts data frames from the stream itself: a 101 with the first frame in the
+    same segment, frames split inside their header, length and payload, a ping between."""
+    from websockets.utils import accept_key
+
+    from streambench.target.broadcast import server_frame
+
+    long_text = "y" * 300  # a 16-bit length
+    frames = [server_frame(b"first", text=True), server_frame(long_text.encode(), text=True),
+              b"\x89\x02hi",  # a ping: the pump's protocol answers it
+              server_frame(b"\x00\x01", text=False), b"\x88\x02\x0f\xa1"]  # close 4001
+    pong = asyncio.get_running_loop().create_future()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = next(line.split(b": ", 1)[1] for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key"))
+        accept = accept_key(key.decode()).encode()
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                     + frames[0])
+        for byte in b"".join(frames[1:]):
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0)
+        header = await reader.readexactly(2)
+        pong.set_result(header[0] & 0x0F)
+        await reader.readexactly(4 + (header[1] & 0x7F))  # the pong's mask and payload
+        await reader.readexactly(8)  # the client's masked close reply (code 4001)
+        writer.close()  # the server ends the TCP connection (RFC 6455 7.1.1)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        received: list[str | bytes] = []
+        pump = await open_pump(f"ws://127.0.0.1:{port}/", received.append)
+        await asyncio.wait_for(pump.wait_closed(), 5)
+    finally:
+        server.close()
+    assert received == ["first", long_text, b"\x00\x01"]
+    assert await pong == 0x0A  # a pong came back before anything else
+    assert pump.close_code == 4001
+
+
 def handshake() -> tuple[ClientProtocol, ServerProtocol, bytes]:
     client, server = ClientProtocol(parse_uri("ws://127.0.0.1/echo")), ServerProtocol()
     client.send_request(client.connect())
