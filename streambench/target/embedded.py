@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import streambench
 from streambench.errors import TargetError
 from streambench.scenario.model import ServerFaults
 from streambench.target.knobs import describe_delay
-from streambench.target.processes import knob_argv
+from streambench.target.processes import knob_argv, stop_child
 
 STOP_TIMEOUT_S = 5.0
 STDERR_TAIL_LINES = 10
@@ -157,17 +156,8 @@ class EmbeddedTarget:
 
     async def _stop(self) -> None:
         """SIGTERM the child (by its pid only), wait, kill if it does not stop."""
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        if self._process is not None:
+            await stop_child(self._process)
 
     def _read_rows(self) -> list[dict[str, Any]]:
         rows = []

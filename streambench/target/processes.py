@@ -83,14 +83,18 @@ class Helpers:
 
     async def stop(self) -> None:
         """SIGTERM every helper (by its pid), wait, kill the ones that do not stop."""
-        for process in self.processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        await asyncio.gather(*(stop_child(process) for process in self.processes))
+
+
+async def stop_child(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM a child we started (by its pid only), wait, kill it if it does not stop."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, stop_process, wait_for
 from tests.mosquitto import port_open
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +50,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        stop_process(proc)
 
 
 @pytest.fixture
@@ -76,9 +69,4 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
                  what=f"redis-server on port {port}")
         yield port
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_process(proc)
