@@ -141,8 +141,10 @@ def test_validate_answers_signals(sig: signal.Signals, tmp_path: Path):
     os.mkfifo(fifo)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     argv = [sys.executable, "-m", "streambench", "validate", str(fifo)]
+    # a shell's background job (`.ci/run &`) starts with SIGINT ignored, and the CLI keeps
+    # an ignored signal ignored: this child gets the default, as a terminal's command does
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=_default_signals)  # noqa: PLW1509
     try:
         wait_for(lambda: _reading(proc.pid, fifo), what="validate to open the FIFO")
         proc.send_signal(sig)
@@ -153,6 +155,11 @@ def test_validate_answers_signals(sig: signal.Signals, tmp_path: Path):
             proc.wait()
     assert proc.returncode == 130
     assert err.strip() == "streambench: interrupted"
+
+
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _reading(pid: int, fifo: Path) -> bool:
