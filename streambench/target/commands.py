@@ -29,7 +29,7 @@ from streambench.target.processes import Helpers, helper_argv
 
 # flag dest -> ServerFaults field; flags left unset keep the scenario's (or default) value
 # how long an orphaned target waits for its dying run to be gone before cleaning up
-ORPHAN_WAIT_S = 2.0
+ORPHAN_WAIT_S = 10.0
 _DURATION_FLAGS = ("latency", "jitter", "stall_every", "stall_for", "disconnect_every")
 _RATE_FLAGS = ("drop_rate", "error_rate", "disconnect_rate")
 
@@ -192,7 +192,11 @@ def _remove_orphaned(faults_out: str, *, parent_pid: int) -> None:
     while os.getppid() == parent_pid and time.monotonic() < deadline:
         time.sleep(0.01)
     folder = Path(faults_out).parent
-    if os.getppid() != parent_pid and folder.name.startswith(TEMP_PREFIX):
+    if os.getppid() == parent_pid:
+        get_logger("streambench.target").warning(
+            "the run (pid %d) is still there after %.0f s: %s kept", parent_pid,
+            ORPHAN_WAIT_S, folder)
+    elif folder.name.startswith(TEMP_PREFIX):
         shutil.rmtree(folder, ignore_errors=True)
 
 
