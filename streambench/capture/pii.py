@@ -192,8 +192,10 @@ class Rule:
 RULES: tuple[Rule, ...] = tuple(Rule(k, _PATTERNS[k], _CHECKS.get(k)) for k in KINDS)
 # A mask touching a character a pattern can contain may open a new match next to
 # it: only rows where that happens are scanned again.
-_RESCAN = (rf"[0-9A-Za-z_@.:+(-]<(?:{'|'.join(KINDS)})>"
-           rf"|<(?:{'|'.join(KINDS)})>[0-9A-Za-z_@.:+)-]")
+# A space counts: a phone number swallowed by a longer card candidate ("(415) 555-0123
+# 4111 1111 1111 1111") leaves the card to find once the phone is masked.
+_RESCAN = (rf"[0-9A-Za-z_@.:+( -]<(?:{'|'.join(KINDS)})>"
+           rf"|<(?:{'|'.join(KINDS)})>[0-9A-Za-z_@.:+) -]")
 
 
 class Scanner:

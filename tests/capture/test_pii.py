@@ -93,3 +93,8 @@ def test_entropy_separates_keys_from_words():
 def test_non_ascii_text_is_scanned_and_kept(scanner: Scanner):
     text = "Grüße an zoë@example.com — ☎ +49 30 12345678, 東京"
     assert scanner.mask_text(text) == "Grüße an <email> — ☎ <phone>, 東京"
+
+
+def test_a_card_after_a_phone_number_is_found_once_the_phone_is_masked():
+    # the greedy card candidate starts inside the phone number and fails its check
+    assert Scanner().mask_text("(415) 555-0123 4111 1111 1111 1111") == "<phone> <card>"
