@@ -107,6 +107,8 @@ async def test_kill_9_of_the_first_process_takes_the_helpers_along():
     wait_for(lambda: not psutil.pid_exists(helper) or
              psutil.Process(helper).status() == psutil.STATUS_ZOMBIE,
              timeout=WAIT_S, what="the helper to exit with its parent")
+    # the helper held the stdout pipe too: read it to its end so the loop closes cleanly
+    await asyncio.wait_for(process.communicate(), WAIT_S * TIME_SCALE)
 
 
 def _low_open_file_limit() -> None:
