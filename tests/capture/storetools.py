@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -120,3 +121,17 @@ def one_line(err: str, expected: str) -> None:
     assert "Traceback" not in err, err
     assert err.count("\n") == 1, err
     assert expected in err, err
+
+
+def kill_9_at(script: str, store: Store, run_id: str, step: str, marker: Path) -> None:
+    """Run ``script`` (a compaction that touches ``marker`` at ``step`` and then blocks)
+    in a child process and SIGKILL it there."""
+    from tests.helpers import wait_for
+
+    proc = subprocess.Popen([sys.executable, "-c", script, store.root, run_id, step, str(marker)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        wait_for(marker.exists, timeout=30, what=f"compaction to reach {step!r}")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)

@@ -4,11 +4,8 @@ kill -9, and on S3."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -26,7 +23,7 @@ from streambench.capture.compaction import PeriodicCompaction, compact_audited
 from streambench.capture.follow import Follower
 from streambench.capture.merge import ROW_GROUP_ROWS, SOURCES_KEY
 from streambench.capture.store import Store
-from tests.capture.storetools import BUCKET, ROOT, finished, write_part
+from tests.capture.storetools import BUCKET, finished, kill_9_at, write_part
 from tests.helpers import wait_for
 
 
@@ -154,13 +151,7 @@ def test_kill_9_during_compaction_loses_nothing(store: Store, tmp_path: Path, st
     finished(store, "r")
     total = many_parts(store, "r", 30)
     marker = tmp_path / "reached"
-    proc = subprocess.Popen([sys.executable, "-c", BLOCKER, store.root, "r", step, str(marker)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        wait_for(marker.exists, timeout=30, what=f"compaction to reach {step!r}")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    kill_9_at(BLOCKER, store, "r", step, marker)
 
     def exact() -> None:
         seqs = store.events("r").collect()["seq"]

@@ -9,9 +9,6 @@ falls back to commit records, and kill -9 there loses nothing either.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,8 +25,8 @@ from streambench.capture.compact import compact_run
 from streambench.capture.store import Store
 from streambench.capture.swap import exchange
 from streambench.errors import StoreError
-from tests.capture.storetools import BUCKET, ROOT, event_table, finished, write_part
-from tests.helpers import TIME_SCALE, scenario, wait_for
+from tests.capture.storetools import BUCKET, event_table, finished, kill_9_at, write_part
+from tests.helpers import TIME_SCALE, scenario
 
 
 def data_files(store: Store, table: str = "events") -> list[Path]:
@@ -122,13 +119,7 @@ def test_kill_9_without_directory_swaps_loses_nothing(store: Store, tmp_path: Pa
     for i in range(20):
         write_part(store, "r", range(i * 10, (i + 1) * 10))
     marker = tmp_path / "reached"
-    proc = subprocess.Popen([sys.executable, "-c", NO_SWAP, store.root, "r", step, str(marker)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        wait_for(marker.exists, timeout=30, what=f"compaction to reach {step!r}")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    kill_9_at(NO_SWAP, store, "r", step, marker)
 
     def every_row_once() -> None:
         seqs = store.events("r").collect()["seq"]
