@@ -9,7 +9,9 @@ incidents is taken over: it leaves the list, and the incident records it
 a busy client machine raises one ``generator-stall`` warning with client-side
 fixes instead of a critical "reply-stall" blamed on the server. An incident
 that explains fewer than ``min_explained`` anomalies is dropped (the run
-summary still warns about the lag).
+summary still warns about the lag), unless the generator stalled there for at
+least ``alone_ms``: a stall that long distorts every figure of its windows
+whether or not a latency rule fired, so it is raised on its own.
 """
 
 from __future__ import annotations
@@ -60,9 +62,16 @@ def fold(found: Sequence[Anomaly], rule: Any, incidents: Sequence[Anomaly]) -> l
         else:
             kept.append(anomaly)
     for index, incident in enumerate(incidents):
-        if len(explained[index]) >= rule.min_explained:
+        if len(explained[index]) >= rule.min_explained or _stalled_alone(incident, rule):
             kept.append(_blame_generator(incident, explained[index]))
     return kept
+
+
+def _stalled_alone(incident: Anomaly, rule: Any) -> bool:
+    if rule.alone_ms is None:
+        return False
+    stalls = [incident.evidence.get(k) for k in ("lag_p99_ms", "loop_stall_ms")]
+    return max((v for v in stalls if v is not None), default=0.0) >= rule.alone_ms
 
 
 def _blame_generator(incident: Anomaly, explained: list[Anomaly]) -> Anomaly:

@@ -169,6 +169,7 @@ class ScheduleLagRule(_Rule):
     share: float = Field(default=0.5, gt=0, le=1)  # ...and this share of the latency p99
     explains: tuple[str, ...] = ()  # rule ids whose anomalies the generator's lag can explain
     min_explained: int = Field(default=1, ge=0)  # raise an incident only if it explains this many
+    alone_ms: float | None = Field(default=None, gt=0)  # ...or if its stall reached this long
 
 
 class MemoryGrowthRule(_Rule):

@@ -15,14 +15,17 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
 import pytest
 
 from streambench.analyze import detect_anomalies, load_rules, metrics
+from streambench.analyze.attribute import fold
 from streambench.analyze.generator import LIMIT_MS, SHARE
 from streambench.analyze.summary import format_summary
+from streambench.analyze.types import Anomaly
 from streambench.api import run_async
 from streambench.capture.store import Store
 from tests.helpers import scenario
@@ -102,6 +105,24 @@ async def test_a_clean_run_blames_nothing_on_the_target(store: Store) -> None:
     warned = {w for s, e in spans for w in range(_ns(s) // 10**9, _ns(e) // 10**9)}
     assert warned == _client_bound_seconds(store.events(result.run_id).collect(),
                                            store.health(result.run_id).collect())
+
+
+@pytest.mark.parametrize(("evidence", "raised"), [
+    ({"lag_p99_ms": 12.0, "lag_max_ms": 30.0}, False),
+    ({"lag_p99_ms": 80.0, "lag_max_ms": 140.0}, True),
+    ({"lag_p99_ms": 3.0, "lag_max_ms": 4.0, "loop_stall_ms": 120.0}, True),
+])
+def test_a_long_stall_is_raised_even_when_no_latency_rule_fired(evidence, raised) -> None:
+    """The default rule raises an incident that explains nothing only when the
+    generator stalled for its ``alone_ms`` (50 ms): the summary warns about both,
+    but a short stall that skewed no rule is not worth an anomaly."""
+    rule = next(r for r in load_rules() if r.id == "generator-stall")
+    incident = Anomaly(rule="generator-stall", kind="schedule_lag", severity="warning",
+                       start=0, end=10**9, fingerprint="f", evidence=evidence)
+    errors = replace(incident, rule="error-rate", kind="error_rate", evidence={})
+    found = fold([errors], rule, [incident])
+    assert [a.rule for a in found] == ["error-rate"] + ["generator-stall"] * raised
+    assert all(a.cause == "generator" for a in found[1:])
 
 
 def _anomalies(store: Store, run_id: str) -> list:
