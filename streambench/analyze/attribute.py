@@ -71,7 +71,7 @@ def _stalled_alone(incident: Anomaly, rule: Any) -> bool:
     if rule.alone_ms is None:
         return False
     stalls = [incident.evidence.get(k) for k in ("lag_p99_ms", "loop_stall_ms")]
-    return max((v for v in stalls if v is not None), default=0.0) >= rule.alone_ms
+    return max((float(v) for v in stalls if v is not None), default=0.0) >= float(rule.alone_ms)
 
 
 def _blame_generator(incident: Anomaly, explained: list[Anomaly]) -> Anomaly:
