@@ -238,11 +238,7 @@ class StoreFiles:
         Never a glob: a store path holding ``[`` ``]`` or ``*`` lists correctly.
         """
         if self.local:
-            try:
-                with os.scandir(path) as it:
-                    return sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
-            except FileNotFoundError:
-                return []
+            return _listdir_local(path)
         self.fs.invalidate_cache(path)
         try:
             found = self.fs.ls(path, detail=True)
@@ -250,6 +246,37 @@ class StoreFiles:
             return []
         return sorted((str(e["name"]).rstrip("/").rsplit("/", 1)[-1], e["type"] == "directory")
                       for e in found if str(e["name"]).rstrip("/") != path.rstrip("/"))
+
+
+_LIST_TRIES = 20  # listings that raced a directory swap, before giving up
+
+
+def _listdir_local(path: str) -> list[tuple[str, bool]]:
+    """The entries of the directory that is at ``path`` when the listing ends.
+
+    Compaction swaps a run's directory for a new one and then empties the old
+    one: a listing that opened the old directory just before the swap could read
+    it half-emptied (a reader would see "neither"). So the directory listed must
+    still be the one at ``path`` afterwards; if a swap came between, list again."""
+    found: list[tuple[str, bool]] = []
+    for _ in range(_LIST_TRIES):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            with os.scandir(fd) as it:
+                found = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+            listed = os.fstat(fd)
+        finally:
+            os.close(fd)
+        try:
+            now = os.stat(path)
+        except FileNotFoundError:
+            return []
+        if (now.st_dev, now.st_ino) == (listed.st_dev, listed.st_ino):
+            return found
+    return found  # swapped under every try: what the last listing saw
 
 
 def temporary_name(path: str) -> str:
