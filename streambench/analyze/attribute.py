@@ -3,8 +3,8 @@
 A ``schedule_lag`` rule (the default ``generator-stall``) finds the
 client-bound windows of a run (:mod:`streambench.analyze.generator`) and
 merges them into incidents. Then every anomaly of a rule it ``explains``
-(latency, stall and throughput rules) that lies at least half inside those
-incidents is taken over: it leaves the list, and the incident records it
+(latency, stall and throughput rules) that lies at least half inside
+client-bound windows is taken over: it leaves the list, and the incident records it
 (``evidence.explains``) and says in words that the load generator stalled. So
 a busy client machine raises one ``generator-stall`` warning with client-side
 fixes instead of a critical "reply-stall" blamed on the server. An incident
@@ -45,18 +45,26 @@ def schedule_lag(rule: Any, ctx: Context) -> list[Hit]:
     return hits
 
 
-def _overlap(anomaly: Anomaly, incident: Anomaly) -> int:
-    return max(0, min(anomaly.end, incident.end) - max(anomaly.start, incident.start))
+def _overlap(anomaly: Anomaly, start: int, end: int) -> int:
+    return max(0, min(anomaly.end, end) - max(anomaly.start, start))
 
 
-def fold(found: Sequence[Anomaly], rule: Any, incidents: Sequence[Anomaly]) -> list[Anomaly]:
-    """``found`` with the anomalies ``incidents`` explain replaced by those incidents."""
+def fold(found: Sequence[Anomaly], rule: Any, incidents: Sequence[Anomaly],
+         windows: Sequence[tuple[int, int]]) -> list[Anomaly]:
+    """``found`` with the anomalies ``incidents`` explain replaced by those incidents.
+
+    An anomaly is explained when at least half of it lies in client-bound
+    ``windows`` (the rule's hits, ``(start, end)`` epoch ns) themselves, not
+    merely inside an incident that merged client-bound windows across a gap: a
+    fault between two stalls stays the target's. It joins the incident that
+    holds most of it."""
     explained: dict[int, list[Anomaly]] = {i: [] for i in range(len(incidents))}
     kept = []
     for anomaly in found:
-        overlaps = [_overlap(anomaly, incident) for incident in incidents]
+        bound = sum(_overlap(anomaly, start, end) for start, end in windows)
+        inside = bound >= 0.5 * max(anomaly.end - anomaly.start, 1)
+        overlaps = [_overlap(anomaly, i.start, i.end) for i in incidents]
         best = max(range(len(incidents)), key=overlaps.__getitem__, default=None)
-        inside = sum(overlaps) >= 0.5 * max(anomaly.end - anomaly.start, 1)
         if anomaly.rule in rule.explains and best is not None and inside:
             explained[best].append(anomaly)
         else:

@@ -83,7 +83,7 @@ def detect_anomalies(
     for rule in (r for r in rules if r.kind == "schedule_lag"):  # they judge the others
         hits = DETECTORS[rule.kind](rule, ctx)
         incidents = merge_hits(rule, hits, scenario=ctx.scenario, run_id=run.run_id)
-        found = attribute.fold(found, rule, incidents)
+        found = attribute.fold(found, rule, incidents, [(h.start, h.end) for h in hits])
     spans = _fault_spans(faults)
     found = [_mark_injected(a, spans) for a in found]
     found.sort(key=lambda a: (a.start, a.rule))

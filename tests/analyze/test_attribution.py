@@ -120,9 +120,24 @@ def test_a_long_stall_is_raised_even_when_no_latency_rule_fired(evidence, raised
     incident = Anomaly(rule="generator-stall", kind="schedule_lag", severity="warning",
                        start=0, end=10**9, fingerprint="f", evidence=evidence)
     errors = replace(incident, rule="error-rate", kind="error_rate", evidence={})
-    found = fold([errors], rule, [incident])
+    found = fold([errors], rule, [incident], [(0, 10**9)])
     assert [a.rule for a in found] == ["error-rate"] + ["generator-stall"] * raised
     assert all(a.cause == "generator" for a in found[1:])
+
+
+def test_a_fault_between_two_stalls_stays_the_targets() -> None:
+    """One incident merges client-bound windows 0-1 s and 4-5 s across the gap; a
+    latency anomaly at 2-3 s lies in no client-bound window and is not taken over."""
+    rule = next(r for r in load_rules() if r.id == "generator-stall")
+    s = 10**9
+    incident = Anomaly(rule="generator-stall", kind="schedule_lag", severity="warning",
+                       start=0, end=5 * s, fingerprint="f", evidence={"lag_p99_ms": 20.0})
+    shift = replace(incident, rule="latency-shift", kind="ewma", evidence={})
+    between, during = replace(shift, start=2 * s, end=3 * s), replace(shift, start=0, end=s)
+    found = fold([between, during], rule, [incident], [(0, s), (4 * s, 5 * s)])
+    assert [(a.rule, a.start, a.cause) for a in found] == [
+        ("latency-shift", 2 * s, "target"), ("generator-stall", 0, "generator")]
+    assert found[1].evidence["explains"] == ["latency-shift"]
 
 
 def _anomalies(store: Store, run_id: str) -> list:
