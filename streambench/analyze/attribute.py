@@ -45,25 +45,26 @@ def schedule_lag(rule: Any, ctx: Context) -> list[Hit]:
     return hits
 
 
-def _overlap(anomaly: Anomaly, start: int, end: int) -> int:
-    return max(0, min(anomaly.end, end) - max(anomaly.start, start))
+def _overlap(span: tuple[int, int], start: int, end: int) -> int:
+    return max(0, min(span[1], end) - max(span[0], start))
 
 
 def fold(found: Sequence[Anomaly], rule: Any, incidents: Sequence[Anomaly],
          windows: Sequence[tuple[int, int]]) -> list[Anomaly]:
     """``found`` with the anomalies ``incidents`` explain replaced by those incidents.
 
-    An anomaly is explained when at least half of it lies in client-bound
-    ``windows`` (the rule's hits, ``(start, end)`` epoch ns) themselves, not
-    merely inside an incident that merged client-bound windows across a gap: a
-    fault between two stalls stays the target's. It joins the incident that
-    holds most of it."""
+    An anomaly is explained when at least half of where it happened (its own
+    hits, ``spans``) lies in client-bound ``windows`` (the rule's hits,
+    ``(start, end)`` epoch ns), not in the gaps either incident merged across: a
+    fault between two stalls, or two faults around one, stay the target's. It
+    joins the incident that holds most of it."""
     explained: dict[int, list[Anomaly]] = {i: [] for i in range(len(incidents))}
     kept = []
     for anomaly in found:
-        bound = sum(_overlap(anomaly, start, end) for start, end in windows)
-        inside = bound >= 0.5 * max(anomaly.end - anomaly.start, 1)
-        overlaps = [_overlap(anomaly, i.start, i.end) for i in incidents]
+        spans = anomaly.spans or ((anomaly.start, anomaly.end),)
+        bound = sum(_overlap(span, start, end) for span in spans for start, end in windows)
+        inside = bound >= 0.5 * max(sum(end - start for start, end in spans), 1)
+        overlaps = [sum(_overlap(span, i.start, i.end) for span in spans) for i in incidents]
         best = max(range(len(incidents)), key=overlaps.__getitem__, default=None)
         if anomaly.rule in rule.explains and best is not None and inside:
             explained[best].append(anomaly)

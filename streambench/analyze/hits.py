@@ -144,4 +144,5 @@ def _incident(rule: Any, hits: list[Hit], fingerprint: str, run_id: str | None) 
         strength=max(h.strength for h in hits),
         run_id=run_id,
         detects=tuple(rule.detects),
+        spans=tuple((h.start, h.end) for h in hits),
     )

@@ -90,6 +90,9 @@ class Anomaly:
     suggestions: tuple[Suggestion, ...] = field(default=())
     cause: str = "target"  # target | generator
     explanation: str = ""
+    # where its hits lay, (start, end) epoch ns: an incident merges hits across gaps
+    # (``merge_gap``). Kept in memory only: a stored anomaly has just start and end.
+    spans: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def duration_s(self) -> float:

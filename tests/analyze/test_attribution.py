@@ -139,6 +139,12 @@ def test_a_fault_between_two_stalls_stays_the_targets() -> None:
         ("latency-shift", 2 * s, "target"), ("generator-stall", 0, "generator")]
     assert found[1].evidence["explains"] == ["latency-shift"]
 
+    # two 0.3 s reply stalls merged into one 1.8 s incident: only its gap is client-bound
+    stalls = replace(shift, rule="reply-stall", kind="stall", start=s // 2, end=23 * s // 10,
+                     spans=((s // 2, 8 * s // 10), (2 * s, 23 * s // 10)))
+    found = fold([stalls], rule, [incident], [(0, s // 2), (8 * s // 10, 2 * s)])
+    assert [(a.rule, a.cause) for a in found] == [("reply-stall", "target")]
+
 
 def _anomalies(store: Store, run_id: str) -> list:
     manifest = store.manifest(run_id)
