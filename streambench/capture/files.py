@@ -262,7 +262,7 @@ def _listdir_local(path: str) -> list[tuple[str, bool]]:
     for _ in range(_LIST_TRIES):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return []
         try:
             with os.scandir(fd) as it:
