@@ -33,7 +33,9 @@ def test_this_run_does_not_see_the_users_home() -> None:
 
 def test_the_key_tests_pass_with_a_user_key_file_present(tmp_path: Path) -> None:
     user_home = tmp_path / "user"
-    env = {**os.environ, "HOME": str(user_home)}
+    # a fresh pytest, not a worker of this one (xdist's PYTEST_XDIST_* variables)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env["HOME"] = str(user_home)
     for name in ("XDG_CONFIG_HOME", "STREAMBENCH_HASH_KEY", "STREAMBENCH_STORE"):
         env.pop(name)
     # in the user's own working folder: `keys init` records itself in ./data's audit log

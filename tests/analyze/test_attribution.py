@@ -63,6 +63,7 @@ def _run(**load: object):
     return scenario(load={"connections": 2, "rate": 200, "duration": "6s", **load})
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 async def test_a_starved_generator_is_warned_about_and_blamed(store: Store) -> None:
     hog = GilHog()
@@ -94,6 +95,7 @@ async def test_a_starved_generator_is_warned_about_and_blamed(store: Store) -> N
     assert on_target == []
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 async def test_a_clean_run_blames_nothing_on_the_target(store: Store) -> None:
     result = await run_async(_run(), store=store)

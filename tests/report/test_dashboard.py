@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streambench.capture.store import Store
 from streambench.report.dashboard import Dashboard
 from streambench.report.examples import example_scenario
@@ -76,6 +78,7 @@ def test_attach_by_run_id_follows_a_run_someone_else_started(tmp_path: Path) -> 
     assert dash.stop() is False
 
 
+@pytest.mark.serial
 async def test_the_first_numbers_show_within_a_second_of_the_first_send(tmp_path: Path) -> None:
     import asyncio
     import time

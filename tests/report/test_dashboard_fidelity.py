@@ -30,6 +30,8 @@ from streambench.analyze.summary import summarize
 from streambench.capture.store import Store
 from tests.jupyter import jupyter_env
 
+pytestmark = pytest.mark.serial  # timing judged against the machine: run alone
+
 REPO = Path(__file__).resolve().parents[2]
 ATTEMPTS = 2
 TOLERANCE_MS = 2.0

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from streambench.capture.store import Store
 from tests.helpers import wait_for
 from tests.jupyter import Lab, descendants, gone
 
 from .browser import VIEWPORT, PageLog
+
+pytestmark = pytest.mark.serial  # timing judged against the machine: run alone
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "live_dashboard.ipynb"
 PLANNED_S = 30  # the run is always stopped long before

@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from streambench.api import execute, run_async
 from streambench.capture.store import Store
 from tests.helpers import scenario
+
+pytestmark = pytest.mark.serial  # timing judged against the machine: run alone
 
 HOG_S = 1.5
 

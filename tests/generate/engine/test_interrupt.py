@@ -74,7 +74,9 @@ def test_kill_9_leaves_a_store_that_reads_cleanly_and_no_process_behind(tmp_path
                 child.kill()  # never leave our own processes behind
     # issue 16 item 19: the target removed its temporary folder, the run could not
     left = list((tmp_path / "tmp").iterdir())
-    assert left == [], [p.read_text() for p in left[0].glob("stderr.log")]
+    if left:  # the target's own account of why it kept its folder
+        pytest.fail(f"{left} left; the target's stderr:\n"
+                    + "".join(p.read_text() for p in left[0].glob("stderr.log")))
     (manifest,) = store.runs()
     assert manifest["status"] == "aborted"  # "running", but its process is gone
     assert manifest["stale"] is True

@@ -89,6 +89,7 @@ async def test_bidi_stream_replies_matched_by_cid(store: Store, echo: Start):
     assert recv["latency_ms"].is_not_null().all()
 
 
+@pytest.mark.serial
 async def test_a_stalling_server_shows_in_p99_and_max_not_in_a_slower_sender(store: Store):
     """The WebSocket test of the same name, over a gRPC bidi stream (the embedded target)."""
     sc = scenario(target={"protocol": "grpc", "url": "embedded", "method": "Chat",
