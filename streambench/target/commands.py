@@ -172,7 +172,8 @@ def serve(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
         # the first process only: helpers of --processes share the folder with it
-        if (stopped_by == [signal.SIGHUP] and args.exit_with_parent and args.faults_out
+        # SIGHUP comes only when the run died (whatever else came with or after it)
+        if (signal.SIGHUP in stopped_by and args.exit_with_parent and args.faults_out
                 and not args.reuse_port):
             _remove_orphaned(args.faults_out, parent_pid=args.exit_with_parent)
     return 0
@@ -260,4 +261,5 @@ async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesS
             await grpc_server.close()
         await helpers.stop()
         await server.close()
-        get_logger("streambench.target").info("stopped: %s", server.stats)
+        by = ", ".join(signal.Signals(n).name for n in signals) or "no signal"
+        get_logger("streambench.target").info("stopped (%s): %s", by, server.stats)
