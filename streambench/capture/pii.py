@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ _PATTERNS = {
     # Unicode letters in both parts (zoë@example.com); the only rule in Unicode mode
     "email": r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-    "card": r"\b[2-6][0-9](?:[ -]?[0-9]){11,17}\b",
+    # a run of digits with single separators that may hold a card (_cards finds them):
+    # 13+ digits from a 2-6, or any run with a separator (a card may start after one);
+    # not a bare number like a nanosecond timestamp, which cannot hold a card
+    "card": r"\b(?:[2-6][0-9](?:[ -]?[0-9]){11,}|[0-9]+(?:[ -][0-9]+)+)\b",
     "ssn": r"\b(?:00[1-9]|0[1-9][0-9]|[1-578][0-9]{2}|6[0-57-9][0-9]|66[0-57-9])"
     r"-(?:0[1-9]|[1-9][0-9])-(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})\b",
     "ipv6": rf"(?:{_HEX}{{1,4}}:){{7}}{_HEX}{{1,4}}|[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*",
@@ -91,17 +95,33 @@ def _valid_prefix(text: str, ok: Callable[[str], bool]) -> int:
     return next((cut for cut in cuts if ok(text[:cut])), 0)
 
 
-def _card_ok(text: str) -> bool:
-    digits = re.sub("[ -]", "", text)
-    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+def _cards(run: str) -> list[tuple[str, str]]:
+    """The cards in ``run`` (digits with single spaces or dashes), each with its
+    mask, leftmost first and then longest. A card starts at the run's start or
+    after any separator, not only where a greedy match began:
+    "555-0123 4111 1111 1111 1111" holds one, after a phone-like number."""
+    seps = [m.start() for m in re.finditer("[ -]", run)]
+    starts, ends = [0, *[i + 1 for i in seps]], [*seps, len(run)]
+    before = [0]  # digits before each position
+    for ch in run:
+        before.append(before[-1] + ch.isdigit())
+    digits_at = [before[e] for e in ends]  # rising: a bisection finds 13-19 digits
+    found, done = [], 0
+    for start in starts:
+        if start < done or run[start] not in "23456" or not run[start + 1:start + 2].isdigit():
+            continue
+        first = before[start]
+        fits = ends[bisect_left(digits_at, first + 13):bisect_right(digits_at, first + 19)]
+        end = next((e for e in reversed(fits) if luhn_ok(re.sub("[ -]", "", run[start:e]))), 0)
+        if end:
+            found.append((run[start:end], "<card>"))
+            done = end
+    return found
 
 
-def _card(match: re.Match[str]) -> int:
-    return _valid_prefix(match.group(), _card_ok)
-
-
-def _iban(match: re.Match[str]) -> int:
-    return _valid_prefix(match.group(), iban_ok)
+def _iban(candidate: str) -> list[tuple[str, str]]:
+    n = _valid_prefix(candidate, iban_ok)
+    return [(candidate, "<iban>" + candidate[n:])] if n else []
 
 
 def _bearer(match: re.Match[str]) -> int:
@@ -152,17 +172,16 @@ def _api_key(match: re.Match[str]) -> int:
 
 # A check returns how many leading characters of a regex match to mask (0: none).
 _CHECKS: dict[str, Callable[[re.Match[str]], int]] = {
-    "card": _card,
-    "iban": _iban,
     "bearer": _bearer,
     "ipv6": _ipv6,
     "api_key": _api_key,
 }
 
 
-# Checks that need only the matched text run once per distinct candidate and the
-# result is applied with a literal multi-replace; the others look at the context.
-_CONTEXT_FREE = frozenset({"card", "iban"})
+# Kinds whose check needs only the matched text: each distinct candidate is checked
+# once, giving the pieces of it to replace (none: not this kind), and the pieces are
+# applied with a literal multi-replace; the checks above look at the context.
+_REWRITES: dict[str, Callable[[str], list[tuple[str, str]]]] = {"card": _cards, "iban": _iban}
 
 
 def _rust(kind: str, pattern: str) -> str:
@@ -206,7 +225,7 @@ class Scanner:
         self._python = {r.kind: re.compile(r.pattern, re.ASCII) for r in rules if r.check}
         self._rust = {r.kind: _rust(r.kind, r.pattern) for r in rules}
         self._rescan = _rust("", _RESCAN)
-        self._verdicts: dict[str, str | None] = {}
+        self._verdicts: dict[str, list[tuple[str, str]]] = {}
 
     def mask_text(self, text: str) -> str:
         """Mask one string (convenience; columns go through :meth:`mask`)."""
@@ -233,7 +252,8 @@ class Scanner:
     def _pass(self, column: pl.Series) -> pl.Series:
         for rule in self.rules:
             pattern = self._rust[rule.kind]
-            if rule.check is None and rule.kind not in _PREFILTERS:
+            rewrite = _REWRITES.get(rule.kind)
+            if rule.check is None and rewrite is None and rule.kind not in _PREFILTERS:
                 column = column.str.replace_all(pattern, rule.mask)
                 continue
             prefilter = _PREFILTERS.get(rule.kind)
@@ -245,35 +265,30 @@ class Scanner:
             if not len(rows):
                 continue
             found = column.gather(rows)
-            if rule.check is None:
+            if rewrite is not None:
+                new = self._by_candidate(found, rule.kind, rewrite)
+            elif rule.check is None:
                 new = found.str.replace_all(pattern, rule.mask)
-            elif rule.kind in _CONTEXT_FREE:
-                new = self._by_candidate(found, rule)
             else:
                 new = self._by_match(found, rule)
             column = column.scatter(rows, new)
         return column
 
-    def _by_candidate(self, found: pl.Series, rule: Rule) -> pl.Series:
-        """Check each distinct candidate once; replace the confirmed ones literally."""
-        regex, check = self._python[rule.kind], rule.check
-        assert check is not None
-        patterns, replacements = [], []
-        candidates = found.str.extract_all(self._rust[rule.kind]).explode().drop_nulls()
+    def _by_candidate(self, found: pl.Series, kind: str,
+                      rewrite: Callable[[str], list[tuple[str, str]]]) -> pl.Series:
+        """Check each distinct candidate once; replace the pieces found literally."""
+        pieces: dict[str, str] = {}
+        candidates = found.str.extract_all(self._rust[kind]).explode().drop_nulls()
         for text in candidates.unique().to_list():
-            key = f"{rule.kind}\x1f{text}"
+            key = f"{kind}\x1f{text}"
             if key not in self._verdicts:
-                match = regex.fullmatch(text)
-                n = check(match) if match else 0
-                self._verdicts[key] = rule.mask + text[n:] if n else None
+                self._verdicts[key] = rewrite(text)
                 if len(self._verdicts) > 100_000:
                     self._verdicts.clear()
-            if (verdict := self._verdicts.get(key)) is not None:
-                patterns.append(text)
-                replacements.append(verdict)
-        if not patterns:
+            pieces.update(self._verdicts.get(key) or ())
+        if not pieces:
             return found
-        return found.str.replace_many(patterns, replacements)
+        return found.str.replace_many(list(pieces), list(pieces.values()))
 
     def _by_match(self, found: pl.Series, rule: Rule) -> pl.Series:
         regex, check, mask = self._python[rule.kind], rule.check, rule.mask

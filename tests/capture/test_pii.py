@@ -98,3 +98,19 @@ def test_non_ascii_text_is_scanned_and_kept(scanner: Scanner):
 def test_a_card_after_a_phone_number_is_found_once_the_phone_is_masked():
     # the greedy card candidate starts inside the phone number and fails its check
     assert Scanner().mask_text("(415) 555-0123 4111 1111 1111 1111") == "<phone> <card>"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    # a card after another long digit run: the card can start after any separator
+    ("555-0123 4111 1111 1111 1111", "555-0123 <card>"),
+    ("order 20240101 5555 5555 5555 4444 paid", "order 20240101 <card> paid"),
+    ("4111 1111 1111 1111 5555-5555-5555-4444", "<card> <card>"),
+    ("4111 1111 1111 1111 555-0123", "<card> 555-0123"),
+])
+def test_every_card_in_a_run_of_digits_is_masked(text: str, masked: str):
+    assert Scanner().mask_text(text) == masked
+
+
+def test_a_long_run_of_digit_pairs_holds_no_card_and_costs_no_quadratic_search():
+    run = " ".join(["33"] * 20_000) + " 4111 1111 1111 1111"
+    assert Scanner().mask_text(run) == run.removesuffix(" 4111 1111 1111 1111") + " <card>"
