@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from streambench.testing.processes import stop_process
 
 GOAL_PER_CORE = 50_000.0
 
@@ -91,16 +91,6 @@ def start_target() -> tuple[subprocess.Popen[str], str]:
     assert proc.stdout is not None
     ready = json.loads(proc.stdout.readline())
     return proc, ready["ws_url"].rsplit("/", 1)[0] + "/broadcast/bench"
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def raw_rate(url: str, receivers: int, seconds: float, window: int) -> tuple[float, float]:
@@ -185,7 +175,7 @@ def main() -> None:
                 if ok and m["per_s"] > best.get("per_s", 0.0):
                     best = m
     finally:
-        stop(target)
+        stop_process(target)
     if not best:
         print("streambench: no rate sustained")
         return

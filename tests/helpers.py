@@ -115,15 +115,3 @@ def cli_env(**extra: str) -> dict[str, str]:
     import sys
 
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **extra}
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM a process the test started (by its pid), then SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)

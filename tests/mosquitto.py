@@ -18,12 +18,13 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+
+from streambench.testing.processes import stop_process
 
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.02
@@ -95,14 +96,8 @@ class Mosquitto:
     def stop(self) -> None:
         """SIGTERM by pid, wait (bounded), SIGKILL if still running."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(STOP_TIMEOUT_S)
+        if process is not None:
+            stop_process(process, STOP_TIMEOUT_S)
 
     def restart(self) -> None:
         self.stop()

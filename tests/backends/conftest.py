@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, stop_process, wait_for
+from streambench.testing.processes import stop_process
+from tests.helpers import free_port, wait_for
 from tests.mosquitto import port_open
 
 REPO = Path(__file__).resolve().parents[2]
