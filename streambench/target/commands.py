@@ -201,8 +201,6 @@ def _remove_orphaned(faults_out: str, *, parent_pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-
-
 async def _serve(*, host: str, port: int, faults: ServerFaults, sink: JsonLinesSink | None,
                  grpc_port: int | None = None, processes: int = 1, reuse_port: bool = False,
                  faults_out: str | None = None, stopped_by: list[int] | None = None) -> None:

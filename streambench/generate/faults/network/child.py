@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -174,15 +173,12 @@ class ProxyProcess:
             return
         if process.stdin is not None:
             process.stdin.close()
-        for step in (None, signal.SIGTERM, signal.SIGKILL):
-            if step is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(step)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-                return
-            except TimeoutError:
-                continue
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            from streambench.target.processes import stop_child
+
+            await stop_child(process)
 
     def _read_rows(self) -> list[dict[str, Any]]:
         rows = []

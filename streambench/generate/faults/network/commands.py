@@ -159,6 +159,3 @@ async def _clock_from_stdin(server: Any, stop: asyncio.Event) -> None:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignored a stdin line that is not {\"zero_mono_ns\": N}")
     stop.set()
-
-
-
