@@ -271,14 +271,20 @@ async def until_stopped(work: Coroutine[Any, Any, T], control: RunControl) -> T 
 async def serve_all(conns: list[Connection], first: list[Any]) -> None:
     """Run every connection's ``run`` and ``send_all`` to the end; the first error alone.
 
-    A task group of their own, so that a finished task is let go at once (a
-    connection whose ``run`` returns early costs nothing more), and a cancel
-    of this task (a stop) cancels them all.
+    A task group of their own, so that a finished task is let go at once, and
+    a cancel of this task (a stop) cancels them all. A connection that
+    receives in callbacks takes its handle up with ``adopt(handle)`` instead
+    of ``run``: no task at all for that side (a task is most of an idle
+    connection's memory).
     """
     try:
         async with asyncio.TaskGroup() as group:
             for c, handle in zip(conns, first, strict=True):
-                group.create_task(c.run(handle), name=f"{c.name}.receive")
+                adopt = getattr(c, "adopt", None)
+                if adopt is not None:
+                    adopt(handle)
+                else:
+                    group.create_task(c.run(handle), name=f"{c.name}.receive")
                 group.create_task(c.send_all(), name=f"{c.name}.send")
     except BaseExceptionGroup as errors:
         raise first_error(errors) from None

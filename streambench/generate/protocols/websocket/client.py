@@ -173,12 +173,13 @@ class WebSocketConnection(EventRecorder):
             raise TargetUnreachable(self.url, os_reason(exc)) from exc
 
     async def run(self, ws: WebSocketPump) -> None:
-        """Adopt the connection the engine opened, and return: an open connection needs no
-        task of its own (replies arrive in the pump's callback, a loss calls
-        :meth:`_on_lost`, which reconnects); :meth:`send_all` is the connection's task."""
-        self._adopt(ws)
+        self.adopt(ws)
 
-    def _adopt(self, ws: WebSocketPump) -> None:
+    def adopt(self, ws: WebSocketPump) -> None:
+        """Take up the connection the engine opened (the engine calls this instead of
+        :meth:`run`): an open connection needs no task of its own (replies arrive in
+        the pump's callback, a loss calls :meth:`_on_lost`, which reconnects);
+        :meth:`send_all` is the connection's task."""
         self.ws = ws
         self._adopted = time.monotonic()
         ws.on_lost = self._on_lost
@@ -223,7 +224,7 @@ class WebSocketConnection(EventRecorder):
                 ws = await reconnect(self, self._delays)
                 if ws is None:
                     return
-                self._adopt(ws)  # lost again at once: self.ws is None, and round again
+                self.adopt(ws)  # lost again at once: self.ws is None, and round again
                 if self.sending_done.is_set() and not ws.is_closed:  # back after the end
                     await ws.close()
         finally:

@@ -1,0 +1,72 @@
+"""sleep_until: many sleepers on one loop timer, none woken before its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import weakref
+
+import pytest
+import uvloop
+
+from streambench.generate.engine.clock import sleep_until
+
+RUNNERS = {"asyncio": asyncio.run, "uvloop": uvloop.run}
+
+
+@pytest.mark.parametrize("runner", RUNNERS.values(), ids=list(RUNNERS))
+def test_every_sleeper_wakes_at_or_after_its_deadline_in_order(runner) -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        start = time.monotonic_ns()
+        # deadlines out of order and some equal: the heap must sort them, and an earlier
+        # deadline that arrives later re-arms the one timer
+        deadlines = [start + ms * 1_000_000 for ms in (30, 5, 20, 5, 1, 40, 12, 3)]
+        early: list[int] = []
+        woke: list[int] = []
+
+        async def sleeper(deadline: int) -> None:
+            await sleep_until(deadline)
+            early.append(deadline - time.monotonic_ns())
+            woke.append(deadline)
+
+        await asyncio.gather(*(sleeper(d) for d in deadlines))
+        return early, woke
+
+    early, woke = runner(main())
+    assert max(early) <= 0, f"a sleeper woke {max(early) / 1e3:.0f} µs before its deadline"
+    assert woke == sorted(woke)
+
+
+def test_a_past_deadline_is_done_at_once_and_a_cancelled_sleeper_leaves_the_rest() -> None:
+    async def main() -> tuple[bool, bool]:
+        now = time.monotonic_ns()
+        past = sleep_until(now - 1)
+        cancelled = asyncio.ensure_future(sleep_until(now + 20_000_000))
+        kept = sleep_until(now + 30_000_000)
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await kept
+        return past.done(), time.monotonic_ns() >= now + 30_000_000
+
+    assert asyncio.run(main()) == (True, True)
+
+
+def test_a_loop_closed_with_sleepers_pending_is_freed() -> None:
+    """The alarm goes with its loop: a notebook running run after run keeps no old loop."""
+    async def main() -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        pending = [loop.create_task(_sleep(time.monotonic_ns() + s * 1_000_000_000))
+                   for s in (10, 20)]  # still sleeping when the loop closes
+        await asyncio.sleep(0)
+        assert not any(task.done() for task in pending)
+        return loop
+
+    for runner in RUNNERS.values():
+        ref = weakref.ref(runner(main()))
+        gc.collect()
+        assert ref() is None
+
+
+async def _sleep(deadline: int) -> None:
+    await sleep_until(deadline)
