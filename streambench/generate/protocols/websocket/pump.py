@@ -32,6 +32,7 @@ Call order: :func:`open_pump` (connects and completes the handshake), then
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -364,6 +365,10 @@ def drop_handshake_parser(protocol: ClientProtocol) -> None:
     protocol.parser = parser
 
 
+# one parsed URL for every connection to it (each protocol keeps the one it was given)
+_parse_uri = functools.lru_cache(maxsize=64)(parse_uri)
+
+
 async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, str] | None = None,
                     max_size: int | None = 1 << 20, subprotocols: Sequence[str] = (),
                     source_address: str | None = None, dial: tuple[str, int] | None = None
@@ -379,7 +384,7 @@ async def open_pump(url: str, on_message: OnMessage, *, headers: Mapping[str, st
     ``InvalidHandshake`` family (``InvalidStatus`` for an HTTP refusal) when
     the upgrade fails, so callers translate them in one place.
     """
-    uri = parse_uri(url)
+    uri = _parse_uri(url)
     protocol = ClientProtocol(uri, max_size=max_size,
                               subprotocols=[Subprotocol(p) for p in subprotocols] or None)
     request = protocol.connect()
