@@ -6,8 +6,10 @@ heartbeats, and prints:
 
 * connect time and rate, as the target saw them (its open descriptors);
 * client RSS per connection: (peak RSS of the load generator while holding -
-  its peak in a warm-up run of a few connections with the same workers) /
-  connections; the load generator is this process and its worker processes;
+  its peak in a warm-up run of 10 connections per worker with the same
+  workers, rate and length) / connections: what the message rate holds
+  (capture buffers, replies in flight) is in both and cancels out; the load
+  generator is this process and its worker processes;
 * target RSS, idle and holding the connections (per connection too; every
   process of a multi-process target counted);
 * connections lost while held (a disconnect that was not the run's own close);
@@ -201,12 +203,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sampler = Sampler(args.connections, idle_fds=idle_fds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(args.store or Path(tmp) / "store")
-        # a small run first: imports, Arrow's and polars' memory pools are warm, so the
-        # baseline below is the load generator's own and the rest is per connection
-        # with the same workers, whose idle RSS (imports, pools) is then in the baseline too
+        # A small run first, with the same workers, rate and length but 10 connections
+        # per worker: its peak is the baseline (imports, Arrow's and polars' pools, and
+        # what the message rate itself holds: capture buffers, writer pools, replies in
+        # flight), so what the big run holds beyond it is what its connections cost.
         warm = Sampler(10, idle_fds=idle_fds)
         warm.start()
-        execute(scenario(args, connections=min(10 * workers, args.connections), hold=1.0),
+        execute(scenario(args, connections=min(10 * workers, args.connections)),
                 store=store, workers=workers, handle_signals=False)
         warm.done.set()
         warm.join()
