@@ -26,20 +26,28 @@ address's ephemeral ports (~28,000 to one ``host:port``) the connections are
 spread over 127.0.0.1, 127.0.0.2, ... (``--source-address``, by default as many
 as needed). See docs/scale.md, "Many connections".
 
+``--target node`` holds them against Node's ``ws`` echo server instead (the
+one ws_echo.py uses, as a cluster of as many processes as the open-file limit
+needs): a target that costs the shared cores less, so that the message rate
+measures the load generator.
+
     python benchmarks/connections.py [--connections 10000] [--hold 60] [--json]
-    python benchmarks/connections.py --connections 100000 --rate 10000 --heartbeat 30
+    python benchmarks/connections.py --connections 100000 --rate 10000 --heartbeat 30 \
+        [--target node]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,9 @@ from streambench.generate.scale.limits import (  # noqa: E402
     raise_open_files,
 )
 from streambench.scenario.model import Scenario  # noqa: E402
+from streambench.testing.processes import stop_process  # noqa: E402
+
+NODE_SERVER = "ws_echo_server.js"
 
 MB = 1 << 20
 
@@ -100,7 +111,7 @@ class Sampler(threading.Thread):
         found = []
         for child in self.me.children(recursive=True):
             try:
-                if "serve" in child.cmdline():
+                if is_target(child.cmdline()):
                     found.append(child)
             except psutil.Error:
                 continue
@@ -127,7 +138,7 @@ class Sampler(threading.Thread):
                 rss = child.memory_info().rss
             except psutil.Error:
                 continue
-            if "serve" in line:
+            if is_target(line):
                 target += rss
             elif not any("resource_tracker" in part for part in line):
                 client += rss
@@ -141,6 +152,17 @@ class Sampler(threading.Thread):
         return self.all_connected - self.first_connect
 
 
+def is_target(cmdline: list[str]) -> bool:
+    """A process of the target: the embedded one (``streambench serve``) or the Node server."""
+    return "serve" in cmdline or any(part.endswith(NODE_SERVER) for part in cmdline)
+
+
+def idle(pids: list[int]) -> tuple[int, int]:
+    """RSS and open descriptors of these processes, summed."""
+    running = [psutil.Process(pid) for pid in pids]
+    return (sum(int(p.memory_info().rss) for p in running), sum(p.num_fds() for p in running))
+
+
 def idle_target(processes: int) -> tuple[int, int]:
     """RSS and open descriptors of the embedded target with no connection (every process)."""
     from streambench.scenario.model import ServerFaults
@@ -150,11 +172,25 @@ def idle_target(processes: int) -> tuple[int, int]:
         async with EmbeddedTarget(ServerFaults(), processes=processes,
                                   startup_timeout=15.0 + 5.0 * processes) as target:
             await asyncio.sleep(0.5)  # let it settle after start-up
-            running = [psutil.Process(pid) for pid in target.pids]
-            return (sum(int(p.memory_info().rss) for p in running),
-                    sum(p.num_fds() for p in running))
+            return idle(target.pids)
 
     return asyncio.run(measure())
+
+
+@contextlib.contextmanager
+def node_target(processes: int) -> Iterator[tuple[str, int, int]]:
+    """The Node ``ws`` echo server (ws_echo.py's) as a cluster of ``processes`` workers:
+    ``(url, idle RSS, idle descriptors)``; stopped by its pid at the end."""
+    from ws_echo import start_server  # a sibling benchmark script
+
+    server, port = start_server(processes)
+    try:
+        time.sleep(0.5)  # let it settle after start-up
+        tree = psutil.Process(server.pid)
+        rss, fds = idle([server.pid, *(child.pid for child in tree.children(recursive=True))])
+        yield f"ws://127.0.0.1:{port}/", rss, fds
+    finally:
+        stop_process(server)
 
 
 def source_addresses(args: argparse.Namespace) -> list[str]:
@@ -172,7 +208,7 @@ def scenario(args: argparse.Namespace, *, connections: int | None = None,
              hold: float | None = None) -> Scenario:
     return Scenario.model_validate({
         "name": "connections",
-        "target": {"protocol": "websocket", "url": "embedded", "connect_timeout": "30s",
+        "target": {"protocol": "websocket", "url": args.url, "connect_timeout": "30s",
                    "source_addresses": args.sources},
         "load": {"connections": connections or args.connections, "rate": args.rate,
                  "duration": hold or args.hold,
@@ -197,9 +233,21 @@ def connected(store: Store, run_id: str) -> tuple[int, int]:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     soft, hard = raise_open_files()
-    workers = args.workers or processes_for(args.connections)
     args.sources = source_addresses(args)
-    target_idle, idle_fds = idle_target(processes_for(args.connections, fill=0.85))
+    processes = processes_for(args.connections, fill=0.85)
+    with contextlib.ExitStack() as stack:
+        if args.target == "node":
+            args.url, target_idle, idle_fds = stack.enter_context(node_target(processes))
+        else:
+            args.url = "embedded"
+            target_idle, idle_fds = idle_target(processes)
+        return measure_with(args, soft=soft, hard=hard, target_processes=processes,
+                            target_idle=target_idle, idle_fds=idle_fds)
+
+
+def measure_with(args: argparse.Namespace, *, soft: int, hard: int, target_processes: int,
+                 target_idle: int, idle_fds: int) -> dict[str, Any]:
+    workers = args.workers or processes_for(args.connections)
     sampler = Sampler(args.connections, idle_fds=idle_fds)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(args.store or Path(tmp) / "store")
@@ -224,8 +272,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "connections": n, "hold_s": args.hold, "workers": workers, "rate": args.rate,
         "heartbeat_s": args.heartbeat, "open_files": [soft, hard], "connected": opened,
-        "lost": lost, "source_addresses": args.sources,
-        "target_processes": processes_for(n, fill=0.85),
+        "lost": lost, "source_addresses": args.sources, "target": args.target,
+        "target_processes": target_processes,
         "connect_s": took, "connect_rate": n / took if took else None,
         "client_rss_mb": sampler.client_peak / MB, "client_baseline_mb": baseline / MB,
         "client_kb_per_conn": (sampler.client_peak - baseline) / n / 1024,
@@ -241,7 +289,8 @@ def report(r: dict[str, Any]) -> None:
     rate = "-" if r["connect_rate"] is None else f"{r['connect_rate']:,.0f}/s"
     took = "-" if r["connect_s"] is None else f"{r['connect_s']:.2f}s"
     print(f"{r['connected']:,} of {r['connections']:,} connections held {r['hold_s']:g}s "
-          f"({r['workers']} worker(s), {r['target_processes']} target process(es), "
+          f"({r['workers']} worker(s), {r['target']} target in {r['target_processes']} "
+          f"process(es), "
           f"{r['rate']:g} msg/s, ping every {r['heartbeat_s']:g}s; "
           f"open files {r['open_files'][0]}/{r['open_files'][1]}; "
           f"source addresses {', '.join(r['source_addresses']) or 'default'})")
@@ -267,6 +316,9 @@ def main() -> None:
     parser.add_argument("--source-address", action="append", metavar="ADDR",
                         help="open connections from this local address (repeat; default: "
                         "127.0.0.1, .2, ... as many as the ephemeral ports need)")
+    parser.add_argument("--target", choices=("embedded", "node"), default="embedded",
+                        help="the built-in target (default), or Node's ws echo server (as "
+                        "ws_echo.py; a cluster of as many processes as the connections need)")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     parser.add_argument("--store", help="keep the runs in this store (default: a temporary one)")
     args = parser.parse_args()

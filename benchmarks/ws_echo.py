@@ -89,10 +89,11 @@ def ensure_node_ws() -> Path:
     return NODE_DIR
 
 
-def start_server() -> tuple[subprocess.Popen[str], int]:
+def start_server(processes: int = 1) -> tuple[subprocess.Popen[str], int]:
+    """The Node echo server on 127.0.0.1 (a cluster of ``processes`` workers past 1)."""
     env = {**os.environ, "NODE_PATH": str(ensure_node_ws() / "node_modules")}
-    proc = subprocess.Popen(["node", str(HERE / "ws_echo_server.js"), "0"], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["node", str(HERE / "ws_echo_server.js"), "0", str(processes)],
+                            env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("ready "):
