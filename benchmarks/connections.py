@@ -219,16 +219,21 @@ def scenario(args: argparse.Namespace, *, connections: int | None = None,
 
 
 def connected(store: Store, run_id: str) -> tuple[int, int]:
-    """Connections that opened (each records a ``connect`` event), and disconnects before
-    the last send: connections lost while held (the run's own close comes after it)."""
+    """Connections that opened (each records a ``connect`` event), and connections lost
+    while held: closed before their own last send, or opened more than once (a
+    reconnect). The run's own close of a connection comes after its last send, and a
+    connection whose schedule ended closes while others may still be sending."""
     import polars as pl
 
     events = store.events(run_id)
-    opened = events.filter(pl.col("kind") == "connect").select(pl.col("conn").n_unique())
-    last_send = events.filter(pl.col("kind") == "send").select(pl.col("ts").max()).collect()
-    lost = events.filter((pl.col("kind") == "disconnect")
-                         & (pl.col("ts") < last_send.item())).select(pl.len())
-    return int(opened.collect().item()), int(lost.collect().item())
+    key = ["worker", "conn"]
+    opened = events.filter(pl.col("kind") == "connect").group_by(key).len()
+    last_send = events.filter(pl.col("kind") == "send").group_by(key).agg(
+        pl.col("ts").max().alias("last_send"))
+    closed_early = (events.filter(pl.col("kind") == "disconnect").join(last_send, on=key)
+                    .filter(pl.col("ts") < pl.col("last_send")).select(key))
+    lost = pl.concat([closed_early, opened.filter(pl.col("len") > 1).select(key)]).unique()
+    return len(opened.collect()), len(lost.collect())
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

@@ -191,6 +191,7 @@ def test_the_connections_benchmark_reports_its_figures():
     figures = json.loads(done.stdout)
     assert figures["status"] == "completed"
     assert figures["connected"] == 50  # a connect event from every connection
+    assert figures["lost"] == 0
     assert figures["sent"] == figures["received"] == 100
     # 50 connections beside the baseline's 10 are within RSS noise: only its presence
     assert isinstance(figures["client_kb_per_conn"], float)
