@@ -83,6 +83,7 @@ class DaskBackend:
     """The driver's side: submit, relay the queue, notice dead workers, start, stop."""
 
     start_margin_s = 0.25  # a Variable reaches the workers through the scheduler
+    shared_cores: int | None = None  # each worker has its own
 
     def __init__(self, client: Any) -> None:
         from distributed import Event, Queue, Variable

@@ -78,6 +78,7 @@ class Backend(Protocol):
     (``ready``, ``progress``) plus ``done`` (with the shard's result) and ``lost``."""
 
     start_margin_s: float  # how far ahead the start time is set (reaching every shard)
+    shared_cores: int | None  # the cores every shard shares (local processes), or None
 
     def launch(self, specs: list[ShardSpec]) -> None: ...
     def poll(self, timeout: float) -> list[dict[str, Any]]: ...
@@ -197,6 +198,15 @@ async def drive(scenario: Scenario, *, store: Store, backend: Backend, workers: 
     return RunOutcome(run_id=run_id, status=status, manifest=manifest)
 
 
+def _busiest_core(shards: list[_Shard], shared_cores: int | None) -> int:
+    """How many connections' senders one core starts: the largest shard's, or, where more
+    shards than cores share the machine, their share of every connection."""
+    largest = max(s.spec.connections for s in shards)
+    if shared_cores is None or len(shards) <= shared_cores:
+        return largest
+    return max(largest, -(-sum(s.spec.connections for s in shards) // shared_cores))
+
+
 async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl,
                      on_progress: OnProgress, scenario: Scenario, *,
                      announce: Callable[[], None],
@@ -222,9 +232,8 @@ async def _supervise(backend: Backend, shards: list[_Shard], control: RunControl
             started = True
             announce()
             if not stopping:
-                largest = max(s.spec.connections for s in shards)
                 zero_ns = (time.time_ns() + int(backend.start_margin_s * 1e9)
-                           + start_headroom_ns(largest))
+                           + start_headroom_ns(_busiest_core(shards, backend.shared_cores)))
                 backend.start(zero_ns)
                 on_start(zero_ns - time.time_ns() + time.monotonic_ns())  # the fault proxy
         if on_progress is not None and started and time.monotonic() >= next_line:
@@ -370,6 +379,7 @@ class ProcessBackend:
     """Shards as local processes (spawned: a fresh interpreter, no inherited loop)."""
 
     start_margin_s = 0.05
+    shared_cores: int | None = os.cpu_count() or 1
     STOP_GRACE_S = 30.0  # a stopped shard flushes what it holds; then it is ended by pid
 
     def __init__(self) -> None:

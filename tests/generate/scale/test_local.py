@@ -213,3 +213,17 @@ def test_the_python_examples_of_docs_scale_run(tmp_path: Path, monkeypatch):
     for block in runnable:
         exec(compile(block, "docs/scale.md", "exec"), {})  # noqa: S102 - our own documentation
     assert Store(tmp_path / "data").runs()
+
+
+def test_more_workers_than_cores_start_later_by_what_one_core_must_start():
+    """6 workers of 16,667 connections on 2 cores: every sender must be running before
+    the zero, and 2 cores start 50,000 each (the largest shard's 16,667 would be late)."""
+    from types import SimpleNamespace
+
+    from streambench.generate.scale.local import _busiest_core
+
+    shards = [SimpleNamespace(spec=SimpleNamespace(connections=n))
+              for n in (16_667,) * 5 + (16_665,)]
+    assert _busiest_core(shards, shared_cores=2) == 50_000
+    assert _busiest_core(shards, shared_cores=8) == 16_667  # a core each: the largest
+    assert _busiest_core(shards, shared_cores=None) == 16_667  # a cluster: own cores
