@@ -286,7 +286,8 @@ def measure_with(args: argparse.Namespace, *, soft: int, hard: int, target_proce
         "target_kb_per_conn": (sampler.target_peak - target_idle) / n / 1024,
         "status": result.status, "sent": s["sent"], "received": s["received"],
         "errors": s["errors"], "timeouts": s["timeouts"], "p99_ms": s["latency_ms"]["p99"],
-        "p50_ms": s["latency_ms"]["p50"],
+        "p50_ms": s["latency_ms"]["p50"], "lag_p99_ms": s["schedule_lag_ms"]["p99"],
+        "warnings": s["warnings"],
     }
 
 
@@ -308,6 +309,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"  messages: sent {r['sent']:,} received {r['received']:,} errors {r['errors']} "
           f"timeouts {r['timeouts']}; latency p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms "
           f"({r['status']})")
+    print(f"  schedule lag p99 {r['lag_p99_ms']} ms (how late the load generator sent)")
+    for line in r["warnings"]:
+        print(f"  warning: {line}")
 
 
 def main() -> None:
