@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+# Scan distinct values first when a column holds at most one in this many (Scanner.mask)
+_DISTINCT_SHARE = 8
 KINDS = ("jwt", "bearer", "email", "iban", "card", "ssn", "ipv6", "ipv4", "phone", "api_key")
 _MAX_ROUNDS = 4
 
@@ -232,8 +234,28 @@ class Scanner:
         return str(self.mask(pl.Series([text], dtype=pl.String))[0][0])
 
     def mask(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
-        """Return ``column`` as String with every finding masked, and counts by kind."""
+        """Return ``column`` as String with every finding masked, and counts by kind.
+
+        A row's result depends on its value alone, and only rows that change are
+        counted: so a column of few distinct values (a body pool's text, sent and
+        echoed back in every message) is scanned once per value, and only the rows
+        whose value holds something are scanned row by row, for their counts.
+        """
         column = column.cast(pl.String)
+        if column.is_empty():
+            return column, Counter()
+        firsts = column.arg_unique()
+        if len(firsts) * _DISTINCT_SHARE > len(column):
+            return self._mask_rows(column)
+        distinct = column.gather(firsts)
+        changed = self._mask_rows(distinct)[0].ne_missing(distinct)
+        if not changed.any():
+            return column, Counter()
+        rows = column.is_in(distinct.filter(changed)).arg_true()
+        out, counts = self._mask_rows(column.gather(rows))
+        return column.scatter(rows, out), counts
+
+    def _mask_rows(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
         out = self._pass(column)
         changed = out.ne_missing(column).arg_true()
         counts = _count_masks(column.gather(changed), out.gather(changed))
