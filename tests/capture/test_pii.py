@@ -71,10 +71,11 @@ def test_a_column_of_few_values_is_masked_and_counted_row_by_row(scanner: Scanne
     # scanned once per distinct value: the rows and the counts are those of every row
     values = ["a@example.com and b@example.com", None, "plain", "ssn 078-05-1120", "plain"]
     column = pl.Series(values * 40)
-    masked, counts = scanner.mask(column)
     one = [scanner.mask(pl.Series([v], dtype=pl.String)) for v in values]
-    assert masked.to_list() == [m[0] for m, _ in one] * 40
-    assert counts == {"email": 80, "ssn": 40}
+    for _ in range(2):  # again: the clean values are remembered, the others scanned again
+        masked, counts = scanner.mask(column)
+        assert masked.to_list() == [m[0] for m, _ in one] * 40
+        assert counts == {"email": 80, "ssn": 40}
     plain = pl.Series(["plain", None, "more plain text"] * 40)
     kept, none = scanner.mask(plain)
     assert kept.to_list() == plain.to_list()
