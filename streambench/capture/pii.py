@@ -259,7 +259,8 @@ class Scanner:
         dirty = []
         if unknown:
             values = pl.Series(unknown, dtype=pl.String)
-            changed = self._mask_rows(values)[0].ne_missing(values).to_list()
+            # a clone: _pass scatters into the series it is given (Series.scatter is in place)
+            changed = self._mask_rows(values.clone())[0].ne_missing(values).to_list()
             dirty = [v for v, c in zip(unknown, changed, strict=True) if c]
             if len(clean) + len(unknown) > _CLEAN_VALUES:
                 clean.clear()
