@@ -32,6 +32,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+# Scanner.mask scans distinct values first when a column holds at most _FEW of them or
+# one in _DISTINCT_SHARE of its rows; it remembers up to _CLEAN_VALUES values of at most
+# _CLEAN_CHARS characters that hold nothing, so a later batch need not scan them again.
+_FEW = 64
+_DISTINCT_SHARE = 8
+_CLEAN_VALUES = 10_000
+_CLEAN_CHARS = 1024
 KINDS = ("jwt", "bearer", "email", "iban", "card", "ssn", "ipv6", "ipv4", "phone", "api_key")
 _MAX_ROUNDS = 4
 
@@ -226,14 +233,46 @@ class Scanner:
         self._rust = {r.kind: _rust(r.kind, r.pattern) for r in rules}
         self._rescan = _rust("", _RESCAN)
         self._verdicts: dict[str, list[tuple[str, str]]] = {}
+        self._clean: set[str] = set()  # values a scan left as they were (Scanner.mask)
 
     def mask_text(self, text: str) -> str:
         """Mask one string (convenience; columns go through :meth:`mask`)."""
         return str(self.mask(pl.Series([text], dtype=pl.String))[0][0])
 
     def mask(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
-        """Return ``column`` as String with every finding masked, and counts by kind."""
+        """Return ``column`` as String with every finding masked, and counts by kind.
+
+        A row's result depends on its value alone, and only rows that change are
+        counted. So a column of few distinct values (a body pool's text, sent and
+        echoed back in every message; a topic) is scanned once per value, values
+        found clean before (in an earlier batch) not at all, and only the rows whose
+        value holds something are scanned row by row, for their counts.
+        """
         column = column.cast(pl.String)
+        if column.is_empty():
+            return column, Counter()
+        firsts = column.arg_unique()
+        if len(firsts) > _FEW and len(firsts) * _DISTINCT_SHARE > len(column):
+            return self._mask_rows(column)
+        clean = self._clean
+        unknown = [v for v in column.gather(firsts).to_list() if v is not None and v not in clean]
+        dirty = []
+        if unknown:
+            values = pl.Series(unknown, dtype=pl.String)
+            # a clone: _pass scatters into the series it is given (Series.scatter is in place)
+            changed = self._mask_rows(values.clone())[0].ne_missing(values).to_list()
+            dirty = [v for v, c in zip(unknown, changed, strict=True) if c]
+            if len(clean) + len(unknown) > _CLEAN_VALUES:
+                clean.clear()
+            clean.update(v for v, c in zip(unknown, changed, strict=True)
+                         if not c and len(v) <= _CLEAN_CHARS)
+        if not dirty:
+            return column, Counter()
+        rows = column.is_in(pl.Series(dirty, dtype=pl.String)).arg_true()
+        out, counts = self._mask_rows(column.gather(rows))
+        return column.scatter(rows, out), counts
+
+    def _mask_rows(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
         out = self._pass(column)
         changed = out.ne_missing(column).arg_true()
         counts = _count_masks(column.gather(changed), out.gather(changed))

@@ -36,6 +36,13 @@ class Kind(IntEnum):
     PUSH = 11  # a message the server pushed on a stream (generate/engine/pushes.py)
 
 
+# The codes of the rows recorded once per message, as plain ints for hot paths: the
+# garbage collector stops tracking a tuple of ints, strings, bytes and None at its
+# first collection, but one holding an enum member (an object with a __dict__) stays
+# tracked, so every row held until the next flush is promoted and walked again by
+# the older generations' collections (measured: about 1.5 us per gRPC message).
+SEND_CODE, RECV_CODE = int(Kind.SEND), int(Kind.RECV)
+
 TIMED_KINDS = (Kind.RECV, Kind.STEP, Kind.DELIVERY)
 """Rows whose ``latency_ms``/``service_ms`` are computed (receive minus intended/sent)."""
 

@@ -67,6 +67,29 @@ def test_counts_by_kind_and_nulls_stay_null(scanner: Scanner):
     assert counts == {"email": 2, "ssn": 1}
 
 
+def test_a_column_of_few_values_is_masked_and_counted_row_by_row(scanner: Scanner):
+    # scanned once per distinct value: the rows and the counts are those of every row
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P"
+    values = ["a@example.com and b@example.com", None, "plain", "ssn 078-05-1120", "plain",
+              f"devices/{jwt}", "x Bearer abcdef123456789 y"]
+    column = pl.Series(values * 40)
+    one = [scanner.mask(pl.Series([v], dtype=pl.String)) for v in values]
+    for _ in range(2):  # again: the clean values are remembered, the others scanned again
+        masked, counts = scanner.mask(column)
+        assert masked.to_list() == [m[0] for m, _ in one] * 40
+        by_row = sum((c for _, c in one), Counter())
+        assert counts == Counter({kind: 40 * n for kind, n in by_row.items()})
+        assert counts["email"] == 80
+        assert counts["ssn"] == 40
+    assert masked[5] == "devices/<jwt>"
+    assert masked[6] == "x <bearer> y"
+    plain = pl.Series(["plain", None, "more plain text"] * 40)
+    kept, none = scanner.mask(plain)
+    assert kept.to_list() == plain.to_list()
+    assert none == Counter()
+    assert scanner.mask(pl.Series([], dtype=pl.String))[0].to_list() == []
+
+
 def test_masks_already_present_are_not_counted_again(scanner: Scanner):
     masked, counts = scanner.mask(pl.Series(["<email> and a@example.com"]))
     assert masked.to_list() == ["<email> and <email>"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import RECV_CODE, SEND_CODE, Kind
 from streambench.generate.protocols.grpc.channel import closed_under_us, open_channel, status_of
 from streambench.generate.protocols.grpc.codec import CodecError
 
@@ -84,7 +84,7 @@ class CallPump:
                           "not_connected", "not connected when due", None))
             return
         c.inflight.pending[cid] = (seq, intended, now)
-        c.ctx.record((Kind.SEND, now, c.conn, seq, cid, intended, now, len(wire), c.topic,
+        c.ctx.record((SEND_CODE, now, c.conn, seq, cid, intended, now, len(wire), c.topic,
                       None, None, frame))
         self._start(self._stream(cid, wire) if self.streaming else self._unary(cid, wire))
 
@@ -164,7 +164,7 @@ class CallPump:
                           "late", "reply after its timeout", payload))
             return
         seq, intended, sent_at = sent
-        c.ctx.record((Kind.RECV, now, c.conn, seq, cid, intended, sent_at, len(data), c.topic,
+        c.ctx.record((RECV_CODE, now, c.conn, seq, cid, intended, sent_at, len(data), c.topic,
                       status, None, payload))
 
     def _failed(self, cid: str, ended: tuple[str, str], generation: int,

@@ -86,6 +86,17 @@ def reply_dict(reply: Message, *, flat: tuple[str, ...] | None) -> dict[str, Any
     return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
 
+def _json(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON text: the payload a ``recv`` row keeps until the next flush.
+
+    Text, not orjson's bytes: orjson builds its bytes in a 1 KiB buffer and
+    shrinks it, so each one is a C ``malloc``'d block; thousands of them held
+    until the flush fragment the heap (measured: 3.5 us per reply, against
+    1.6 us for the same JSON as a ``str``, a small object Python allocates itself).
+    """
+    return orjson.dumps(doc).decode()
+
+
 def flat_fields(cls: type[Message]) -> tuple[str, ...] | None:
     """The field names of ``cls`` when each is a single plain scalar (no message, enum,
     bytes, list), else None."""
@@ -167,7 +178,7 @@ class GrpcCodec:
             raise CodecError(first) from None
         return bytes(message.SerializeToString())
 
-    def reply(self, data: bytes) -> tuple[str | None, bytes | None]:
+    def reply(self, data: bytes) -> tuple[str | None, str | None]:
         """``(cid or None, JSON payload or None)`` of a reply; CodecError if it does not
         decode as the method's reply type."""
         try:
@@ -177,9 +188,9 @@ class GrpcCodec:
         if self.reply_path is not None:
             doc = reply_dict(reply, flat=self._flat)
             cid = id_text(lookup(doc, self.reply_path))
-            return cid or None, orjson.dumps(doc) if self.payloads else None
+            return cid or None, _json(doc) if self.payloads else None
         cid = getattr(reply, self.reply_cid_field) if self.reply_cid_field else None
         if isinstance(cid, bytes):
             cid = cid.decode("utf-8", "replace")
-        payload = orjson.dumps(reply_dict(reply, flat=self._flat)) if self.payloads else None
+        payload = _json(reply_dict(reply, flat=self._flat)) if self.payloads else None
         return cid or None, payload

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import RECV_CODE, SEND_CODE, Kind
 from streambench.errors import TargetError, TargetUnreachable
 from streambench.generate.protocols.grpc.channel import closed_under_us, status_of
 from streambench.generate.protocols.grpc.codec import CodecError
@@ -137,7 +137,7 @@ class StreamPump:
                           payload))
             return
         seq, intended, sent_at = sent
-        c.ctx.record((Kind.RECV, now, c.conn, seq, cid, intended, sent_at, len(data), c.topic,
+        c.ctx.record((RECV_CODE, now, c.conn, seq, cid, intended, sent_at, len(data), c.topic,
                       None, None, payload))
 
     # -- sending -------------------------------------------------------------------
@@ -163,7 +163,7 @@ class StreamPump:
                           "send_failed", f"stream closed while sending: {type(exc).__name__}",
                           None))
             return
-        c.ctx.record((Kind.SEND, now, c.conn, seq, cid, intended, now, len(wire), c.topic,
+        c.ctx.record((SEND_CODE, now, c.conn, seq, cid, intended, now, len(wire), c.topic,
                       None, None, frame))
 
     async def send_copy(self, wire: bytes) -> None:
