@@ -259,8 +259,7 @@ class Scanner:
         dirty = []
         if unknown:
             values = pl.Series(unknown, dtype=pl.String)
-            # a clone: _pass scatters into the series it is given (Series.scatter is in place)
-            changed = self._mask_rows(values.clone())[0].ne_missing(values).to_list()
+            changed = self._mask_rows(values)[0].ne_missing(values).to_list()
             dirty = [v for v, c in zip(unknown, changed, strict=True) if c]
             if len(clean) + len(unknown) > _CLEAN_VALUES:
                 clean.clear()
@@ -273,7 +272,9 @@ class Scanner:
         return column.scatter(rows, out), counts
 
     def _mask_rows(self, column: pl.Series) -> tuple[pl.Series, Counter[str]]:
-        out = self._pass(column)
+        # a clone: _pass scatters into the series it is given (Series.scatter is in place),
+        # and a row it changed must differ from the input to be counted and rescanned
+        out = self._pass(column.clone())
         changed = out.ne_missing(column).arg_true()
         counts = _count_masks(column.gather(changed), out.gather(changed))
         again = changed

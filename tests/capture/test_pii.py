@@ -90,6 +90,19 @@ def test_a_column_of_few_values_is_masked_and_counted_row_by_row(scanner: Scanne
     assert scanner.mask(pl.Series([], dtype=pl.String))[0].to_list() == []
 
 
+@pytest.mark.parametrize("distinct", [3, 200], ids=["few-values", "many-values"])
+def test_jwt_and_bearer_findings_are_counted_and_the_input_is_left_alone(
+        scanner: Scanner, distinct: int):
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P"
+    values = [f"token {jwt}", "Authorization: Bearer abcdef123456789"]
+    values += [f"plain {i}" for i in range(distinct - len(values))]
+    column = pl.Series(values)
+    masked, counts = scanner.mask(column)
+    assert masked[:2].to_list() == ["token <jwt>", "Authorization: <bearer>"]
+    assert counts == Counter({"jwt": 1, "bearer": 1})
+    assert column.to_list() == values  # the caller's series is not written into
+
+
 def test_masks_already_present_are_not_counted_again(scanner: Scanner):
     masked, counts = scanner.mask(pl.Series(["<email> and a@example.com"]))
     assert masked.to_list() == ["<email> and <email>"]
