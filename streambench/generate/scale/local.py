@@ -329,7 +329,10 @@ class ProcessLink:
                     self._started.set()
                 elif command[0] == "stop":
                     self._stopped.set()
-        except (EOFError, OSError):
+        except (EOFError, OSError, TypeError):
+            # TypeError: the worker closed the pipe as it finished while this thread was
+            # between recv()'s check and its read (Connection.close() sets the handle to
+            # None); either way no command can come any more
             self._stopped.set()
 
     def report(self, message: dict[str, Any]) -> None:
@@ -406,7 +409,7 @@ class ProcessBackend:
             try:
                 while pipe.poll():
                     messages.append(pipe.recv())
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):
                 messages += self._ended(worker, done=any(
                     m["kind"] == "done" and m["worker"] == worker for m in messages))
         return messages

@@ -227,3 +227,35 @@ def test_more_workers_than_cores_start_later_by_what_one_core_must_start():
     assert _busiest_core(shards, shared_cores=2) == 50_000
     assert _busiest_core(shards, shared_cores=8) == 16_667  # a core each: the largest
     assert _busiest_core(shards, shared_cores=None) == 16_667  # a cluster: own cores
+
+
+def test_a_shard_closing_its_pipe_while_the_command_reader_reads_is_a_quiet_stop(
+        monkeypatch):
+    """The worker closes its pipe as it finishes; the reader thread, caught between
+    recv()'s check and its read, must take it as a stop, not print a traceback (which
+    broke the one-line error of a run whose target is unreachable)."""
+    import multiprocessing
+    import threading
+
+    from streambench.generate.scale.local import ProcessLink
+
+    ours, theirs = multiprocessing.Pipe()
+    entered, closed = threading.Event(), threading.Event()
+    read = type(theirs)._recv
+
+    def recv_after_the_close(self, size, *args):
+        entered.set()
+        closed.wait(5)
+        return read(self, size, *args)
+
+    monkeypatch.setattr(type(theirs), "_recv", recv_after_the_close)
+    failures: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_type))
+    link = ProcessLink(theirs)
+    link.listen()
+    assert entered.wait(5)
+    theirs.close()
+    closed.set()
+    assert link.wait_stop(5)
+    assert failures == []
+    ours.close()
