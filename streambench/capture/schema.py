@@ -41,7 +41,7 @@ class Kind(IntEnum):
 # first collection, but one holding an enum member (an object with a __dict__) stays
 # tracked, so every row held until the next flush is promoted and walked again by
 # the older generations' collections (measured: about 1.5 us per gRPC message).
-SEND_CODE, RECV_CODE = int(Kind.SEND), int(Kind.RECV)
+SEND_CODE, RECV_CODE, NOTIFY_CODE = int(Kind.SEND), int(Kind.RECV), int(Kind.NOTIFY)
 
 TIMED_KINDS = (Kind.RECV, Kind.STEP, Kind.DELIVERY)
 """Rows whose ``latency_ms``/``service_ms`` are computed (receive minus intended/sent)."""

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from orjson import JSONDecodeError, loads
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import RECV_CODE, Kind
 from streambench.generate.engine.context import Inflight, RunContext
 from streambench.generate.engine.conversation import Plan
 from streambench.generate.engine.correlate import NOT_JSON, UNSET, Verdict, id_text
@@ -86,7 +86,7 @@ class ReplyMatcher:
                 if type(found) is str and found in self.inflight.pending and \
                         doc.get(self.error_key) in UNSET:
                     seq, intended, sent_at = self.inflight.pending.pop(found)
-                    self.record((Kind.RECV, now, self.conn, seq, found, intended, sent_at,
+                    self.record((RECV_CODE, now, self.conn, seq, found, intended, sent_at,
                                  len(message), self.topic, status, None, message))
                     return found
                 fanout = self.fanout
@@ -144,7 +144,7 @@ class ReplyMatcher:
             self.record((Kind.ERROR, now, self.conn, seq, cid, intended, sent_at, len(message),
                          self.topic, "error_reply", verdict.error, message))
         else:
-            self.record((Kind.RECV, now, self.conn, seq, cid, intended, sent_at, len(message),
+            self.record((RECV_CODE, now, self.conn, seq, cid, intended, sent_at, len(message),
                          self.topic, name, None, message))
         return cid
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import SEND_CODE, Kind
 from streambench.errors import ConfigError, TargetUnreachable
 from streambench.generate.engine.clock import sleep_until
 from streambench.generate.engine.context import Inflight, RunContext
@@ -184,7 +184,7 @@ class HttpConnection(EventRecorder):
             return
         if not copy:
             self.inflight.pending[cid] = (seq, intended, now)
-            self.ctx.record((Kind.SEND, now, self.conn, seq, cid, intended, now, len(data),
+            self.ctx.record((SEND_CODE, now, self.conn, seq, cid, intended, now, len(data),
                              self.topic, None, None, data))
         self._queue.append((cid, data, copy))
         if self._workers < POOL_SIZE:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import NOTIFY_CODE, SEND_CODE, Kind
 from streambench.errors import ConfigError
 from streambench.generate.engine.clock import sleep_until
 from streambench.generate.engine.context import Inflight, RunContext
@@ -161,7 +161,7 @@ class MqttConnection(EventRecorder):
                     record((Kind.ERROR, now, conn, seq, cid, intended, None, None, topic,
                             "not_connected", "not connected when due", None))
                     continue
-                record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended,
+                record((NOTIFY_CODE if notify else SEND_CODE, now, conn, seq, cid, intended,
                         now, len(data), topic, topic if kind.expect == "fanout" else None,
                         None, data))
             if faults is not None:
@@ -182,7 +182,7 @@ class MqttConnection(EventRecorder):
             self.ctx.record((Kind.ERROR, now, self.conn, seq, cid, intended, None, None,
                              self.topic, "not_connected", "not connected when due", None))
             return
-        self.ctx.record((Kind.SEND, now, self.conn, seq, cid, intended, now, len(data),
+        self.ctx.record((SEND_CODE, now, self.conn, seq, cid, intended, now, len(data),
                          self.topic, None, None, data))
 
     async def send_copy(self, data: bytes) -> None:

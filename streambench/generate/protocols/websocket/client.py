@@ -33,7 +33,7 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
-from streambench.capture.schema import Kind
+from streambench.capture.schema import NOTIFY_CODE, SEND_CODE, Kind
 from streambench.errors import ConfigError, TargetError, TargetUnreachable
 from streambench.generate.engine.clock import sleep_until
 from streambench.generate.engine.context import Flag, Inflight, RunContext, backoff
@@ -390,7 +390,7 @@ class WebSocketConnection(EventRecorder):
             return
         for seq, cid, intended, data, expect in due:
             notify = expect in _NO_REPLY
-            record((Kind.NOTIFY if notify else Kind.SEND, now, conn, seq, cid, intended, now,
+            record((NOTIFY_CODE if notify else SEND_CODE, now, conn, seq, cid, intended, now,
                     len(data), topic, group if expect == "fanout" else None, None, data))
 
     # -- the fault injector's seam (streambench.generate.faults.inject.Faultable) -----
