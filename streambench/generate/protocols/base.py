@@ -3,7 +3,9 @@
 A client class is constructed per connection as ``Client(ctx, conn)`` and
 provides :class:`Connection`. The engine calls ``open()`` for every
 connection first (a failure there ends the run with a clear error), then
-runs ``run(handle)`` and ``send_all()`` side by side until both return.
+runs ``run(handle)`` and ``send_all()`` side by side until both return. A
+client that receives in callbacks (WebSocket) also has ``adopt(handle)``,
+which the engine calls instead of running ``run`` as a task.
 
 ========== ================================================ =====================
 protocol   client                                           ``target.url``
@@ -56,8 +58,9 @@ class Connection(Protocol):
     """What the engine drives: one per connection, built as ``Client(ctx, conn)``.
 
     Call order: ``open()`` once (a failure there is the run's answer: the
-    target is unreachable or refuses), then ``run(handle)`` and ``send_all()``
-    side by side until both return. The last three methods are the fault
+    target is unreachable or refuses), then ``run(handle)`` (or, where the
+    client has it, the synchronous ``adopt(handle)``) and ``send_all()`` side
+    by side until both return. The last three methods are the fault
     injector's seam (:class:`streambench.generate.faults.inject.Faultable`).
     """
 
