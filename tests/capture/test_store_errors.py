@@ -133,12 +133,13 @@ def test_store_problems_are_one_line_errors(tmp_path: Path,
         (["run", str(scenario), "--workers", "1", "--store", ""], "store root is empty"),
         (["prune", "--store", ""], "store root is empty"),
     ]
+    default_store = Path.cwd() / "data"  # where an empty root must not fall back to
+    before = sorted(default_store.rglob("*"))  # the README's first command fills it
     for args, expected in cases:
         assert main(args) == 2, args
         err = capsys.readouterr().err
         one_line(err, expected)
-    assert not (Path.cwd() / "data" / "runs").exists() or not any(
-        (Path.cwd() / "data" / "runs").iterdir())
+    assert sorted(default_store.rglob("*")) == before
 
 
 def test_s3_without_credentials_is_one_line_and_never_leaves_the_machine(tmp_path: Path):
