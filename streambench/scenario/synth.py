@@ -252,9 +252,13 @@ def render_pool(body: Any, *, seed: int, pool: int, slots: frozenset[str]) -> li
     Placeholders named in ``slots`` (``cid``, ``seq``, ``conn``, variables) are
     not filled: each becomes a marker, ``MARK_OPEN + name + MARK_CLOSE``, that
     :mod:`streambench.generate.engine.frames` turns into a slot of the frame.
+    A body with nothing drawn at random (every placeholder a slot) has one
+    rendering: the pool would be ``pool`` copies of it, made at every run's start.
     """
     template = _compile(body, slots)
     rng = random.Random(f"streambench-body:{seed}")
+    if all(name in slots for _, name in placeholder_names(body)):
+        return [template(rng)]
     return [template(rng) for _ in range(pool)]
 
 

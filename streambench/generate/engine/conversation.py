@@ -79,6 +79,12 @@ class Plan:
                                    integer_id=kind.integer_id)
 
     @property
+    def bodies(self) -> int:
+        """How many different bodies :meth:`frame` cycles through: ``message.pool``, or
+        one when nothing in the body is drawn at random."""
+        return len(self.kinds[0].template.formats)
+
+    @property
     def plain(self) -> bool:
         """One kind, JSON, id and seq appended, no rules or steps: the echo fast path."""
         return len(self.kinds) == 1 and not self.steps and not self.classifier.rules \

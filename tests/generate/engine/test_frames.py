@@ -72,3 +72,16 @@ def test_a_weighted_mix_is_seeded_per_connection() -> None:
     again = [two.message(i)[0].name for i in range(1, 2001)]
     assert picks == again
     assert 0.7 < picks.count("say") / len(picks) < 0.8
+
+
+def test_a_body_with_nothing_random_is_rendered_once_and_a_random_one_pool_times() -> None:
+    fixed = compile_plan(scenario(message={"body": {"text": "same", "n": 1}, "pool": 1024}))
+    drawn = compile_plan(scenario(message={"body": {"who": "{{name}}"}, "pool": 1024}))
+    assert fixed.bodies == 1  # not 1,024 copies made at every run's start
+    assert drawn.bodies == 1024
+    framer = fixed.framer(0)
+    assert [orjson.loads(framer.message(seq)[2]) for seq in (1, 1025)] == [
+        {"text": "same", "n": 1, "cid": "0-1", "seq": 1},
+        {"text": "same", "n": 1, "cid": "0-1025", "seq": 1025}]
+    texts = {orjson.loads(drawn.framer(0).message(seq)[2])["who"] for seq in range(1, 200)}
+    assert len(texts) > 1
