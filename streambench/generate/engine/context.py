@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from streambench.capture.schema import Kind
 from streambench.capture.writer import Row
@@ -45,6 +46,8 @@ class RunContext:
     # local addresses connections are opened from (resolved, checked); () for the default
     source_addresses: tuple[str, ...] = ()
     fanout: Ledger | None = None  # the fan-out messages in flight (expect: fanout kinds)
+    # what a protocol's connections share in a run, made by the first (the gRPC codec)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.plan is None:

@@ -34,6 +34,7 @@ from streambench.generate.protocols.base import EventRecorder, serve_reconnectin
 from streambench.generate.protocols.grpc.channel import open_channel
 from streambench.generate.protocols.grpc.codec import CodecError, GrpcCodec
 from streambench.scenario.model import GrpcTarget
+from streambench.scenario.proto import Method
 from streambench.scenario.secrets import resolve
 
 _YIELD_EVERY = 64  # a sender behind schedule still lets the receivers run
@@ -56,6 +57,26 @@ class Pump(Protocol):
     def abort(self) -> None: ...
 
 
+def _codec(ctx: RunContext, rpc: Method) -> GrpcCodec:
+    """The run's codec: the bodies of ``ctx.frame`` (connection 0's view, the same for all)."""
+    message = ctx.scenario.message
+    cid_field, seq_field = message.cid_field or "cid", message.seq_field or "seq"
+
+    def body(i: int) -> dict[str, Any]:
+        """Body ``i`` as the JSON frames have it, the correlation fields left out."""
+        doc: dict[str, Any] = orjson.loads(ctx.frame(i, "", 0))
+        doc.pop(cid_field, None)
+        doc.pop(seq_field, None)
+        return doc
+
+    try:
+        return GrpcCodec(rpc, body, pool=ctx.conversation.bodies, cid_field=cid_field,
+                         seq_field=seq_field, reply_id=ctx.scenario.replies.id,
+                         payloads=ctx.scenario.capture.payloads)
+    except CodecError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class GrpcConnection(EventRecorder):
     """One connection: its channel, its sender, and the pump for its kind of method."""
 
@@ -69,22 +90,10 @@ class GrpcConnection(EventRecorder):
         self.target = target
         self.rpc = target.rpc()
         self.topic = self.rpc.path
-        message = ctx.scenario.message
-        cid_field, seq_field = message.cid_field or "cid", message.seq_field or "seq"
-
-        def body(i: int) -> dict[str, Any]:
-            """Body ``i`` as the JSON frames have it, the correlation fields left out."""
-            doc: dict[str, Any] = orjson.loads(ctx.frame(i, "", 0))
-            doc.pop(cid_field, None)
-            doc.pop(seq_field, None)
-            return doc
-
-        try:
-            self.codec = GrpcCodec(self.rpc, body, pool=message.pool, cid_field=cid_field,
-                                   seq_field=seq_field, reply_id=ctx.scenario.replies.id,
-                                   payloads=ctx.scenario.capture.payloads)
-        except CodecError as exc:
-            raise ConfigError(str(exc)) from None
+        codec = ctx.shared.get("grpc.codec")
+        if codec is None:  # one per run: bodies are encoded once, not per connection
+            codec = ctx.shared["grpc.codec"] = _codec(ctx, self.rpc)
+        self.codec: GrpcCodec = codec
         self.metadata = tuple((key, resolve(value, field=f"target.metadata.{key}"))
                               for key, value in target.metadata.items())
         self.deadline = target.deadline

@@ -14,6 +14,7 @@ import trustme
 from streambench.api import run_async
 from streambench.capture.store import Store
 from streambench.errors import TargetError, TargetUnreachable
+from streambench.generate.protocols.grpc import codec as codec_module
 from streambench.scenario.model import BUILTIN_PROTO, ServerFaults
 from streambench.scenario.proto import compile_proto
 from streambench.target.grpc_echo import RunningGrpcServer, start_grpc_server
@@ -87,6 +88,30 @@ async def test_bidi_stream_replies_matched_by_cid(store: Store, echo: Start):
     sends = events.filter(pl.col("kind") == "send").select("cid", "seq")
     assert recv.select("cid", "seq").sort("cid").equals(sends.sort("cid"))
     assert recv["latency_ms"].is_not_null().all()
+
+
+async def test_a_runs_connections_encode_each_body_once(store: Store, echo: Start,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """One codec per run: at 100,000 connections, a body encoded per connection was
+    100,000 encodings (and their memory) before the first message."""
+    encoded: list[object] = []
+    real = codec_module.encode_body
+
+    def counting(method: Any, body: Any) -> bytes:
+        encoded.append(body)
+        return real(method, body)
+
+    monkeypatch.setattr(codec_module, "encode_body", counting)
+    server = await echo()
+    sc = grpc_scenario(server.url, "Chat").model_copy(update={"message": scenario(
+        message={"body": {"text": "{{name}}", "value": 1.5}, "pool": 8}).message})
+    sc = sc.model_copy(update={"load": sc.load.model_copy(update={"connections": 4})})
+    result = await run_async(sc, store=store)
+    assert (result.summary["sent"], result.summary["received"]) == (100, 100)
+    assert len(encoded) == 8  # each of the pool's 8 bodies, once for the 4 connections
+    texts = store.events(result.run_id).filter(pl.col("kind") == "send").select(
+        pl.col("payload").str.json_path_match("$.text")).collect().to_series()
+    assert texts.n_unique() > 1  # the pool's bodies went out, not one of them
 
 
 @pytest.mark.serial
