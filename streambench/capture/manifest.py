@@ -14,6 +14,7 @@ rule and count, never by value.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import platform
 import socket
@@ -76,6 +77,14 @@ def parse_time(text: Any) -> dt.datetime | None:
 
 
 def versions() -> dict[str, str]:
+    """The versions this process runs with (a copy: the manifest's own)."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # Once per process: reading package metadata costs tens of milliseconds a run, and
+    # what the process imported does not change when a package is upgraded under it.
     found = {"streambench": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
         try:
