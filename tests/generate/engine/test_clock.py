@@ -1,23 +1,40 @@
-"""sleep_until: a sleeper is never woken before its deadline, and a closed loop is freed."""
+"""sleep_until: a sleeper is never woken before its deadline, and a closed loop is freed.
+
+Both ways of waking are tested: the loop's timerfd (Linux) and a loop timer per sleeper
+(the portable way, forced here by telling the loop it has no alarm)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 import weakref
 
 import pytest
 import uvloop
 
+from streambench.generate.engine import clock
 from streambench.generate.engine.clock import sleep_until
 
 RUNNERS = {"asyncio": asyncio.run, "uvloop": uvloop.run}
+WAYS = ["timerfd", "timer per sleeper"]
 
 
+def use(way: str) -> None:
+    """Make the running loop wake its sleepers ``way``."""
+    loop = asyncio.get_running_loop()
+    if way == "timer per sleeper":
+        setattr(loop, clock._ALARM, False)
+    else:
+        assert isinstance(clock._alarm_for(loop), clock.Alarm)
+
+
+@pytest.mark.parametrize("way", WAYS)
 @pytest.mark.parametrize("runner", RUNNERS.values(), ids=list(RUNNERS))
-def test_every_sleeper_wakes_at_or_after_its_deadline_in_order(runner) -> None:
+def test_every_sleeper_wakes_at_or_after_its_deadline_in_order(runner, way: str) -> None:
     async def main() -> tuple[list[int], list[int]]:
+        use(way)
         start = time.monotonic_ns()
         # deadlines out of order and some equal, sub-millisecond parts included
         deadlines = [start + int(ms * 1_000_000) for ms in (30, 5, 20, 5, 1.3, 40, 12.7, 3)]
@@ -37,8 +54,10 @@ def test_every_sleeper_wakes_at_or_after_its_deadline_in_order(runner) -> None:
     assert woke == sorted(woke)
 
 
-def test_a_past_deadline_is_done_at_once_and_a_cancelled_sleeper_leaves_the_rest() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_a_past_deadline_is_done_at_once_and_a_cancelled_sleeper_leaves_the_rest(way: str):
     async def main() -> tuple[bool, bool]:
+        use(way)
         now = time.monotonic_ns()
         past = sleep_until(now - 1)
         cancelled = asyncio.ensure_future(sleep_until(now + 20_000_000))
@@ -51,9 +70,12 @@ def test_a_past_deadline_is_done_at_once_and_a_cancelled_sleeper_leaves_the_rest
     assert asyncio.run(main()) == (True, True)
 
 
-def test_a_loop_closed_with_sleepers_pending_is_freed() -> None:
-    """A notebook running run after run keeps no old loop through a pending sleep."""
+@pytest.mark.parametrize("way", WAYS)
+def test_a_loop_closed_with_sleepers_pending_is_freed(way: str) -> None:
+    """A notebook running run after run keeps no old loop (nor its timerfd) through a
+    pending sleep."""
     async def main() -> asyncio.AbstractEventLoop:
+        use(way)
         loop = asyncio.get_running_loop()
         pending = [loop.create_task(_sleep(time.monotonic_ns() + s * 1_000_000_000))
                    for s in (10, 20)]  # still sleeping when the loop closes
@@ -61,10 +83,12 @@ def test_a_loop_closed_with_sleepers_pending_is_freed() -> None:
         assert not any(task.done() for task in pending)
         return loop
 
-    for runner in RUNNERS.values():
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for runner in [*RUNNERS.values()] * 5:
         ref = weakref.ref(runner(main()))
         gc.collect()
         assert ref() is None
+    assert len(os.listdir("/proc/self/fd")) <= descriptors
 
 
 async def _sleep(deadline: int) -> None:
