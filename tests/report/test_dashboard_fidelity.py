@@ -13,7 +13,9 @@ each attempt brackets the dashboard run between two CLI runs and asks that the
 dashboard's figures be at most 2 ms above the CLI's (the worse of the two, so
 the bound is as tight as the machine is quiet; a dashboard run that came out
 better is not a distortion); an attempt that does not is measured again, up
-to ``ATTEMPTS``. A systematic distortion fails every attempt.
+to ``ATTEMPTS``. A systematic distortion fails every attempt. (Three: on a host
+with a few percent of CPU steal, two attempts both came out 0.02-0.1 ms over once,
+with the CLI runs around them at 2-5 ms of lag p99 where a quiet host gives 1.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.jupyter import jupyter_env
 pytestmark = pytest.mark.serial  # timing judged against the machine: run alone
 
 REPO = Path(__file__).resolve().parents[2]
-ATTEMPTS = 2
+ATTEMPTS = 3
 TOLERANCE_MS = 2.0
 
 
