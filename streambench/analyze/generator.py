@@ -15,7 +15,11 @@ A window is **client-bound** when the generator's stall there, the larger of
 
 is at least ``limit_ms`` *and* at least ``share`` of the window's latency p99
 (or the window got no reply at all): the lag then explains most of the
-latency, and what was measured there is the client, not the target. With
+latency, and what was measured there is the client, not the target. A loop
+stall counts only when it covers at least :data:`COVER` of the window: a
+shorter one holds up fewer than 1% of the window's replies and so cannot make
+its p99 (a 6 ms stall in a 1 s window, which the hypervisor of a shared
+virtual machine causes now and then, is not the run being client-bound). With
 health rows, a generator process that used (nearly) a whole core in the
 window is reported as evidence (``client_cpu``) too.
 
@@ -35,13 +39,17 @@ LIMIT_MS = 5.0
 """Schedule lag (p99 in a window) at or above which the generator counts as behind."""
 SHARE = 0.5
 """...and the share of the window's latency p99 the lag must reach to explain it."""
+COVER = 0.01
+"""...and the share of the window an event-loop stall must cover to count at all."""
 MAX_SPANS = 3  # spans named in the one-line warning
 
 
-def client_bound(*, limit_ms: float = LIMIT_MS, share: float = SHARE) -> pl.Expr:
+def client_bound(*, window_ms: float, limit_ms: float = LIMIT_MS, share: float = SHARE
+                 ) -> pl.Expr:
     """Expression over a per-window table with ``lag_p99_ms``, ``p99_ms`` and
-    ``loop_stall_ms`` (may be null): is the window client-bound?"""
-    stall = pl.max_horizontal("lag_p99_ms", "loop_stall_ms")
+    ``loop_stall_ms`` (may be null): is the window (``window_ms`` long) client-bound?"""
+    loop = pl.when(pl.col("loop_stall_ms") >= COVER * window_ms).then("loop_stall_ms")
+    stall = pl.max_horizontal("lag_p99_ms", loop)
     explains = pl.col("p99_ms").is_null() | (stall >= share * pl.col("p99_ms"))
     return ((stall >= limit_ms) & explains).fill_null(False)
 
@@ -82,7 +90,8 @@ def generator_windows(
     table = windows.select("w", "start", "sent", "lag_p99_ms", "lag_max_ms", "p99_ms")
     table = table.join(health_windows(health, length_ns=length_ns, origin=origin),
                        on="w", how="left")  # fmt: skip
-    return table.with_columns(client_bound=client_bound(limit_ms=limit_ms, share=share))
+    return table.with_columns(client_bound=client_bound(window_ms=length_ns / 1e6,
+                                                        limit_ms=limit_ms, share=share))
 
 
 def spans(table: pl.DataFrame, *, length_ns: int, origin: int) -> list[tuple[int, int]]:
