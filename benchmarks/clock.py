@@ -32,7 +32,7 @@ async def measure(way: str, *, sleeps: int, senders: int) -> tuple[list[int], fl
     """(lateness of every wake-up in ns, CPU seconds) for ``sleeps`` sleeps."""
     loop = asyncio.get_running_loop()
     if way == "timer per sleeper":
-        setattr(loop, clock._ALARM, False)
+        clock.use_loop_timers(loop)
     late: list[int] = []
 
     async def sender(k: int) -> None:

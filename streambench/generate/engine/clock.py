@@ -54,6 +54,12 @@ def sleep_until(deadline_mono: int) -> asyncio.Future[None]:
     return waiter
 
 
+def use_loop_timers(loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``loop`` wake its sleepers the portable way (a loop timer each), as where
+    there is no timerfd: for tests and benchmarks that measure both ways."""
+    setattr(loop, _ALARM, False)
+
+
 def _wake(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None],
           deadline_mono: int) -> None:
     """The portable way: a loop timer per sleeper, set again while it fires early."""

@@ -25,7 +25,7 @@ def use(way: str) -> None:
     """Make the running loop wake its sleepers ``way``."""
     loop = asyncio.get_running_loop()
     if way == "timer per sleeper":
-        setattr(loop, clock._ALARM, False)
+        clock.use_loop_timers(loop)
     else:
         assert isinstance(clock._alarm_for(loop), clock.Alarm)
 
