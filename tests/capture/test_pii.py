@@ -67,11 +67,12 @@ def test_counts_by_kind_and_nulls_stay_null(scanner: Scanner):
     assert counts == {"email": 2, "ssn": 1}
 
 
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P"
+
 def test_a_column_of_few_values_is_masked_and_counted_row_by_row(scanner: Scanner):
     # scanned once per distinct value: the rows and the counts are those of every row
-    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P"
     values = ["a@example.com and b@example.com", None, "plain", "ssn 078-05-1120", "plain",
-              f"devices/{jwt}", "x Bearer abcdef123456789 y"]
+              f"devices/{JWT}", "x Bearer abcdef123456789 y"]
     column = pl.Series(values * 40)
     one = [scanner.mask(pl.Series([v], dtype=pl.String)) for v in values]
     for _ in range(2):  # again: the clean values are remembered, the others scanned again
@@ -93,8 +94,7 @@ def test_a_column_of_few_values_is_masked_and_counted_row_by_row(scanner: Scanne
 @pytest.mark.parametrize("distinct", [3, 200], ids=["few-values", "many-values"])
 def test_jwt_and_bearer_findings_are_counted_and_the_input_is_left_alone(
         scanner: Scanner, distinct: int):
-    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P"
-    values = [f"token {jwt}", "Authorization: Bearer abcdef123456789"]
+    values = [f"token {JWT}", "Authorization: Bearer abcdef123456789"]
     values += [f"plain {i}" for i in range(distinct - len(values))]
     column = pl.Series(values)
     masked, counts = scanner.mask(column)
