@@ -12,6 +12,7 @@ from streambench.capture.redact import Redactor, split_path
 from streambench.capture.schema import EVENT_SCHEMA
 from streambench.errors import ConfigError
 from streambench.scenario.model import Redaction
+from streambench.scrub import register
 
 NOV = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 POLICY = Redaction(allow=("value", "text", "device.model", "items[].sku"),
@@ -213,3 +214,25 @@ def test_a_request_echoed_inside_a_kept_string_is_redacted_as_a_payload(fast_pat
     assert json.loads(json.loads(out[1])["text"])["text"] == "call me at <phone>"
     assert json.loads(json.loads(out[2])["text"])["text"].startswith("<deep-json:")
     assert json.loads(out[0])["seq"] == 1
+
+
+def test_a_repeated_field_is_counted_per_row_whether_it_is_clean_or_not():
+    # A pool body's text sent and echoed in every message is checked once per
+    # distinct value; the rows that hold something are still masked and counted one by one.
+    redactor = Redactor(POLICY)
+    dirty = [json.dumps({"text": "mail alice@example.com", "cid": f"0-{i}"}) for i in range(100)]
+    clean = [json.dumps({"text": "hello there", "cid": f"1-{i}"}) for i in range(100)]
+    out = redactor.redact_table(events(dirty + clean)).column("payload").to_pylist()
+    assert [json.loads(p)["text"] for p in out] == ["mail <email>"] * 100 + ["hello there"] * 100
+    assert [json.loads(p)["cid"] for p in out[100:]] == [f"1-{i}" for i in range(100)]
+    assert redactor.counts["email"] == 100
+
+
+def test_a_secret_made_of_digits_is_removed_even_from_a_cid_shaped_value():
+    # Our own cids skip the PII scanners (none can match digits-dash-digits), but a
+    # registered secret could be made of digits: it is scrubbed from them all the same.
+    register("98765432")
+    payloads = [json.dumps({"text": "hi", "cid": f"98765432-{i}"}) for i in range(100)]
+    out = Redactor(POLICY).redact_table(events(payloads)).column("payload").to_pylist()
+    assert all("98765432" not in p for p in out)
+    assert json.loads(out[0])["text"] == "hi"
