@@ -17,8 +17,10 @@ process talking to its ``Chat`` method (one long-lived stream per connection):
 
 The figure is *messages per client core*: replies received divided by the CPU
 seconds the client process used meanwhile (every thread: grpcio's own and the
-capture writer's count). A Python gRPC server on one core may be slower than
-either client; dividing by the client's CPU time, not by wall time, keeps the
+capture writer's count), for streambench up to the moment every event is on
+disk. The compaction a run does after that (merging its parts into one file) is
+printed apart. A Python gRPC server on one core may be slower than either
+client; dividing by the client's CPU time, not by wall time, keeps the
 comparison about the clients. Wall-clock rates are printed too.
 
 On a machine with two CPUs or more the client process (every thread it has or
@@ -45,6 +47,7 @@ import grpc
 import polars as pl
 
 from streambench.capture.store import Store
+from streambench.generate.engine.progress import Progress
 from streambench.generate.engine.run import run_async as engine_run
 from streambench.scenario.model import BUILTIN_PROTO, Scenario, ServerFaults
 from streambench.scenario.proto import compile_proto
@@ -118,12 +121,15 @@ async def raw_grpcio(address: str, *, messages: int, connections: int) -> Figure
 
 
 async def streambench(url: str, *, rate: float, seconds: float, connections: int,
-                      store: Store, payloads: bool) -> tuple[Figure, int, int]:
-    """(figure, sent, received) of one streambench gRPC run (the engine, capture included).
+                      store: Store, payloads: bool) -> tuple[Figure, int, int, float]:
+    """(figure, sent, received, CPU seconds after the load) of one streambench gRPC run.
 
-    The engine's ``run_async`` rather than ``streambench.api``'s: the API goes on to
-    compute the run's summary from the store, which is analysis, not the client's
-    load; everything up to the last Parquet part being on disk is counted.
+    The CPU counted runs from the run's start to the moment every event is in a
+    Parquet part on disk (the engine's final progress report): the load and its
+    capture. What follows is the end-of-run compaction, merging the parts into one
+    file (a long run compacts every ``capture.compact_every`` from a separate
+    process instead): returned apart, not in the figure, like the summary
+    ``streambench.api`` computes after it (analysis, not the client's load).
     """
     scenario = Scenario.model_validate({
         "name": "grpc-echo",
@@ -133,13 +139,20 @@ async def streambench(url: str, *, rate: float, seconds: float, connections: int
         "message": {"body": {"text": TEXT, "value": 1.5}},
         "capture": {"redaction": {"allow": ["text", "value"]}, "payloads": payloads},
     })
+    loaded: list[float] = []
+
+    def on_progress(progress: Progress) -> None:
+        if progress.final:
+            loaded.append(time.process_time())
+
     cpu = time.process_time()
-    outcome = await engine_run(scenario, store=store)
-    cpu = time.process_time() - cpu
+    outcome = await engine_run(scenario, store=store, on_progress=on_progress)
+    after = time.process_time() - loaded[0]
+    cpu = loaded[0] - cpu
     events = store.events(outcome.run_id).select("kind", "ts").collect()
     sends, recvs = (events.filter(pl.col("kind") == kind) for kind in ("send", "recv"))
     wall = (recvs["ts"].max() - sends["ts"].min()).total_seconds()
-    return (recvs.height / cpu, recvs.height / wall), sends.height, recvs.height
+    return (recvs.height / cpu, recvs.height / wall), sends.height, recvs.height, after
 
 
 VARIANTS = {"streambench": True, "streambench, capture.payloads: false": False}
@@ -149,6 +162,7 @@ async def measure(args: argparse.Namespace, store: Store) -> dict[str, list[Figu
     """Every round's figure of each; ``--repeat`` alternating rounds (a shared machine
     is noisy: the best of each counts)."""
     rounds: dict[str, list[Figure]] = {"raw grpcio": [], **{name: [] for name in VARIANTS}}
+    compaction: dict[str, list[float]] = {name: [] for name in VARIANTS}
     async with EmbeddedTarget(ServerFaults(), grpc=True) as target:
         url = target.grpc_url
         if args.cpus is not None:
@@ -161,12 +175,15 @@ async def measure(args: argparse.Namespace, store: Store) -> dict[str, list[Figu
             rounds["raw grpcio"].append(raw)
             for name, payloads in VARIANTS.items():
                 # Offered above the raw client's rate: the figure is what it gets done.
-                figure, sent, received = await streambench(
+                figure, sent, received, after = await streambench(
                     url, rate=raw[1] * 1.5, seconds=args.seconds,
                     connections=args.connections, store=store, payloads=payloads)
+                compaction[name].append(after / received * 1e6)
                 if received != sent:
                     print(f"  note: {name}: {sent - received} of {sent} messages not answered")
                 rounds[name].append(figure)
+    print("end-of-run compaction (not counted above), CPU us per message, median: "
+          + "; ".join(f"{name} {statistics.median(us):.1f}" for name, us in compaction.items()))
     return rounds
 
 
