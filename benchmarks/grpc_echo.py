@@ -160,7 +160,7 @@ VARIANTS = {"streambench": True, "streambench, capture.payloads: false": False}
 
 async def measure(args: argparse.Namespace, store: Store) -> dict[str, list[Figure]]:
     """Every round's figure of each; ``--repeat`` alternating rounds (a shared machine
-    is noisy: the best of each counts)."""
+    is noisy: each round's variants run back to back, and their ratios are compared)."""
     rounds: dict[str, list[Figure]] = {"raw grpcio": [], **{name: [] for name in VARIANTS}}
     compaction: dict[str, list[float]] = {name: [] for name in VARIANTS}
     async with EmbeddedTarget(ServerFaults(), grpc=True) as target:
@@ -185,6 +185,12 @@ async def measure(args: argparse.Namespace, store: Store) -> dict[str, list[Figu
     print("end-of-run compaction (not counted above), CPU us per message, median: "
           + "; ".join(f"{name} {statistics.median(us):.1f}" for name, us in compaction.items()))
     return rounds
+
+
+def ratios_to_raw(rounds: dict[str, list[Figure]], name: str) -> list[float]:
+    """Each round's per-core figure of ``name`` over the raw client's in the same round."""
+    return [per / raw for (per, _), (raw, _) in zip(rounds[name], rounds["raw grpcio"],
+                                                     strict=True)]
 
 
 def main() -> None:
@@ -228,11 +234,6 @@ def main() -> None:
     print(f"goal streambench >= {GOAL_RATIO} x raw per client core (median of the rounds' "
           f"ratios): {ratio:.2f} {'ok' if ratio >= GOAL_RATIO else 'MISSED'}")
 
-
-def ratios_to_raw(rounds: dict[str, list[Figure]], name: str) -> list[float]:
-    """Each round's per-core figure of ``name`` over the raw client's in the same round."""
-    return [per / raw for (per, _), (raw, _) in zip(rounds[name], rounds["raw grpcio"],
-                                                     strict=True)]
 
 if __name__ == "__main__":
     main()
