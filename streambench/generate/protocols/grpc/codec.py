@@ -37,6 +37,7 @@ from streambench.scenario.proto import (
 _ZIGZAG = (FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
 _FIXED64 = (FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64)
 _FIXED32 = (FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_SFIXED32)
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 
 
 class CodecError(ValueError):
@@ -45,6 +46,14 @@ class CodecError(ValueError):
 
 def varint(value: int) -> bytes:
     """``value`` (>= 0) as a protobuf base-128 varint."""
+    # Up to three bytes (2,097,151: a run's sequence numbers, a cid's length) without a
+    # loop: this is on every request's path.
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streambench.generate.protocols.grpc.codec import CodecError, GrpcCodec, varint
@@ -50,6 +50,12 @@ def test_appended_cid_and_seq_decode_as_the_fields(tmp_path: Path, seq_type: str
 
 
 @given(st.integers(min_value=0, max_value=2**63))
+@example(0x7F).via("one byte's end")
+@example(0x80)
+@example(0x3FFF)
+@example(0x4000)
+@example(0x1FFFFF).via("the unrolled encoding's end")
+@example(0x200000)
 def test_varint_round_trips(value: int):
     decoded, shift = 0, 0
     for byte in varint(value):
