@@ -76,9 +76,13 @@ def _deterministic(segments: tuple[Segment, ...], *, conn: int, connections: int
     done = 0.0  # messages the profile held before the current segment
     for start, duration, r0, r1 in segments:
         in_segment = duration * (r0 + r1) / 2
+        # +0.5: message k sits in the middle of its slot, so a 1 s stage at
+        # 10 msg/s sends at 0.05, 0.15, ... and never at the boundary.
+        if r0 == r1:  # a constant rate: _solve_in_segment's first case, without the call
+            while index + 0.5 <= done + in_segment:
+                yield round((start + (index + 0.5 - done) / r0) * NS)
+                index += connections
         while index + 0.5 <= done + in_segment:
-            # +0.5: message k sits in the middle of its slot, so a 1 s stage at
-            # 10 msg/s sends at 0.05, 0.15, ... and never at the boundary.
             offset = _solve_in_segment(index + 0.5 - done, duration, r0, r1)
             yield round((start + offset) * NS)
             index += connections

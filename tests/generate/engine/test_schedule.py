@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streambench.generate.engine.schedule import NS, expected_count, schedule
+from streambench.generate.engine.schedule import NS, _solve_in_segment, expected_count, schedule
 from streambench.scenario.model import Load
 
 
@@ -25,6 +25,21 @@ def test_constant_rate_sends_rate_times_duration_evenly_spaced():
     assert max(gaps) - min(gaps) <= 1  # 5 ms apart, to the nanosecond (rounding)
     assert offsets[0] == pytest.approx(0.0025 * NS)  # middle of the first slot
     assert offsets[-1] < 2 * NS
+
+
+@pytest.mark.parametrize("rate", [3, 200, 9_000.5, 123_457])
+def test_a_constant_stage_sends_at_the_same_nanosecond_as_the_general_solver(rate: float):
+    load = Load(connections=3, stages=[{"duration": 0.5, "rate": 10},
+                                       {"duration": 1.5, "rate": rate}])
+    for conn in range(3):
+        expected, index, done = [], conn, 0.0
+        for start, duration, r0, r1 in ((0.0, 0.5, 10.0, 10.0), (0.5, 1.5, rate, rate)):
+            while index + 0.5 <= done + duration * r0:
+                offset = _solve_in_segment(index + 0.5 - done, duration, r0, r1)
+                expected.append(round((start + offset) * NS))
+                index += 3
+            done += duration * r0
+        assert list(schedule(load, seed=0, conn=conn)) == expected
 
 
 def test_connections_share_the_global_schedule_round_robin():
