@@ -19,9 +19,15 @@ The figure is *messages per client core*: replies received divided by the CPU
 seconds the client process used meanwhile (every thread: grpcio's own and the
 capture writer's count), for streambench up to the moment every event is on
 disk. The compaction a run does after that (merging its parts into one file) is
-printed apart. A Python gRPC server on one core may be slower than either
-client; dividing by the client's CPU time, not by wall time, keeps the
-comparison about the clients. Wall-clock rates are printed too.
+printed apart. A run also has costs that do not grow with it: opening the
+channels, the write path's first use (warmed up before the schedule starts), the
+first and last flushes, 0.2-0.3 CPU seconds in all (the raw client's channels are
+opened before its clock starts). ``--seconds 8`` dilutes them; over the default
+3 s they are a few percent of the figure, within the rounds' spread.
+
+A Python gRPC server on one core may be slower than either client; dividing by
+the client's CPU time, not by wall time, keeps the comparison about the clients.
+Wall-clock rates are printed too.
 
 On a machine with two CPUs or more the client process (every thread it has or
 starts) runs on one CPU and the server on another (``--no-pin`` leaves both to
@@ -196,7 +202,9 @@ def ratios_to_raw(rounds: dict[str, list[Figure]], name: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="for the raw client")
-    parser.add_argument("--seconds", type=float, default=3.0, help="streambench run length")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="streambench run length (its schedule's; a run behind it lasts "
+                             "longer)")
     parser.add_argument("--connections", type=int, default=4, help="streams (one per channel)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds (alternating)")
     parser.add_argument("--no-pin", action="store_true",
